@@ -1,0 +1,1 @@
+"""tracestop: stop reasoning models once they have their answer."""

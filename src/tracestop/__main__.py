@@ -1,0 +1,3 @@
+from tracestop.cli import main
+
+main()

@@ -1,0 +1,305 @@
+"""Candidate answers: extraction from a step, equivalence, and tracking across steps.
+
+Extraction is regex-based and cheap. Equivalence of mathematical answers uses Math-Verify,
+imported lazily on first use, with a fast path for answers that are equal once normalised.
+Math-Verify's own timeout is built on ``signal.alarm`` and fails off the main thread, so
+off the main thread it is called with its timeouts disabled.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from tracestop._types import Candidate
+
+__all__ = [
+    "AnswerFormat",
+    "AnswerState",
+    "AnswerTracker",
+    "equivalent",
+    "extract_candidate",
+    "extract_candidates",
+    "infer_format",
+    "normalize",
+]
+
+AnswerFormat = Literal["math", "choice", "yesno"]
+
+_CHOICE_BENCHMARKS = {"gpqa-diamond", "gpqa", "mmlu", "mmlu-pro"}
+_YESNO_BENCHMARKS = {"chainscope-iphr"}
+_YESNO_START = re.compile(
+    r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|will|would|should)\b", re.I
+)
+_OPTIONS_IN_QUESTION = re.compile(r"(?m)^\s*\(?[A-D][).:]\s+\S")
+
+
+def infer_format(question: str = "", benchmark: str | None = None) -> AnswerFormat:
+    """The answer format of a question: from the benchmark when known, else from its text."""
+    if benchmark:
+        b = benchmark.lower()
+        if b in _CHOICE_BENCHMARKS:
+            return "choice"
+        if b in _YESNO_BENCHMARKS:
+            return "yesno"
+        if b not in {"auto", ""}:
+            return "math"
+    if len(_OPTIONS_IN_QUESTION.findall(question)) >= 3:
+        return "choice"
+    if _YESNO_START.match(question) and not re.search(r"\$|\\\(|\d+\s*[-+*/^]\s*\d", question):
+        return "yesno"
+    return "math"
+
+
+# --- extraction -----------------------------------------------------------------------------
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_FINAL_ANSWER = re.compile(r"\*\*\s*final answer\s*:?\s*\*\*\s*:?\s*", re.I)
+_ANSWER_IS = re.compile(
+    r"\b(?:final answer|the answer|answer)\s+(?:is|would be|should be|must be|will be)\s*:?\s*",
+    re.I,
+)
+_CONCLUSION = re.compile(
+    r"(?:^|(?<=[.!?\n])\s*)(?:so|therefore|thus|hence|finally|in conclusion)\b[, ]",
+    re.I,
+)
+_NUMBER = re.compile(r"-?\$?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?%?")
+_LATEX_VALUE = re.compile(r"\\d?frac\{[^{}]*\}\{[^{}]*\}|\\sqrt\{[^{}]*\}|\\pi")
+
+_LETTER = r"\(?\**([A-J])\**\)?(?![A-Za-z0-9'])"
+_CHOICE_PATTERNS = (
+    ("boxed", re.compile(r"\\boxed\s*\{\s*\(?([A-J])\)?\s*\}")),
+    (
+        "answer-is",
+        re.compile(
+            r"\b(?:answer|choice|option)\s*(?:is|would be|should be|must be|remains|=|:)\s*(?:option\s+|choice\s+)?"
+            + _LETTER,
+            re.I,
+        ),
+    ),
+    (
+        "conclusion",
+        re.compile(
+            r"\b(?:go with|choose|select|pick|conclusion(?: remains| is)?:?)\s+(?:option\s+|choice\s+)?"
+            + _LETTER,
+            re.I,
+        ),
+    ),
+    (
+        "conclusion",
+        re.compile(
+            r"\b(?:option|choice)\s+\(?([A-J])\)?\s+is\s+(?:the\s+|much\s+)?(?:best|correct|right|most|strongest|only)",
+            re.I,
+        ),
+    ),
+    ("final-answer", re.compile(r"==>\s*\(?([A-J])\b")),
+)
+_YESNO_PATTERNS = (
+    ("boxed", re.compile(r"\\boxed\s*\{\s*(?:\\text\{)?\s*(YES|NO|Yes|No|yes|no)\b")),
+    (
+        "answer-is",
+        re.compile(
+            r"\banswer\s+(?:is|would be|should be|must be)\s*:?\s*\**\s*(yes|no)\b", re.I
+        ),
+    ),
+    ("final-answer", re.compile(r"(?<![A-Za-z])(YES|NO)(?![A-Za-z])")),
+)
+
+
+def _balanced(text: str, open_at: int) -> tuple[str, int] | None:
+    """Content of the brace group whose ``{`` is at ``open_at``, and the index after it."""
+    depth = 0
+    for i in range(open_at, len(text)):
+        c = text[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_at + 1 : i], i + 1
+    return None
+
+
+def _clean(value: str) -> str:
+    v = value.strip()
+    v = re.sub(r"^\$+|\$+$", "", v).strip()
+    v = re.sub(r"^\\\(|\\\)$", "", v).strip()
+    v = re.sub(r"^\\\[|\\\]$", "", v).strip()
+    v = v.rstrip(".,;: ").strip()
+    return v
+
+
+def _math_value(sentence: str) -> str | None:
+    """The value a concluding sentence states: a boxed value, the right-hand side of its last
+    ``=``, or its last number."""
+    s = sentence.strip()
+    m = _BOXED.search(s)
+    if m:
+        got = _balanced(s, m.end() - 1)
+        if got:
+            return _clean(got[0])
+    nums = list(_NUMBER.finditer(s)) + list(_LATEX_VALUE.finditer(s))
+    if not nums:
+        return None
+    last = max(nums, key=lambda m: m.end())
+    return _clean(last.group(0).replace("$", "").replace(",", "").replace(" ", ""))
+
+
+def extract_candidates(text: str, answer_format: AnswerFormat = "math") -> list[tuple[str, str]]:
+    """Every candidate answer a step states, in order, as ``(value, kind)``.
+
+    ``kind`` is one of ``boxed``, ``final-answer``, ``answer-is`` or ``conclusion``.
+    """
+    found: list[tuple[int, str, str]] = []
+    if answer_format == "choice":
+        for kind, pat in _CHOICE_PATTERNS:
+            for m in pat.finditer(text):
+                found.append((m.start(), m.group(1).upper(), kind))
+    elif answer_format == "yesno":
+        for kind, pat in _YESNO_PATTERNS:
+            for m in pat.finditer(text):
+                found.append((m.start(), m.group(1).upper(), kind))
+    else:
+        for m in _BOXED.finditer(text):
+            got = _balanced(text, m.end() - 1)
+            if got and got[0].strip():
+                found.append((m.start(), _clean(got[0]), "boxed"))
+        if not found:
+            for m in _FINAL_ANSWER.finditer(text):
+                v = _math_value(text[m.end() : m.end() + 200].split("\n\n")[0])
+                if v:
+                    found.append((m.start(), v, "final-answer"))
+            for m in _ANSWER_IS.finditer(text):
+                rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 200])[0]
+                v = _math_value(rest)
+                if v:
+                    found.append((m.start(), v, "answer-is"))
+            if not found:
+                for m in _CONCLUSION.finditer(text):
+                    rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 300])[0]
+                    if "?" in rest:
+                        continue
+                    v = _math_value(rest)
+                    if v:
+                        found.append((m.start(), v, "conclusion"))
+    found.sort(key=lambda t: t[0])
+    return [(v, k) for _, v, k in found]
+
+
+_KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3}
+
+
+def extract_candidate(text: str, answer_format: AnswerFormat = "math") -> tuple[str, str] | None:
+    """The candidate a step puts forward: its last statement of the strongest kind found."""
+    cands = extract_candidates(text, answer_format)
+    if not cands:
+        return None
+    best = min(_KIND_RANK[k] for _, k in cands)
+    return [c for c in cands if _KIND_RANK[c[1]] == best][-1]
+
+
+# --- equivalence ----------------------------------------------------------------------------
+
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+
+
+def normalize(value: str) -> str:
+    """A cheap canonical form: spacing, ``\\left``/``\\right``, ``\\dfrac``, thousands
+    separators, a leading ``x =`` and trailing units in ``\\text{}`` removed."""
+    v = value.strip().strip("$")
+    v = re.sub(r"\\(?:left|right|displaystyle|!|,|;|:|\s)", "", v)
+    v = v.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    v = re.sub(r"\^\{?\\circ\}?|°", "", v)
+    v = re.sub(r"(?<=\d),(?=\d{3}\b)", "", v)
+    v = re.sub(r"^[a-zA-Z]\s*=\s*", "", v)
+    v = _TEXT_WRAP.sub(lambda m: m.group(1), v)
+    v = re.sub(r"\s+", "", v)
+    v = v.rstrip(".")
+    v = re.sub(r"^\\\$|\\%$|%$", "", v)
+    return v.lower()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@lru_cache(maxsize=65536)
+def _parse(value: str, main: bool) -> object:
+    from math_verify import parse  # lazy: pulls in sympy
+
+    text = value if "\\boxed" in value else f"${value}$"
+    timeout = 5 if main else None
+    return parse(text, parsing_timeout=timeout)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=65536)
+def _verify(gold: str, pred: str, main: bool) -> bool:
+    from math_verify import verify
+
+    g, p = _parse(gold, main), _parse(pred, main)
+    if not g or not p:
+        return False
+    return bool(verify(g, p, timeout_seconds=5 if main else None))  # type: ignore[arg-type]
+
+
+def equivalent(gold: str, pred: str, answer_format: AnswerFormat = "math") -> bool:
+    """Whether ``pred`` is the same answer as ``gold`` (Math-Verify for math answers)."""
+    if answer_format != "math":
+        return gold.strip().strip("()*.").upper() == pred.strip().strip("()*.").upper()
+    if normalize(gold) == normalize(pred):
+        return True
+    try:
+        return _verify(gold, pred, _main_thread())
+    except Exception:  # noqa: BLE001 - Math-Verify can raise on odd LaTeX; treat as different
+        return False
+
+
+# --- tracking -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerState:
+    """The answer picture after a step.
+
+    ``current``: the latest candidate; ``since``: the step where the current candidate
+    became current (first stated after a different one); ``first_step``: the step where any
+    candidate first appeared; ``count``: statements of the current candidate since ``since``;
+    ``changes``: how many times the candidate changed to a different value;
+    ``kind``: how the current candidate was last stated.
+    """
+
+    current: str | None = None
+    since: int | None = None
+    first_step: int | None = None
+    count: int = 0
+    changes: int = 0
+    kind: str = ""
+    total: int = 0
+
+
+class AnswerTracker:
+    """Follows the candidate answers stated step by step."""
+
+    def __init__(self, answer_format: AnswerFormat = "math") -> None:
+        self.answer_format: AnswerFormat = answer_format
+        self.state = AnswerState()
+
+    def update(self, step: int, candidate: Candidate | None) -> AnswerState:
+        s = self.state
+        if candidate is None:
+            return s
+        if s.current is None:
+            s = AnswerState(candidate.value, step, step, 1, 0, candidate.kind, 1)
+        elif equivalent(s.current, candidate.value, self.answer_format):
+            s = AnswerState(
+                s.current, s.since, s.first_step, s.count + 1, s.changes, candidate.kind, s.total + 1
+            )
+        else:
+            s = AnswerState(
+                candidate.value, step, s.first_step, 1, s.changes + 1, candidate.kind, s.total + 1
+            )
+        self.state = s
+        return s

@@ -1,0 +1,129 @@
+"""``tracestop eval``: replay the recorded traces and report accuracy against tokens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracestop.cli._common import data_option, errors_to_click, progress_bar, warn
+from tracestop.evaluate.data import data_dir, load_traces
+from tracestop.evaluate.replay import TraceResult, policy_specs, replay_many
+from tracestop.evaluate.summary import summarise
+from tracestop.tokens import counter_for
+
+
+def run_eval(
+    data: str | None,
+    split: str,
+    policies: tuple[str, ...],
+    benchmarks: tuple[str, ...],
+    models: tuple[str, ...],
+    tagger: str | None = None,
+    workers: int | None = None,
+    show_progress: bool | None = None,
+) -> tuple[dict[str, Any], list[TraceResult]]:
+    """The eval job as a function: the JSON document and the per-trace results."""
+    from tracestop.policies import PRESETS
+
+    specs = policy_specs(list(policies) or ["default"])
+    root = data_dir(data)
+    ts = load_traces(root, benchmarks=benchmarks, models=models, split=split)  # type: ignore[arg-type]
+    for p in ts.problems[:10]:
+        warn(f"warning: skipped {p}")
+    if len(ts.problems) > 10:
+        warn(f"warning: {len(ts.problems) - 10} more malformed lines skipped")
+    with progress_bar(len(ts.traces), "replaying traces", show_progress) as advance:
+        results = replay_many(ts.traces, specs, tagger=tagger, workers=workers, progress=advance)
+    excluded = dict(ts.excluded)
+    for r in results:
+        if r.excluded:
+            excluded[r.excluded] = excluded.get(r.excluded, 0) + 1
+    counter = counter_for(None)
+    doc = {
+        "tokenizer": f"{counter.name}: exact for Qwen-family models (R1-Distill-Qwen, QwQ); "
+        "an approximation for Llama- and Gemma-based models",
+        "split": split,
+        "policies": {s: (PRESETS.get(s, s)) for s in specs},
+        "excluded": dict(sorted(excluded.items())),
+        "n_traces": sum(1 for r in results if not r.excluded),
+        "results": summarise(results, specs),
+    }
+    return doc, results
+
+
+def write_decisions(results: list[TraceResult], out: Path) -> Path:
+    """Per-trace decisions as JSONL, one line per trace × policy."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "decisions.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for r in results:
+            if r.excluded:
+                continue
+            for o in r.outcomes.values():
+                f.write(json.dumps({
+                    "trace_id": r.id, "benchmark": r.benchmark, "model": r.model, "split": r.split,
+                    "policy": o.policy, "stopped": o.stopped, "stop_step": o.step,
+                    "n_steps": r.n_steps, "reason": o.reason, "predicted": o.predicted,
+                    "gold": r.gold, "correct": o.correct, "correct_full": r.correct_full,
+                    "tokens": o.tokens, "tokens_full": r.tokens_full,
+                    "total_tokens": o.total_tokens,
+                    "total_tokens_full": r.tokens_full + r.answer_tokens,
+                }) + "\n")
+    return path
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """A plain-text table, one row per benchmark × model × policy."""
+    head = ("benchmark", "model", "policy", "n", "acc", "acc full", "Δ pts", "saved", "total saved",
+            "oracle", "captured", "regret")
+    rows = []
+    for r in doc["results"]:
+        cap = r["oracle_captured"]
+        rows.append((
+            r["benchmark"], r["model"], r["policy"], str(r["n"]), f"{r['accuracy']:.3f}",
+            f"{r['accuracy_full']:.3f}", f"{r['delta_pts']:+.1f}", f"{100 * r['saved']:.1f}%",
+            f"{100 * r['total_saved']:.1f}%", f"{100 * r['oracle_saved']:.1f}%",
+            "-" if cap is None else f"{100 * cap:.0f}%", f"{100 * r['regret']:.1f}%",
+        ))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    ex = ", ".join(f"{k}: {v}" for k, v in doc["excluded"].items()) or "none"
+    lines += ["", f"split: {doc['split']}; traces: {doc['n_traces']}; excluded: {ex}",
+              f"tokens: {doc['tokenizer']}"]
+    return "\n".join(lines)
+
+
+@click.command("eval")
+@data_option
+@click.option("--split", type=click.Choice(["dev", "test", "all"]), default="test", show_default=True,
+              help="Which problems: dev (tuning), test (reported numbers) or all.")
+@click.option("--policy", "policies", multiple=True, metavar="SPEC",
+              help="Policy spec, e.g. traces-shift:window=4,delta=0.75 (repeatable). "
+                   "Default: the 'default' preset. 'none' and 'oracle' are always added.")
+@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks (repeatable).")
+@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@click.option("--tagger", default=None, help="Step tagger name (default: the best measured).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Also write per-trace decisions (decisions.jsonl) and the summary here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def eval_command(data: str | None, split: str, policies: tuple[str, ...], benchmarks: tuple[str, ...],
+                 models: tuple[str, ...], tagger: str | None, workers: int | None, out: str | None,
+                 as_json: bool) -> None:
+    """Replay the recorded traces and report accuracy against thinking tokens per
+    benchmark × model × policy (with full generation and the oracle)."""
+    with errors_to_click():
+        doc, results = run_eval(data, split, policies, benchmarks, models, tagger, workers)
+    if out:
+        path = write_decisions(results, Path(out))
+        (Path(out) / "summary.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        warn(f"wrote {path} and {Path(out) / 'summary.json'}")
+    if as_json:
+        click.echo(json.dumps(doc))
+    else:
+        click.echo(format_table(doc))

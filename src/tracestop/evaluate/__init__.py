@@ -1,0 +1,1 @@
+"""Offline evaluation: replay recorded traces through the Monitor and report."""

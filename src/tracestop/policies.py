@@ -1,0 +1,484 @@
+"""Stopping policies: small objects with one method, ``decide(state) -> Decision``.
+
+A policy sees a ``TraceState``: the tagged steps so far (with cumulative counts, so every
+question a policy asks is O(1) or O(window)), and the answer picture after the last step.
+Parameters live in frozen dataclasses validated at construction. Policies compose with
+``AnyOf`` (stop when any member stops) and ``AllOf`` (stop when all do).
+
+Spec strings name a policy and its parameters: ``"traces-shift:window=4,delta=0.75"``;
+``"a & b"`` is ``AllOf``, ``"a | b"`` is ``AnyOf`` (``&`` binds tighter). Presets are named
+specs (``PRESETS``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from tracestop._types import Action, Decision, Role, StepType, TaggedStep
+from tracestop.answers import AnswerState
+from tracestop.errors import ConfigError
+
+__all__ = [
+    "PRESETS",
+    "AllOf",
+    "AnyOf",
+    "Budget",
+    "Consistency",
+    "Never",
+    "Oracle",
+    "POLICIES",
+    "Policy",
+    "StepRecord",
+    "TraceState",
+    "TracesCount",
+    "TracesShift",
+    "parse_policy",
+]
+
+_TYPES = list(StepType)
+_TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A tagged step with the running totals a policy needs.
+
+    ``tokens_cum``: thinking tokens up to the end of this step; ``evaluative_cum``: evaluative
+    steps among steps 0..this; ``type_cum``: per-type counts among steps 0..this, in
+    ``StepType`` order.
+    """
+
+    tagged: TaggedStep
+    answer: AnswerState
+    tokens_cum: int
+    evaluative_cum: int
+    type_cum: tuple[int, ...]
+
+    @property
+    def index(self) -> int:
+        return self.tagged.step.index
+
+    @property
+    def type(self) -> StepType:
+        return self.tagged.tag.type
+
+
+class TraceState:
+    """The trace as a policy sees it after step ``n - 1`` (the first ``n`` records)."""
+
+    __slots__ = ("_records", "n")
+
+    def __init__(self, records: Sequence[StepRecord], n: int | None = None) -> None:
+        self._records = records
+        self.n = len(records) if n is None else n
+
+    @property
+    def last(self) -> StepRecord:
+        return self._records[self.n - 1]
+
+    @property
+    def answer(self) -> AnswerState:
+        return self.last.answer
+
+    @property
+    def step(self) -> int:
+        return self.n - 1
+
+    @property
+    def tokens(self) -> int:
+        return self.last.tokens_cum
+
+    def record(self, i: int) -> StepRecord:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self._records[i]
+
+    def evaluative_in_last(self, window: int) -> int:
+        """Evaluative steps among the last ``window`` steps."""
+        lo = self.n - window
+        before = self._records[lo - 1].evaluative_cum if lo >= 1 else 0
+        return self.last.evaluative_cum - before
+
+    def count_since(self, types: Sequence[StepType], since: int) -> int:
+        """Steps of the given types strictly after step ``since``."""
+        last = self.last.type_cum
+        base = self._records[since].type_cum
+        return sum(last[_TYPE_INDEX[t]] - base[_TYPE_INDEX[t]] for t in types)
+
+
+class Policy:
+    """Base class: ``decide(state)`` returns CONTINUE or STOP with a one-sentence reason."""
+
+    name: ClassVar[str] = "policy"
+
+    def decide(self, state: TraceState) -> Decision:
+        raise NotImplementedError(f"{type(self).__name__} must implement decide(state)")
+
+    def spec(self) -> str:
+        """The spec string that rebuilds this policy."""
+        if not dataclasses.is_dataclass(self):
+            return self.name
+        params = []
+        for f in dataclasses.fields(self):
+            if not f.init or f.metadata.get("internal"):
+                continue
+            v = getattr(self, f.name)
+            if isinstance(v, tuple):
+                v = "+".join(x.value if isinstance(x, StepType) else str(x) for x in v)
+            params.append(f"{f.name}={v}")
+        return f"{self.name}:{','.join(params)}" if params else self.name
+
+    def _stop(self, state: TraceState, why: str, **details: object) -> Decision:
+        return Decision(
+            Action.STOP,
+            f"stopped after step {state.step + 1}: {why}",
+            self.spec(),
+            state.step,
+            dict(details),
+        )
+
+    def _go(self, state: TraceState) -> Decision:
+        return Decision(Action.CONTINUE, "", self.name, state.step)
+
+
+def _fmt(v: str | None) -> str:
+    v = v or ""
+    return v if len(v) <= 40 else v[:37] + "..."
+
+
+@dataclass(frozen=True)
+class TracesShift(Policy):
+    """The paper's behaviour-shift criterion.
+
+    After the current candidate answer appeared, stop when at least ``delta`` of the last
+    ``window`` steps are evaluative (verification, final_conclusion), none of those steps
+    brought a new different candidate, and the candidate was stated at least ``min_count``
+    times.
+    """
+
+    name: ClassVar[str] = "traces-shift"
+    window: int = 4
+    delta: float = 0.75
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ConfigError(f"traces-shift: window must be >= 1, got {self.window}")
+        if not 0.0 < self.delta <= 1.0:
+            raise ConfigError(f"traces-shift: delta must be in (0, 1], got {self.delta}")
+        if self.min_count < 1:
+            raise ConfigError(f"traces-shift: min_count must be >= 1, got {self.min_count}")
+
+    def decide(self, state: TraceState) -> Decision:
+        a = state.answer
+        if a.current is None or state.n < self.window or a.count < self.min_count:
+            return self._go(state)
+        # no new candidate inside the window: the current one was stated at its start or before
+        assert a.since is not None
+        if a.since > state.step - self.window + 1:
+            return self._go(state)
+        ev = state.evaluative_in_last(self.window)
+        if ev < self.delta * self.window:
+            return self._go(state)
+        return self._stop(
+            state,
+            f"answer {_fmt(a.current)} first stated at step {a.since + 1}, then {ev} of the last "
+            f"{self.window} steps were evaluative and no new answer appeared",
+            answer=a.current,
+        )
+
+
+_DEFAULT_COUNT_TYPES = (StepType.VERIFICATION, StepType.META_COGNITION)
+
+
+def _parse_types(value: object) -> tuple[StepType, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.replace("+", " ").split() if v]
+    out = []
+    for v in value:  # type: ignore[attr-defined]
+        try:
+            out.append(StepType(v))
+        except ValueError:
+            raise ConfigError(
+                f"unknown step type {v!r}: use one of {', '.join(t.value for t in StepType)}"
+            ) from None
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class TracesCount(Policy):
+    """The paper's step-count criterion: stop when ``k`` steps of the chosen ``types`` have
+    followed the appearance of the current candidate answer."""
+
+    name: ClassVar[str] = "traces-count"
+    k: int = 3
+    types: tuple[StepType, ...] = _DEFAULT_COUNT_TYPES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "types", _parse_types(self.types))
+        if self.k < 1:
+            raise ConfigError(f"traces-count: k must be >= 1, got {self.k}")
+        if not self.types:
+            raise ConfigError("traces-count: types must name at least one step type")
+
+    def decide(self, state: TraceState) -> Decision:
+        a = state.answer
+        if a.current is None:
+            return self._go(state)
+        assert a.since is not None
+        n = state.count_since(self.types, a.since)
+        if n < self.k:
+            return self._go(state)
+        names = "/".join(t.value for t in self.types)
+        return self._stop(
+            state,
+            f"answer {_fmt(a.current)} first stated at step {a.since + 1}, then {n} {names} "
+            f"steps followed without a new answer",
+            answer=a.current,
+        )
+
+
+@dataclass(frozen=True)
+class Budget(Policy):
+    """Baseline: stop at the first step boundary at or past ``tokens`` thinking tokens."""
+
+    name: ClassVar[str] = "budget"
+    tokens: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.tokens < 1:
+            raise ConfigError(f"budget: tokens must be >= 1, got {self.tokens}")
+
+    def decide(self, state: TraceState) -> Decision:
+        if state.tokens < self.tokens:
+            return self._go(state)
+        return self._stop(
+            state, f"{state.tokens} thinking tokens used, budget is {self.tokens}",
+            answer=state.answer.current,
+        )
+
+
+@dataclass(frozen=True)
+class Consistency(Policy):
+    """Baseline: stop when the last ``k`` candidate answers stated agree."""
+
+    name: ClassVar[str] = "consistency"
+    k: int = 3
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"consistency: k must be >= 1, got {self.k}")
+
+    def decide(self, state: TraceState) -> Decision:
+        a = state.answer
+        if a.current is None or a.count < self.k or state.last.tagged.candidate is None:
+            return self._go(state)
+        return self._stop(
+            state, f"the last {self.k} candidate answers all agree on {_fmt(a.current)}",
+            answer=a.current,
+        )
+
+
+@dataclass(frozen=True)
+class Oracle(Policy):
+    """Evaluation only: stop at the end of the first step whose candidate is correct.
+
+    ``is_correct`` judges a candidate against the gold answer; replay supplies it per trace.
+    """
+
+    name: ClassVar[str] = "oracle"
+    is_correct: Callable[[str], bool] | None = field(
+        default=None, compare=False, metadata={"internal": True}
+    )
+
+    def with_gold(self, is_correct: Callable[[str], bool]) -> Oracle:
+        return Oracle(is_correct)
+
+    def decide(self, state: TraceState) -> Decision:
+        if self.is_correct is None:
+            raise ConfigError(
+                "the oracle policy needs the gold answer: it exists for evaluation (replay) only"
+            )
+        cand = state.last.tagged.candidate
+        if cand is None or not self.is_correct(state.answer.current or cand.value):
+            return self._go(state)
+        return self._stop(
+            state, f"the candidate {_fmt(cand.value)} stated here is correct (oracle)",
+            answer=cand.value,
+        )
+
+
+@dataclass(frozen=True)
+class Never(Policy):
+    """Full generation: never stops."""
+
+    name: ClassVar[str] = "none"
+
+    def decide(self, state: TraceState) -> Decision:
+        return self._go(state)
+
+
+@dataclass(frozen=True)
+class AnyOf(Policy):
+    """Stops when any member stops; the reason is the first stopping member's."""
+
+    name: ClassVar[str] = "any"
+    members: tuple[Policy, ...] = ()
+
+    def decide(self, state: TraceState) -> Decision:
+        for p in self.members:
+            d = p.decide(state)
+            if d.stop:
+                return d
+        return self._go(state)
+
+    def spec(self) -> str:
+        return " | ".join(p.spec() for p in self.members)
+
+    def bind(self, fn: Callable[[Policy], Policy]) -> AnyOf:
+        return AnyOf(tuple(fn(p) for p in self.members))
+
+
+@dataclass(frozen=True)
+class AllOf(Policy):
+    """Stops when every member stops at the same step; the reasons are joined."""
+
+    name: ClassVar[str] = "all"
+    members: tuple[Policy, ...] = ()
+
+    def decide(self, state: TraceState) -> Decision:
+        reasons = []
+        for p in self.members:
+            d = p.decide(state)
+            if not d.stop:
+                return self._go(state)
+            reasons.append(d.reason.split(": ", 1)[-1])
+        return Decision(
+            Action.STOP,
+            f"stopped after step {state.step + 1}: " + "; and ".join(reasons),
+            self.spec(),
+            state.step,
+            {"answer": state.answer.current},
+        )
+
+    def spec(self) -> str:
+        return " & ".join(p.spec() for p in self.members)
+
+    def bind(self, fn: Callable[[Policy], Policy]) -> AllOf:
+        return AllOf(tuple(fn(p) for p in self.members))
+
+
+POLICIES: dict[str, type[Policy]] = {
+    cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Oracle, Never)
+}
+
+#: named presets: a name → a spec. ``default`` is the best TRACES criterion measured so far.
+PRESETS: dict[str, str] = {
+    "default": "traces-shift:window=4,delta=0.75",
+    "paper-shift": "traces-shift:window=4,delta=0.75",
+    "paper-count": "traces-count:k=3",
+    "full": "none",
+}
+
+
+def _convert(cls: type[Policy], name: str, raw: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    f = fields[name]
+    default = f.default
+    if isinstance(default, bool):
+        if raw.lower() in {"1", "true", "yes"}:
+            return True
+        if raw.lower() in {"0", "false", "no"}:
+            return False
+        raise ConfigError(f"{cls.name}: {name} must be true or false, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{cls.name}: {name} must be an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{cls.name}: {name} must be a number, got {raw!r}") from None
+    return raw
+
+
+def _parse_one(spec: str, presets: Mapping[str, str], depth: int) -> Policy:
+    spec = spec.strip()
+    if not spec:
+        raise ConfigError("empty policy spec: name a policy, e.g. 'traces-shift:window=4'")
+    name, _, params = spec.partition(":")
+    name = name.strip()
+    if name in presets and name not in POLICIES:
+        if params:
+            raise ConfigError(f"preset {name!r} takes no parameters; use the policy it names")
+        if depth > 8:
+            raise ConfigError(f"preset {name!r} refers to itself")
+        return parse_policy(presets[name], presets, _depth=depth + 1)
+    if name not in POLICIES:
+        known = sorted(POLICIES) + sorted(presets)
+        raise ConfigError(f"unknown policy {name!r}: use one of {', '.join(known)}")
+    cls = POLICIES[name]
+    kwargs: dict[str, Any] = {}
+    valid = [f.name for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")]  # type: ignore[arg-type]
+    for item in filter(None, (p.strip() for p in params.split(","))):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq:
+            raise ConfigError(f"{name}: parameter {item!r} needs a value, as in {key}=VALUE")
+        if key not in valid:
+            hint = f"valid: {', '.join(valid)}" if valid else "it takes none"
+            raise ConfigError(f"{name}: unknown parameter {key!r} ({hint})")
+        kwargs[key] = _convert(cls, key, raw.strip())
+    return cls(**kwargs)
+
+
+def parse_policy(
+    spec: str | Policy, presets: Mapping[str, str] | None = None, *, _depth: int = 0
+) -> Policy:
+    """Build a policy from a spec string such as ``"traces-shift:window=4,delta=0.75"``,
+    ``"budget:tokens=4000 | traces-count:k=2"`` or a preset name such as ``"default"``."""
+    if isinstance(spec, Policy):
+        return spec
+    presets = PRESETS if presets is None else {**PRESETS, **presets}
+    alts = [a for a in spec.split("|")]
+    built_alts: list[Policy] = []
+    for alt in alts:
+        parts = [_parse_one(p, presets, _depth) for p in alt.split("&")]
+        built_alts.append(parts[0] if len(parts) == 1 else AllOf(tuple(parts)))
+    return built_alts[0] if len(built_alts) == 1 else AnyOf(tuple(built_alts))
+
+
+def bind_gold(policy: Policy, is_correct: Callable[[str], bool]) -> Policy:
+    """Give every ``Oracle`` inside ``policy`` its per-trace correctness judge."""
+    if isinstance(policy, Oracle):
+        return policy.with_gold(is_correct)
+    if isinstance(policy, (AnyOf, AllOf)):
+        return policy.bind(lambda p: bind_gold(p, is_correct))
+    return policy
+
+
+def record_for(
+    tagged: TaggedStep, answer: AnswerState, previous: StepRecord | None
+) -> StepRecord:
+    """The running-total record of a step, given the record of the step before it."""
+    t = _TYPE_INDEX[tagged.tag.type]
+    if previous is None:
+        counts = [0] * len(_TYPES)
+        counts[t] = 1
+        return StepRecord(
+            tagged, answer, tagged.tokens, int(tagged.tag.role is Role.EVALUATIVE), tuple(counts)
+        )
+    counts = list(previous.type_cum)
+    counts[t] += 1
+    return StepRecord(
+        tagged,
+        answer,
+        previous.tokens_cum + tagged.tokens,
+        previous.evaluative_cum + int(tagged.tag.role is Role.EVALUATIVE),
+        tuple(counts),
+    )
