@@ -1,1 +1,103 @@
-"""tracestop: stop reasoning models once they have their answer."""
+"""tracestop: stop reasoning models once they have their answer.
+
+Tag each step of a chain of thought as it streams, track the candidate answers, and stop
+when the model has moved from constructive work to confirming an answer it already has::
+
+    from tracestop import Monitor
+
+    m = Monitor("default", question=question)
+    for delta in stream:
+        if m.feed(delta).stop:
+            break
+    print(m.report()["reason"])
+"""
+
+from __future__ import annotations
+
+from tracestop._types import Action, Candidate, Decision, Role, Step, StepType, Tag, TaggedStep
+from tracestop.answers import (
+    AnswerState,
+    AnswerTracker,
+    equivalent,
+    extract_candidate,
+    infer_format,
+)
+from tracestop.errors import (
+    ConfigError,
+    DataError,
+    TraceFormatError,
+    TracestopError,
+    UpstreamError,
+)
+from tracestop.evaluate.data import Trace, load_traces
+from tracestop.evaluate.replay import Outcome, TraceResult, replay, replay_many
+from tracestop.monitor import Monitor
+from tracestop.policies import (
+    PRESETS,
+    AllOf,
+    AnyOf,
+    Budget,
+    Consistency,
+    Never,
+    Oracle,
+    Policy,
+    TracesCount,
+    TracesShift,
+    TraceState,
+    parse_policy,
+)
+from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter, segment, split_thinking
+from tracestop.tag.base import TagContext, Tagger
+from tracestop.templates import TEMPLATES, Template, template_for
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "TEMPLATES",
+    "Action",
+    "AllOf",
+    "AnswerState",
+    "AnswerTracker",
+    "AnyOf",
+    "Budget",
+    "Candidate",
+    "ConfigError",
+    "Consistency",
+    "DataError",
+    "Decision",
+    "Monitor",
+    "Never",
+    "Oracle",
+    "Outcome",
+    "Policy",
+    "Role",
+    "Segmenter",
+    "SegmenterConfig",
+    "Step",
+    "StepType",
+    "Tag",
+    "TagContext",
+    "TaggedStep",
+    "Tagger",
+    "Template",
+    "ThinkingSplitter",
+    "Trace",
+    "TraceFormatError",
+    "TraceResult",
+    "TraceState",
+    "TracesCount",
+    "TracesShift",
+    "TracestopError",
+    "UpstreamError",
+    "equivalent",
+    "extract_candidate",
+    "infer_format",
+    "load_traces",
+    "parse_policy",
+    "replay",
+    "replay_many",
+    "segment",
+    "split_thinking",
+    "template_for",
+]

@@ -32,7 +32,7 @@ AnswerFormat = Literal["math", "choice", "yesno"]
 _CHOICE_BENCHMARKS = {"gpqa-diamond", "gpqa", "mmlu", "mmlu-pro"}
 _YESNO_BENCHMARKS = {"chainscope-iphr"}
 _YESNO_START = re.compile(
-    r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|will|would|should)\b", re.I
+    r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE
 )
 _OPTIONS_IN_QUESTION = re.compile(r"(?m)^\s*\(?[A-D][).:]\s+\S")
 
@@ -57,14 +57,14 @@ def infer_format(question: str = "", benchmark: str | None = None) -> AnswerForm
 # --- extraction -----------------------------------------------------------------------------
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_FINAL_ANSWER = re.compile(r"\*\*\s*final answer\s*:?\s*\*\*\s*:?\s*", re.I)
+_FINAL_ANSWER = re.compile(r"\*\*\s*final answer\s*:?\s*\*\*\s*:?\s*", re.IGNORECASE)
 _ANSWER_IS = re.compile(
     r"\b(?:final answer|the answer|answer)\s+(?:is|would be|should be|must be|will be)\s*:?\s*",
-    re.I,
+    re.IGNORECASE,
 )
 _CONCLUSION = re.compile(
     r"(?:^|(?<=[.!?\n])\s*)(?:so|therefore|thus|hence|finally|in conclusion)\b[, ]",
-    re.I,
+    re.IGNORECASE,
 )
 _NUMBER = re.compile(r"-?\$?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?%?")
 _LATEX_VALUE = re.compile(r"\\d?frac\{[^{}]*\}\{[^{}]*\}|\\sqrt\{[^{}]*\}|\\pi")
@@ -77,7 +77,7 @@ _CHOICE_PATTERNS = (
         re.compile(
             r"\b(?:answer|choice|option)\s*(?:is|would be|should be|must be|remains|=|:)\s*(?:option\s+|choice\s+)?"
             + _LETTER,
-            re.I,
+            re.IGNORECASE,
         ),
     ),
     (
@@ -85,14 +85,14 @@ _CHOICE_PATTERNS = (
         re.compile(
             r"\b(?:go with|choose|select|pick|conclusion(?: remains| is)?:?)\s+(?:option\s+|choice\s+)?"
             + _LETTER,
-            re.I,
+            re.IGNORECASE,
         ),
     ),
     (
         "conclusion",
         re.compile(
             r"\b(?:option|choice)\s+\(?([A-J])\)?\s+is\s+(?:the\s+|much\s+)?(?:best|correct|right|most|strongest|only)",
-            re.I,
+            re.IGNORECASE,
         ),
     ),
     ("final-answer", re.compile(r"==>\s*\(?([A-J])\b")),
@@ -102,7 +102,7 @@ _YESNO_PATTERNS = (
     (
         "answer-is",
         re.compile(
-            r"\banswer\s+(?:is|would be|should be|must be)\s*:?\s*\**\s*(yes|no)\b", re.I
+            r"\banswer\s+(?:is|would be|should be|must be)\s*:?\s*\**\s*(yes|no)\b", re.IGNORECASE
         ),
     ),
     ("final-answer", re.compile(r"(?<![A-Za-z])(YES|NO)(?![A-Za-z])")),

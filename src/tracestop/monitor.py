@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from tracestop._types import Action, Candidate, Decision, StepType, TaggedStep
-from tracestop.answers import AnswerFormat, AnswerState, AnswerTracker, extract_candidate, infer_format
+from tracestop.answers import (
+    AnswerFormat,
+    AnswerState,
+    AnswerTracker,
+    extract_candidate,
+    infer_format,
+)
+from tracestop.errors import ConfigError
 from tracestop.policies import Policy, StepRecord, TraceState, parse_policy, record_for
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
@@ -45,6 +52,9 @@ class Monitor:
     * **model** - model or family name, picks the end-of-thinking template.
     * **count_tokens** - a token counter (``text -> int`` with a ``name``); chars/4 by default.
     * **observe** - never stop, only record where the policy would have stopped.
+    * **conclusions** - when a value in a concluding sentence ("So, ... is 42.") counts as a
+      candidate answer: ``"tagged"`` (the tagger reads the step as a conclusion),
+      ``"always"`` or ``"never"`` (only boxed / "the answer is" / "Final Answer" forms).
     """
 
     def __init__(
@@ -59,7 +69,8 @@ class Monitor:
         count_tokens: TokenCounter | None = None,
         observe: bool = False,
         presets: Mapping[str, str] | None = None,
-        segmenter: SegmenterConfig = SegmenterConfig(),
+        segmenter: SegmenterConfig | None = None,
+        conclusions: str = "tagged",
     ) -> None:
         self.policy = parse_policy(policy, presets)
         if tagger is None or isinstance(tagger, str):
@@ -72,6 +83,9 @@ class Monitor:
         self.template: Template = template_for(model)
         self.count_tokens: TokenCounter = count_tokens or ApproxCounter()
         self.observe = observe
+        if conclusions not in ("never", "tagged", "always"):
+            raise ConfigError(f"conclusions must be never, tagged or always, got {conclusions!r}")
+        self.conclusions = conclusions
         self.records: list[StepRecord] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
@@ -79,7 +93,7 @@ class Monitor:
         self.decision: Decision | None = None  # the first STOP (or would-stop in observe mode)
         self.thinking_closed = False
         self._splitter = ThinkingSplitter()
-        self._segmenter = Segmenter(segmenter)
+        self._segmenter = Segmenter(segmenter or SegmenterConfig())
         self._tracker = AnswerTracker(self.answer_format)
         self._thinking: list[str] = []
         self._answer: list[str] = []
@@ -177,7 +191,11 @@ class Monitor:
             ),
         )
         cand = None
-        if found is not None and (strong or tag.type in _CONCLUDING):
+        if found is not None and (
+            strong
+            or self.conclusions == "always"
+            or (self.conclusions == "tagged" and tag.type in _CONCLUDING)
+        ):
             cand = Candidate(found[0], found[1], step.index)
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)

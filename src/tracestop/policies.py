@@ -22,6 +22,7 @@ from tracestop.answers import AnswerState
 from tracestop.errors import ConfigError
 
 __all__ = [
+    "POLICIES",
     "PRESETS",
     "AllOf",
     "AnyOf",
@@ -29,7 +30,6 @@ __all__ = [
     "Consistency",
     "Never",
     "Oracle",
-    "POLICIES",
     "Policy",
     "StepRecord",
     "TraceState",

@@ -21,10 +21,11 @@ from tracestop._types import Step
 from tracestop.errors import ConfigError
 from tracestop.templates import CLOSE_MARKERS, OPEN_MARKERS
 
-__all__ = ["Segmenter", "SegmenterConfig", "ThinkingSplitter", "split_thinking", "segment"]
+__all__ = ["Segmenter", "SegmenterConfig", "ThinkingSplitter", "segment", "split_thinking"]
 
 _BOUNDARY = re.compile(r"\n\s*\n")
 _NON_SPACE = re.compile(r"\S")
+_TRAILING_BOUNDARY = re.compile(r"\n\s*\n\s*\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,9 @@ class Segmenter:
             return []
         self._ended = True
         out: list[Step] = []
-        rest = self._tail.rstrip()
+        # a blank line at the very end is a boundary with nothing after it
+        m = _TRAILING_BOUNDARY.search(self._tail)
+        rest = self._tail[: m.start()] if m else self._tail
         if rest.strip():
             self._fragment(rest, self._tail_start, out)
         if self._held is not None:

@@ -32,13 +32,13 @@ class Template:
         return f"\n{self.close}\n\n{cue}"
 
 
-_THINK = dict(
-    open="<think>",
-    close="</think>",
-    answer_cue="**Final Answer**\n",
-    choice_cue="**Final Answer** (the letter of the correct option): ",
-    yesno_cue="**Final Answer** (YES or NO): ",
-)
+_THINK = {
+    "open": "<think>",
+    "close": "</think>",
+    "answer_cue": "**Final Answer**\n",
+    "choice_cue": "**Final Answer** (the letter of the correct option): ",
+    "yesno_cue": "**Final Answer** (YES or NO): ",
+}
 
 TEMPLATES: dict[str, Template] = {
     "deepseek-r1": Template(family="deepseek-r1", **_THINK),

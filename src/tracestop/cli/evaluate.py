@@ -62,8 +62,7 @@ def write_decisions(results: list[TraceResult], out: Path) -> Path:
         for r in results:
             if r.excluded:
                 continue
-            for o in r.outcomes.values():
-                f.write(json.dumps({
+            f.writelines(json.dumps({
                     "trace_id": r.id, "benchmark": r.benchmark, "model": r.model, "split": r.split,
                     "policy": o.policy, "stopped": o.stopped, "stop_step": o.step,
                     "n_steps": r.n_steps, "reason": o.reason, "predicted": o.predicted,
@@ -71,7 +70,7 @@ def write_decisions(results: list[TraceResult], out: Path) -> Path:
                     "tokens": o.tokens, "tokens_full": r.tokens_full,
                     "total_tokens": o.total_tokens,
                     "total_tokens_full": r.tokens_full + r.answer_tokens,
-                }) + "\n")
+                }) + "\n" for o in r.outcomes.values())
     return path
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,11 +23,21 @@ from typing import Any
 from tracestop.answers import AnswerFormat, equivalent, extract_candidate, infer_format
 from tracestop.evaluate.data import Trace
 from tracestop.monitor import Monitor
-from tracestop.policies import Never, Policy, TraceState, bind_gold, parse_policy
+from tracestop.policies import Never, Policy, StepRecord, TraceState, bind_gold, parse_policy
 from tracestop.segment import split_thinking
 from tracestop.tokens import TokenCounter, counter_for
 
-__all__ = ["Outcome", "TraceResult", "replay", "replay_many", "policy_specs"]
+__all__ = [
+    "Outcome",
+    "Prepared",
+    "TraceResult",
+    "apply_policy",
+    "policy_specs",
+    "prepare",
+    "prepare_many",
+    "replay",
+    "replay_many",
+]
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class TraceResult:
 
 
 _LONE_LETTER = re.compile(r"^\W*\(?([A-J])\)?\W*$")
-_LONE_YESNO = re.compile(r"\b(YES|NO)\b", re.I)
+_LONE_YESNO = re.compile(r"\b(YES|NO)\b", re.IGNORECASE)
 
 
 def recorded_answer(
@@ -101,66 +111,95 @@ def policy_specs(specs: Sequence[str]) -> list[str]:
     return out
 
 
+@dataclass
+class Prepared:
+    """A trace after one Monitor pass: everything a policy needs to be replayed on it."""
+
+    result: TraceResult  # with no outcomes yet (or ``excluded`` set)
+    records: list[StepRecord] = field(default_factory=list)
+    n_decided: int = 0
+    cue_tokens: int = 0
+    _correct: dict[str, bool] = field(default_factory=dict)
+
+    def is_correct(self, pred: str | None) -> bool:
+        """Graded against the gold answer with Math-Verify (memoised per trace)."""
+        if pred is None:
+            return False
+        got = self._correct.get(pred)
+        if got is None:
+            got = equivalent(self.result.gold, pred, self.result.answer_format)  # type: ignore[arg-type]
+            self._correct[pred] = got
+        return got
+
+
+def prepare(
+    trace: Trace,
+    *,
+    tagger: str | None = None,
+    counter: TokenCounter | None = None,
+    monitor_kw: Mapping[str, Any] | None = None,
+) -> Prepared:
+    """Run the Monitor once over a recorded trace (policy ``none``): steps, tags, candidates,
+    token counts, and the recorded final answer graded."""
+    fmt = infer_format(trace.question, trace.benchmark)
+    counter = counter or counter_for(trace.model)
+    gold = trace.gold or ""
+    base = TraceResult(trace.id, trace.benchmark, trace.model, trace.split, gold, fmt, 0, 0, 0, None, False)
+    _thinking, answer = split_thinking(trace.trace)
+    if answer is None:
+        base.excluded = "thinking not closed (cut off)"
+        return Prepared(base)
+    m = Monitor(Never(), tagger=tagger, question=trace.question, answer_format=fmt,
+                model=trace.model, count_tokens=counter, **(monitor_kw or {}))
+    m.feed(trace.trace)
+    m.end()
+    if not m.records:
+        base.excluded = "empty thinking"
+        return Prepared(base)
+    prep = Prepared(base, m.records, m.n_decided, counter(m.forcing_suffix))
+    base.n_steps = len(m.records)
+    base.tokens_full = m.records[-1].tokens_cum
+    base.answer_tokens = counter(m.answer_text)
+    base.predicted_full = recorded_answer(m.answer_text, trace, fmt, m.answer.current)
+    base.correct_full = prep.is_correct(base.predicted_full)
+    return prep
+
+
+def apply_policy(prep: Prepared, policy: str | Policy) -> Outcome:
+    """What ``policy`` does on a prepared trace: it decides at the same step boundaries, on
+    the same records, as the live Monitor would."""
+    r = prep.result
+    spec = policy if isinstance(policy, str) else policy.spec()
+    pol = bind_gold(parse_policy(policy), prep.is_correct)
+    recs = prep.records
+    for k in range(1, prep.n_decided + 1):
+        d = pol.decide(TraceState(recs, k))
+        if d.stop and d.step is not None:
+            pred = recs[d.step].answer.current
+            used = recs[d.step].tokens_cum + prep.cue_tokens
+            return Outcome(spec, True, d.step + 1, d.reason, pred, prep.is_correct(pred), used,
+                           used + r.answer_tokens)
+    return Outcome(spec, False, None, "", r.predicted_full, r.correct_full, r.tokens_full,
+                   r.tokens_full + r.answer_tokens)
+
+
 def replay(
     trace: Trace,
     policies: Sequence[str | Policy],
     *,
     tagger: str | None = None,
     counter: TokenCounter | None = None,
+    monitor_kw: Mapping[str, Any] | None = None,
 ) -> TraceResult:
     """Replay one trace under each policy (one Monitor pass; each policy then walks the same
     step records, deciding at the same boundaries the live Monitor would)."""
-    fmt = infer_format(trace.question, trace.benchmark)
-    counter = counter or counter_for(trace.model)
-    gold = trace.gold or ""
-    base = TraceResult(trace.id, trace.benchmark, trace.model, trace.split, gold, fmt, 0, 0, 0, None, False)
-    thinking, answer = split_thinking(trace.trace)
-    if answer is None:
-        base.excluded = "thinking not closed (cut off)"
-        return base
-    if not thinking.strip():
-        base.excluded = "empty thinking"
-        return base
-    m = Monitor(Never(), tagger=tagger, question=trace.question, answer_format=fmt,
-                model=trace.model, count_tokens=counter)
-    m.feed(trace.trace)
-    m.end()
-    recs = m.records
-    if not recs:
-        base.excluded = "empty thinking"
-        return base
-
-    def is_correct(pred: str | None) -> bool:
-        return pred is not None and equivalent(gold, pred, fmt)
-
-    answer_tokens = counter(m.answer_text)
-    full = recs[-1].tokens_cum
-    predicted_full = recorded_answer(m.answer_text, trace, fmt, m.answer.current)
-    correct_full = is_correct(predicted_full)
-    cue_tokens = counter(m.forcing_suffix)
-    result = TraceResult(
-        trace.id, trace.benchmark, trace.model, trace.split, gold, fmt, len(recs), full,
-        answer_tokens, predicted_full, correct_full,
-    )
+    prep = prepare(trace, tagger=tagger, counter=counter, monitor_kw=monitor_kw)
+    if prep.result.excluded:
+        return prep.result
     for p in policies:
-        pol = bind_gold(parse_policy(p), is_correct)
-        spec = p if isinstance(p, str) else p.spec()
-        stop = None
-        for k in range(1, m.n_decided + 1):
-            d = pol.decide(TraceState(recs, k))
-            if d.stop:
-                stop = d
-                break
-        if stop is None or stop.step is None:
-            result.outcomes[spec] = Outcome(spec, False, None, "", predicted_full, correct_full,
-                                            full, full + answer_tokens)
-            continue
-        k = stop.step
-        pred = recs[k].answer.current
-        used = recs[k].tokens_cum + cue_tokens
-        result.outcomes[spec] = Outcome(spec, True, k + 1, stop.reason, pred, is_correct(pred),
-                                        used, used + answer_tokens)
-    return result
+        o = apply_policy(prep, p)
+        prep.result.outcomes[o.policy] = o
+    return prep.result
 
 
 # --- many traces, in worker processes ---------------------------------------------------------
@@ -168,14 +207,22 @@ def replay(
 _WORKER: dict[str, Any] = {}
 
 
-def _init(policies: Sequence[str], tagger: str | None) -> None:
+def _init(policies: Sequence[str], tagger: str | None, monitor_kw: Mapping[str, Any] | None) -> None:
     _WORKER["policies"] = list(policies)
     _WORKER["tagger"] = tagger
     _WORKER["counter"] = counter_for(None)
+    _WORKER["monitor_kw"] = dict(monitor_kw or {})
 
 
 def _run(batch: list[Trace]) -> list[TraceResult]:
-    return [replay(t, _WORKER["policies"], tagger=_WORKER["tagger"], counter=_WORKER["counter"]) for t in batch]
+    w = _WORKER
+    return [replay(t, w["policies"], tagger=w["tagger"], counter=w["counter"], monitor_kw=w["monitor_kw"])
+            for t in batch]
+
+
+def _prep(batch: list[Trace]) -> list[Prepared]:
+    w = _WORKER
+    return [prepare(t, tagger=w["tagger"], counter=w["counter"], monitor_kw=w["monitor_kw"]) for t in batch]
 
 
 def replay_many(
@@ -186,21 +233,39 @@ def replay_many(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 16,
+    monitor_kw: Mapping[str, Any] | None = None,
 ) -> list[TraceResult]:
     """Replay every trace; ``workers`` processes (default: all cores; 1 = in-process).
     ``progress(n)`` is called with the number of traces just finished."""
+    return _map(_run, traces, policies, tagger, workers, progress, batch_size, monitor_kw)
+
+
+def prepare_many(
+    traces: Sequence[Trace],
+    *,
+    tagger: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 16,
+    monitor_kw: Mapping[str, Any] | None = None,
+) -> list[Prepared]:
+    """``prepare`` every trace, in worker processes; then ``apply_policy`` is cheap."""
+    return _map(_prep, traces, [], tagger, workers, progress, batch_size, monitor_kw)
+
+
+def _map(fn, traces, policies, tagger, workers, progress, batch_size, monitor_kw):  # type: ignore[no-untyped-def]
     workers = workers or os.cpu_count() or 1
     batches = [list(traces[i : i + batch_size]) for i in range(0, len(traces), batch_size)]
-    out: list[TraceResult] = []
+    out: list[Any] = []
     if workers <= 1 or len(batches) <= 1:
-        _init(policies, tagger)
+        _init(policies, tagger, monitor_kw)
         for b in batches:
-            out.extend(_run(b))
+            out.extend(fn(b))
             if progress:
                 progress(len(b))
         return out
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(list(policies), tagger)) as ex:
-        for res in ex.map(_run, batches):
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(list(policies), tagger, monitor_kw)) as ex:
+        for res in ex.map(fn, batches):
             out.extend(res)
             if progress:
                 progress(len(res))

@@ -1,0 +1,1 @@
+"""Adapters that feed a ``Monitor`` from a live generation (Hugging Face ``generate``, ...)."""

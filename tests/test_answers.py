@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pytest
+
+from tracestop._types import Candidate
+from tracestop.answers import (
+    AnswerTracker,
+    equivalent,
+    extract_candidate,
+    extract_candidates,
+    infer_format,
+    normalize,
+)
+
+
+@pytest.mark.parametrize(
+    "text,fmt,expected",
+    [
+        # boxed answers, nested braces
+        pytest.param(r"So it is \boxed{42}.", "math", ("42", "boxed"), id="boxed"),
+        pytest.param(r"\boxed{\frac{1}{2}} done", "math", (r"\frac{1}{2}", "boxed"), id="boxed-nested"),
+        pytest.param(r"\boxed{\left( 3, \frac{\pi}{2} \right)}", "math",
+                     (r"\left( 3, \frac{\pi}{2} \right)", "boxed"), id="boxed-tuple"),
+        pytest.param(r"first \boxed{1} then \boxed{2}", "math", ("2", "boxed"), id="last-boxed-wins"),
+        # stated answers
+        pytest.param("So the answer is 18.", "math", ("18", "answer-is"), id="answer-is"),
+        pytest.param("Therefore, the final answer is $3,000$.", "math", ("3000", "answer-is"), id="thousands"),
+        pytest.param("**Final Answer**\nThe total is 540 meters.", "math", ("540", "final-answer"), id="final-answer-header"),
+        pytest.param("Therefore, Susan earns $75 for the task.", "math", ("75", "conclusion"), id="conclusion"),
+        # multiple choice
+        pytest.param("So the answer is (B).", "choice", ("B", "answer-is"), id="choice-answer-is"),
+        pytest.param("Answer: C", "choice", ("C", "answer-is"), id="choice-colon"),
+        pytest.param("Therefore, I will go with F.", "choice", ("F", "conclusion"), id="choice-go-with"),
+        pytest.param("Option H is the strongest principle.", "choice", ("H", "conclusion"), id="choice-option-is-best"),
+        pytest.param(r"\boxed{D}", "choice", ("D", "boxed"), id="choice-boxed"),
+        # yes / no
+        pytest.param("So, the answer is no, mercury is not denser.", "yesno", ("NO", "answer-is"), id="yesno-answer-is"),
+        pytest.param("Final: YES", "yesno", ("YES", "final-answer"), id="yesno-caps"),
+    ],
+)
+def test_extract(text, fmt, expected):
+    assert extract_candidate(text, fmt) == expected
+
+
+@pytest.mark.parametrize(
+    "text,fmt",
+    [
+        pytest.param("Let me think about this problem.", "math", id="no-answer"),
+        pytest.param("Option B: more creative and better at decisions.", "choice", id="option-listed-not-chosen"),
+        pytest.param("yes, that seems right", "yesno", id="lowercase-yes-is-not-an-answer"),
+        pytest.param("So, is the answer 12? Let me check.", "math", id="question-is-not-a-statement"),
+    ],
+)
+def test_no_candidate(text, fmt):
+    assert extract_candidate(text, fmt) is None
+
+
+def test_strong_kinds_beat_conclusions():
+    text = r"Therefore x is 5. So the answer is \boxed{6}."
+    assert extract_candidate(text) == ("6", "boxed")
+    assert [k for _, k in extract_candidates(text)] == ["boxed"]
+
+
+@pytest.mark.parametrize(
+    "question,bench,fmt",
+    [
+        ("What is 2+2?", "gsm8k", "math"),
+        ("Which is it?", "gpqa-diamond", "choice"),
+        ("Is F-14 Tomcat faster than Eurofighter Typhoon?", "chainscope-iphr", "yesno"),
+        ("Is the Nile longer than the Amazon?", None, "yesno"),
+        ("Pick one:\nA) 1\nB) 2\nC) 3\nD) 4", None, "choice"),
+        ("Find x if $x^2=4$.", None, "math"),
+    ],
+)
+def test_infer_format(question, bench, fmt):
+    assert infer_format(question, bench) == fmt
+
+
+@pytest.mark.parametrize(
+    "gold,pred,same",
+    [
+        ("18", "18", True),
+        ("3000", "3,000", True),
+        (r"\frac{13}{18}", "13/18", True),
+        (r"\left( 3, \frac{\pi}{2} \right)", r"(3, \frac{\pi}{2})", True),
+        ("145^\\circ", "145", True),
+        ("0.5", r"\frac{1}{2}", True),
+        ("18", "19", False),
+        (r"\frac{13}{18}", r"\frac{13}{19}", False),
+    ],
+)
+def test_equivalent_math(gold, pred, same):
+    assert equivalent(gold, pred, "math") is same
+
+
+def test_equivalent_letters_and_yesno():
+    assert equivalent("B", "(b)", "choice")
+    assert not equivalent("B", "C", "choice")
+    assert equivalent("NO", "no", "yesno")
+
+
+def test_equivalent_off_main_thread():
+    """Math-Verify's signal timeouts fail off the main thread; equivalence must not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        assert ex.submit(equivalent, r"\frac{1}{3}", "0.3333333333333333", "math").result() in (True, False)
+        assert ex.submit(equivalent, r"\sqrt{4}", "2", "math").result() is True
+
+
+def test_normalize():
+    assert normalize(r"\dfrac{1}{2}") == normalize(r"\frac{1}{2}")
+    assert normalize("x = 5") == "5"
+    assert normalize(r"\$1,000") == "1000"
+
+
+def test_tracker_counts_restatements_and_changes():
+    t = AnswerTracker("math")
+    assert t.update(0, None).current is None
+    s = t.update(1, Candidate("7", "answer-is", 1))
+    assert (s.current, s.since, s.first_step, s.count) == ("7", 1, 1, 1)
+    s = t.update(3, Candidate("7.0", "conclusion", 3))
+    assert (s.current, s.since, s.count, s.changes) == ("7", 1, 2, 0)
+    s = t.update(4, Candidate("8", "boxed", 4))
+    assert (s.current, s.since, s.first_step, s.count, s.changes) == ("8", 4, 1, 1, 1)

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import R1_TRACE, PrefixTagger, scripted
+from tracestop.evaluate.data import Trace
+from tracestop.evaluate.replay import replay
+from tracestop.monitor import Monitor
+from tracestop.policies import TraceState, parse_policy
+from tracestop.segment import split_thinking
+from tracestop.tag.rules import RuleTagger
+from tracestop.tokens import counter_for
+
+POLICIES = ["traces-shift:window=3,delta=0.6", "traces-count:k=2", "consistency:k=2",
+            "budget:tokens=300", "none"]
+
+
+def chunk(text: str, rng: random.Random, max_len: int) -> list[str]:
+    out, i = [], 0
+    while i < len(text):
+        n = rng.randint(1, max_len)
+        out.append(text[i : i + n])
+        i += n
+    return out
+
+
+def fingerprint(m: Monitor):
+    steps = [(r.tagged.step, r.type, r.tagged.candidate, r.answer) for r in m.records[: m.kept_steps]]
+    d = m.decision
+    return steps, (d.step, d.reason) if d else None, m.truncated_thinking
+
+
+def live(text: str, parts: list[str], policy: str, **kw) -> Monitor:
+    m = Monitor(policy, tagger=RuleTagger(), **kw)
+    for p in parts:
+        if m.feed(p).stop:
+            break
+    m.end()
+    return m
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), max_len=st.sampled_from([1, 5, 40, 300]))
+def test_chunking_does_not_change_steps_tags_or_decisions(sample_traces, seed, max_len):
+    rng = random.Random(seed)
+    for rec in rng.sample(sample_traces, 4):
+        for policy in rng.sample(POLICIES, 2):
+            kw = {"question": rec["question"], "benchmark": rec["benchmark"], "model": rec["model"]}
+            whole = live(rec["trace"], [rec["trace"]], policy, **kw)
+            parts = live(rec["trace"], chunk(rec["trace"], rng, max_len), policy, **kw)
+            assert fingerprint(parts) == fingerprint(whole)
+
+
+def test_replay_stops_where_the_live_monitor_stops(sample_traces):
+    """Offline replay walks the same records and decides at the same boundaries."""
+    checked = 0
+    for rec in sample_traces:
+        if rec["gold"] is None or split_thinking(rec["trace"])[1] is None:
+            continue
+        t = Trace(rec["id"], rec["benchmark"], rec["model"], rec["question"], rec["gold"], rec["trace"])
+        res = replay(t, POLICIES, tagger="rules")
+        for policy in POLICIES:
+            m = Monitor(policy, tagger=RuleTagger(), question=t.question, benchmark=t.benchmark, model=t.model,
+                        count_tokens=counter_for(None))
+            m.feed(t.trace)
+            m.end()
+            o = res.outcomes[policy]
+            assert o.stopped == m.stopped, (t.id, policy)
+            if m.stopped:
+                assert o.step == m.decision.step + 1
+                assert o.reason == m.decision.reason
+                checked += 1
+    assert checked > 5
+
+
+def test_reasoning_field_and_inline_markers_agree():
+    thinking, answer = split_thinking(R1_TRACE)
+    inline = Monitor("traces-count:k=2", tagger=RuleTagger())
+    inline.feed(R1_TRACE)
+    inline.end()
+    field = Monitor("traces-count:k=2", tagger=RuleTagger())
+    for i in range(0, len(thinking), 7):
+        field.feed_thinking(thinking[i : i + 7])
+    field.feed_answer(answer)
+    field.end()
+    assert fingerprint(inline) == fingerprint(field)
+
+
+def test_truncation_and_forcing_suffix():
+    m = Monitor("traces-count:k=1,types=verification", tagger=PrefixTagger(), model="qwq")
+    trace = scripted("[formula_substitution] 12 - 5 = 7 apples remain here.",
+                     "[final_conclusion] So the answer is 7.",
+                     "[verification] Let me check 7 + 5 = 12. Yes.",
+                     "[other] something else entirely happens now.")
+    for ch in trace:
+        if m.feed(ch).stop:
+            break
+    assert m.stopped
+    assert m.truncated_thinking.endswith("Let me check 7 + 5 = 12. Yes.")
+    assert m.forcing_suffix == "\n</think>\n\n**Final Answer**\n"
+    assert m.answer.current == "7"
+    rep = m.report()
+    assert rep["stopped"] and rep["step"] == 3 and rep["answer"] == "7"
+    assert [s["type"] for s in rep["steps"]] == ["formula_substitution", "final_conclusion", "verification"]
+    # after a stop, further input is ignored and the decision stays
+    assert m.feed("more text\n\nand more text here").stop
+
+
+def test_gemma_template_and_choice_cue():
+    m = Monitor("none", tagger=PrefixTagger(), model="google/gemma-4-12B-it", benchmark="gpqa-diamond")
+    assert m.answer_format == "choice"
+    assert m.forcing_suffix.startswith("\n<channel|>")
+
+
+def test_trace_state_window_counts():
+    m = Monitor("none", tagger=PrefixTagger())
+    m.feed(scripted("[verification] a check of the earlier result.",
+                    "[other] some unrelated text in between.",
+                    "[final_conclusion] So the answer is 3.",
+                    "[verification] yes, three is right indeed.", close=False))
+    m.end()
+    s = TraceState(m.records)
+    assert s.evaluative_in_last(2) == 2
+    assert s.evaluative_in_last(4) == 3
+    assert s.count_since([parse_policy("traces-count").types[0]], 0) == 1
+    with pytest.raises(IndexError):
+        s.record(10)
+
+
+def test_counter_is_pluggable():
+    class Words:
+        name = "words"
+
+        def __call__(self, text: str) -> int:
+            return len(text.split())
+
+    m = Monitor("none", tagger=PrefixTagger(), count_tokens=Words())
+    m.feed("one two three four five six seven\n\neight nine ten eleven twelve thirteen")
+    m.end()
+    assert m.thinking_tokens == 13
+    assert m.report()["token_counter"] == "words"

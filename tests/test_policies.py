@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PrefixTagger, scripted
+from tracestop.errors import ConfigError
+from tracestop.monitor import Monitor
+from tracestop.policies import (
+    AllOf,
+    AnyOf,
+    Budget,
+    Consistency,
+    Never,
+    Oracle,
+    TracesCount,
+    TracesShift,
+    parse_policy,
+)
+
+
+def run(policy, trace, **kw):
+    m = Monitor(policy, tagger=PrefixTagger(), **kw)
+    m.feed(trace)
+    m.end()
+    return m
+
+
+SHIFT = scripted(
+    "[formula_substitution] 12 - 5 = 7 apples remain after giving five away.",
+    "[final_conclusion] So the answer is 7.",
+    "[verification] Let me check: 7 + 5 = 12. Yes.",
+    "[verification] Check again, 12 - 5 = 7, correct.",
+    "[verification] One more check, still 7 apples.",
+    "[verification] And again, I am sure it is right.",
+    "[final_conclusion] So the answer is 7, confirmed.",
+    "[final_conclusion] Final: the answer is 7.",
+)
+
+
+def test_traces_shift_stops_with_a_reason():
+    m = run("traces-shift:window=4,delta=0.75", SHIFT)
+    assert m.stopped
+    # answer at step 2 (index 1); window of 4 starting there is steps 2..5 (index 1..4)
+    assert m.decision.step == 4
+    assert m.decision.reason == (
+        "stopped after step 5: answer 7 first stated at step 2, then 4 of the last 4 steps "
+        "were evaluative and no new answer appeared"
+    )
+    assert m.report()["step"] == 5
+
+
+def test_traces_shift_waits_when_a_new_answer_appears():
+    trace = scripted(
+        "[final_conclusion] So the answer is 7.",
+        "[verification] Check: fine so far, yes.",
+        "[final_conclusion] Hmm, so the answer is 8.",
+        "[verification] Check the new one, 8 holds.",
+        "[verification] Check again, 8 holds still.",
+        "[verification] Check a third time, it is 8.",
+        "[verification] And a fourth check of 8, fine.",
+        "[other] more text that never ends the reasoning.",
+    )
+    m = run("traces-shift:window=4,delta=0.75", trace)
+    assert m.decision.step == 5  # window index 2..5 starts with the new answer
+    assert "answer 8 first stated at step 3" in m.decision.reason
+
+
+def test_traces_shift_needs_an_answer():
+    trace = scripted(*(["[verification] checking things over and over."] * 8))
+    assert not run("traces-shift", trace).stopped
+
+
+def test_traces_count():
+    m = run("traces-count:k=2,types=verification", SHIFT)
+    assert m.decision.step == 3
+    assert "then 2 verification steps followed" in m.decision.reason
+
+
+def test_budget_and_consistency():
+    m = run(Budget(tokens=30), SHIFT)
+    assert m.stopped and m.thinking_tokens >= 30
+    assert m.records[m.decision.step - 1].tokens_cum < 30
+    c = run(Consistency(k=2), SHIFT)
+    assert c.decision.step == 6 and "agree on 7" in c.decision.reason
+
+
+def test_never_and_observe():
+    assert not run("none", SHIFT).stopped
+    m = run("traces-count:k=1", SHIFT, observe=True)
+    assert not m.stopped and m.decision is not None  # would have stopped
+    assert len(m.records) == 8
+    assert m.report()["observe"] is True
+
+
+def test_oracle_needs_gold_and_uses_it():
+    with pytest.raises(ConfigError, match="evaluation"):
+        run("oracle", SHIFT)
+    m = run(Oracle(lambda v: v == "7"), SHIFT)
+    assert m.decision.step == 1
+
+
+def test_composition():
+    any_ = parse_policy("budget:tokens=100000 | traces-count:k=1")
+    assert isinstance(any_, AnyOf)
+    assert run(any_, SHIFT).decision.step == 2
+    all_ = parse_policy("traces-count:k=1 & consistency:k=2")
+    assert isinstance(all_, AllOf)
+    m = run(all_, SHIFT)
+    assert m.decision.step == 6 and "; and " in m.decision.reason
+
+
+def test_no_decision_on_the_last_step():
+    """The step flushed when thinking ends gets no decision: nothing would be saved."""
+    trace = scripted("[final_conclusion] So the answer is 7.", "[verification] checking it again now.")
+    assert not run("traces-count:k=1,types=verification", trace).stopped
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("nope", "unknown policy 'nope'"),
+        ("traces-shift:width=3", "unknown parameter 'width'"),
+        ("traces-shift:window=0", "window must be >= 1"),
+        ("traces-shift:delta=2", "delta must be in"),
+        ("traces-shift:window=x", "window must be an integer"),
+        ("traces-count:types=thinking", "unknown step type 'thinking'"),
+        ("budget:tokens", "needs a value"),
+        ("", "empty policy spec"),
+        ("default:window=3", "preset 'default' takes no parameters"),
+    ],
+)
+def test_bad_specs(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_policy(spec)
+
+
+def test_specs_round_trip():
+    for spec in ["traces-shift:window=3,delta=0.5,min_count=2", "budget:tokens=10",
+                 "traces-count:k=2,types=verification+meta_cognition", "none"]:
+        p = parse_policy(spec)
+        assert parse_policy(p.spec()) == p
+    assert parse_policy("default") == parse_policy(parse_policy("default").spec())
+    assert isinstance(parse_policy("full"), Never)
+    assert TracesShift() == parse_policy("traces-shift")
+    assert TracesCount(k=2) == parse_policy("traces-count:k=2")
