@@ -18,7 +18,7 @@ from tracestop.answers import (
     infer_format,
 )
 from tracestop.errors import ConfigError
-from tracestop.policies import Policy, StepRecord, TraceState, parse_policy, record_for
+from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
 from tracestop.templates import Template, template_for
@@ -68,11 +68,10 @@ class Monitor:
         model: str | None = None,
         count_tokens: TokenCounter | None = None,
         observe: bool = False,
-        presets: Mapping[str, str] | None = None,
+        presets: Mapping[str, Preset] | None = None,
         segmenter: SegmenterConfig | None = None,
         conclusions: str = "tagged",
     ) -> None:
-        self.policy = parse_policy(policy, presets)
         if tagger is None or isinstance(tagger, str):
             from tracestop.tag import get_tagger
 
@@ -80,6 +79,7 @@ class Monitor:
         self.tagger: Tagger = tagger
         self.question = question
         self.answer_format: AnswerFormat = answer_format or infer_format(question, benchmark)
+        self.policy = parse_policy(policy, presets, answer_format=self.answer_format, benchmark=benchmark)
         self.template: Template = template_for(model)
         self.count_tokens: TokenCounter = count_tokens or ApproxCounter()
         self.observe = observe

@@ -31,11 +31,13 @@ __all__ = [
     "Never",
     "Oracle",
     "Policy",
+    "Preset",
     "StepRecord",
     "TraceState",
     "TracesCount",
     "TracesShift",
     "parse_policy",
+    "resolve_preset",
 ]
 
 _TYPES = list(StepType)
@@ -375,13 +377,34 @@ POLICIES: dict[str, type[Policy]] = {
     cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Oracle, Never)
 }
 
-#: named presets: a name → a spec. ``default`` is the best TRACES criterion measured so far.
-PRESETS: dict[str, str] = {
+#: A preset is a spec, or a mapping that picks a spec by benchmark name or answer format
+#: (``math``, ``choice``, ``yesno``), with ``*`` as the fallback: presets can adapt to the
+#: question without looking at anything but its text.
+Preset = str | Mapping[str, str]
+
+#: named presets (data). ``default`` is the best TRACES criterion measured so far.
+PRESETS: dict[str, Preset] = {
     "default": "traces-shift:window=4,delta=0.75",
     "paper-shift": "traces-shift:window=4,delta=0.75",
     "paper-count": "traces-count:k=3",
     "full": "none",
 }
+
+
+def resolve_preset(
+    name: str, value: Preset, answer_format: str | None = None, benchmark: str | None = None
+) -> str:
+    """The spec a preset stands for, for a question of this format (and benchmark)."""
+    if isinstance(value, str):
+        return value
+    for key in (benchmark, answer_format, "*"):
+        if key and key in value:
+            return value[key]
+    raise ConfigError(
+        f"preset {name!r} has no entry for answer format {answer_format!r}"
+        + (f" or benchmark {benchmark!r}" if benchmark else "")
+        + f" and no '*' fallback (it has: {', '.join(value)})"
+    )
 
 
 def _convert(cls: type[Policy], name: str, raw: str) -> Any:
@@ -407,7 +430,7 @@ def _convert(cls: type[Policy], name: str, raw: str) -> Any:
     return raw
 
 
-def _parse_one(spec: str, presets: Mapping[str, str], depth: int) -> Policy:
+def _parse_one(spec: str, presets: Mapping[str, Preset], depth: int, ctx: tuple[str | None, str | None]) -> Policy:
     spec = spec.strip()
     if not spec:
         raise ConfigError("empty policy spec: name a policy, e.g. 'traces-shift:window=4'")
@@ -418,7 +441,10 @@ def _parse_one(spec: str, presets: Mapping[str, str], depth: int) -> Policy:
             raise ConfigError(f"preset {name!r} takes no parameters; use the policy it names")
         if depth > 8:
             raise ConfigError(f"preset {name!r} refers to itself")
-        return parse_policy(presets[name], presets, _depth=depth + 1)
+        return parse_policy(
+            resolve_preset(name, presets[name], *ctx), presets,
+            answer_format=ctx[0], benchmark=ctx[1], _depth=depth + 1,
+        )
     if name not in POLICIES:
         known = sorted(POLICIES) + sorted(presets)
         raise ConfigError(f"unknown policy {name!r}: use one of {', '.join(known)}")
@@ -438,17 +464,23 @@ def _parse_one(spec: str, presets: Mapping[str, str], depth: int) -> Policy:
 
 
 def parse_policy(
-    spec: str | Policy, presets: Mapping[str, str] | None = None, *, _depth: int = 0
+    spec: str | Policy,
+    presets: Mapping[str, Preset] | None = None,
+    *,
+    answer_format: str | None = None,
+    benchmark: str | None = None,
+    _depth: int = 0,
 ) -> Policy:
     """Build a policy from a spec string such as ``"traces-shift:window=4,delta=0.75"``,
-    ``"budget:tokens=4000 | traces-count:k=2"`` or a preset name such as ``"default"``."""
+    ``"budget:tokens=4000 | traces-count:k=2"`` or a preset name such as ``"default"``.
+    ``answer_format``/``benchmark`` pick the entry of presets that adapt to the question."""
     if isinstance(spec, Policy):
         return spec
     presets = PRESETS if presets is None else {**PRESETS, **presets}
     alts = [a for a in spec.split("|")]
     built_alts: list[Policy] = []
     for alt in alts:
-        parts = [_parse_one(p, presets, _depth) for p in alt.split("&")]
+        parts = [_parse_one(p, presets, _depth, (answer_format, benchmark)) for p in alt.split("&")]
         built_alts.append(parts[0] if len(parts) == 1 else AllOf(tuple(parts)))
     return built_alts[0] if len(built_alts) == 1 else AnyOf(tuple(built_alts))
 

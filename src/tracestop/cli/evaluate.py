@@ -26,9 +26,10 @@ def run_eval(
     show_progress: bool | None = None,
 ) -> tuple[dict[str, Any], list[TraceResult]]:
     """The eval job as a function: the JSON document and the per-trace results."""
-    from tracestop.policies import PRESETS
+    from tracestop.presets import load_presets
 
-    specs = policy_specs(list(policies) or ["default"])
+    presets = load_presets()
+    specs = policy_specs(list(policies) or ["default"], presets)
     root = data_dir(data)
     ts = load_traces(root, benchmarks=benchmarks, models=models, split=split)  # type: ignore[arg-type]
     for p in ts.problems[:10]:
@@ -36,7 +37,8 @@ def run_eval(
     if len(ts.problems) > 10:
         warn(f"warning: {len(ts.problems) - 10} more malformed lines skipped")
     with progress_bar(len(ts.traces), "replaying traces", show_progress) as advance:
-        results = replay_many(ts.traces, specs, tagger=tagger, workers=workers, progress=advance)
+        results = replay_many(ts.traces, specs, tagger=tagger, workers=workers, progress=advance,
+                              presets=presets)
     excluded = dict(ts.excluded)
     for r in results:
         if r.excluded:
@@ -46,7 +48,7 @@ def run_eval(
         "tokenizer": f"{counter.name}: exact for Qwen-family models (R1-Distill-Qwen, QwQ); "
         "an approximation for Llama- and Gemma-based models",
         "split": split,
-        "policies": {s: (PRESETS.get(s, s)) for s in specs},
+        "policies": {s: presets.get(s, s) for s in specs},
         "excluded": dict(sorted(excluded.items())),
         "n_traces": sum(1 for r in results if not r.excluded),
         "results": summarise(results, specs),

@@ -23,7 +23,15 @@ from typing import Any
 from tracestop.answers import AnswerFormat, equivalent, extract_candidate, infer_format
 from tracestop.evaluate.data import Trace
 from tracestop.monitor import Monitor
-from tracestop.policies import Never, Policy, StepRecord, TraceState, bind_gold, parse_policy
+from tracestop.policies import (
+    Never,
+    Policy,
+    Preset,
+    StepRecord,
+    TraceState,
+    bind_gold,
+    parse_policy,
+)
 from tracestop.segment import split_thinking
 from tracestop.tokens import TokenCounter, counter_for
 
@@ -103,11 +111,12 @@ def recorded_answer(
     return last_candidate
 
 
-def policy_specs(specs: Sequence[str]) -> list[str]:
+def policy_specs(specs: Sequence[str], presets: Mapping[str, Preset] | None = None) -> list[str]:
     """The policies to report: those asked for, then ``none`` and ``oracle``, deduplicated."""
     out = list(dict.fromkeys([*specs, "none", "oracle"]))
-    for s in out:
-        parse_policy(s)  # validate early: a bad spec is a ConfigError before any work
+    for s in out:  # validate early: a bad spec is a ConfigError before any work
+        for fmt in ("math", "choice", "yesno"):
+            parse_policy(s, presets, answer_format=fmt)
     return out
 
 
@@ -165,12 +174,17 @@ def prepare(
     return prep
 
 
-def apply_policy(prep: Prepared, policy: str | Policy) -> Outcome:
+def apply_policy(
+    prep: Prepared, policy: str | Policy, presets: Mapping[str, Preset] | None = None
+) -> Outcome:
     """What ``policy`` does on a prepared trace: it decides at the same step boundaries, on
     the same records, as the live Monitor would."""
     r = prep.result
     spec = policy if isinstance(policy, str) else policy.spec()
-    pol = bind_gold(parse_policy(policy), prep.is_correct)
+    pol = bind_gold(
+        parse_policy(policy, presets, answer_format=r.answer_format, benchmark=r.benchmark),
+        prep.is_correct,
+    )
     recs = prep.records
     for k in range(1, prep.n_decided + 1):
         d = pol.decide(TraceState(recs, k))
@@ -190,6 +204,7 @@ def replay(
     tagger: str | None = None,
     counter: TokenCounter | None = None,
     monitor_kw: Mapping[str, Any] | None = None,
+    presets: Mapping[str, Preset] | None = None,
 ) -> TraceResult:
     """Replay one trace under each policy (one Monitor pass; each policy then walks the same
     step records, deciding at the same boundaries the live Monitor would)."""
@@ -197,7 +212,7 @@ def replay(
     if prep.result.excluded:
         return prep.result
     for p in policies:
-        o = apply_policy(prep, p)
+        o = apply_policy(prep, p, presets)
         prep.result.outcomes[o.policy] = o
     return prep.result
 
@@ -207,7 +222,13 @@ def replay(
 _WORKER: dict[str, Any] = {}
 
 
-def _init(policies: Sequence[str], tagger: str | None, monitor_kw: Mapping[str, Any] | None) -> None:
+def _init(
+    policies: Sequence[str],
+    tagger: str | None,
+    monitor_kw: Mapping[str, Any] | None,
+    presets: Mapping[str, Preset] | None = None,
+) -> None:
+    _WORKER["presets"] = dict(presets) if presets is not None else None
     _WORKER["policies"] = list(policies)
     _WORKER["tagger"] = tagger
     _WORKER["counter"] = counter_for(None)
@@ -216,8 +237,8 @@ def _init(policies: Sequence[str], tagger: str | None, monitor_kw: Mapping[str, 
 
 def _run(batch: list[Trace]) -> list[TraceResult]:
     w = _WORKER
-    return [replay(t, w["policies"], tagger=w["tagger"], counter=w["counter"], monitor_kw=w["monitor_kw"])
-            for t in batch]
+    return [replay(t, w["policies"], tagger=w["tagger"], counter=w["counter"], monitor_kw=w["monitor_kw"],
+                   presets=w["presets"]) for t in batch]
 
 
 def _prep(batch: list[Trace]) -> list[Prepared]:
@@ -234,10 +255,11 @@ def replay_many(
     progress: Callable[[int], None] | None = None,
     batch_size: int = 16,
     monitor_kw: Mapping[str, Any] | None = None,
+    presets: Mapping[str, Preset] | None = None,
 ) -> list[TraceResult]:
     """Replay every trace; ``workers`` processes (default: all cores; 1 = in-process).
     ``progress(n)`` is called with the number of traces just finished."""
-    return _map(_run, traces, policies, tagger, workers, progress, batch_size, monitor_kw)
+    return _map(_run, traces, policies, tagger, workers, progress, batch_size, monitor_kw, presets)
 
 
 def prepare_many(
@@ -250,21 +272,21 @@ def prepare_many(
     monitor_kw: Mapping[str, Any] | None = None,
 ) -> list[Prepared]:
     """``prepare`` every trace, in worker processes; then ``apply_policy`` is cheap."""
-    return _map(_prep, traces, [], tagger, workers, progress, batch_size, monitor_kw)
+    return _map(_prep, traces, [], tagger, workers, progress, batch_size, monitor_kw, None)
 
 
-def _map(fn, traces, policies, tagger, workers, progress, batch_size, monitor_kw):  # type: ignore[no-untyped-def]
+def _map(fn, traces, policies, tagger, workers, progress, batch_size, monitor_kw, presets):  # type: ignore[no-untyped-def]
     workers = workers or os.cpu_count() or 1
     batches = [list(traces[i : i + batch_size]) for i in range(0, len(traces), batch_size)]
     out: list[Any] = []
     if workers <= 1 or len(batches) <= 1:
-        _init(policies, tagger, monitor_kw)
+        _init(policies, tagger, monitor_kw, presets)
         for b in batches:
             out.extend(fn(b))
             if progress:
                 progress(len(b))
         return out
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(list(policies), tagger, monitor_kw)) as ex:
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(list(policies), tagger, monitor_kw, presets)) as ex:
         for res in ex.map(fn, batches):
             out.extend(res)
             if progress:

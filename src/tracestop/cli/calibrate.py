@@ -1,0 +1,88 @@
+"""``tracestop calibrate``: choose policy parameters on dev under an accuracy budget."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+
+import click
+
+from tracestop.cli._common import data_option, errors_to_click, progress_bar, warn
+from tracestop.errors import ConfigError
+
+
+@click.command("calibrate")
+@click.option("--max-loss", "max_loss", type=float, required=True, metavar="PTS",
+              help="Accuracy loss allowed against full generation, in points (e.g. 1.0).")
+@data_option
+@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks (repeatable).")
+@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@click.option("--by", type=click.Choice(["format", "benchmark", "pooled"]), default="format",
+              show_default=True,
+              help="One configuration per answer format (chosen from the question text alone), "
+                   "per benchmark, or one for everything.")
+@click.option("--grid", "grid", multiple=True, metavar="SPEC",
+              help="Configurations to search (repeatable; default: the built-in grid).")
+@click.option("--name", default="calibrated", show_default=True, help="Preset name to write.")
+@click.option("--presets-file", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the preset (default: $TRACESTOP_PRESETS, else "
+                   "~/.config/tracestop/presets.json).")
+@click.option("--tagger", default=None, help="Step tagger name (default: the best measured).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
+                      models: tuple[str, ...], by: str, grid: tuple[str, ...], name: str,
+                      presets_file: str | None, tagger: str | None, workers: int | None,
+                      as_json: bool) -> None:
+    """Search policy parameters on the dev split and write the configuration that saves the
+    most thinking tokens while losing at most --max-loss accuracy points as a named preset
+    (usable as `tracestop eval --policy NAME`)."""
+    from tracestop.evaluate.calibrate import calibrate, default_grid
+    from tracestop.evaluate.data import data_dir, load_traces
+    from tracestop.evaluate.replay import prepare_many
+    from tracestop.policies import POLICIES, parse_policy
+    from tracestop.presets import save_preset
+
+    with errors_to_click():
+        if max_loss < 0:
+            raise ConfigError(f"--max-loss must be >= 0 points, got {max_loss}")
+        if name in POLICIES:
+            raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
+        specs = list(grid) or default_grid()
+        for s in specs:
+            parse_policy(s)
+        ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split="dev")
+        with progress_bar(len(ts.traces), "tagging dev traces") as advance:
+            preps = prepare_many(ts.traces, tagger=tagger, workers=workers, progress=advance)
+        n_groups = len({p.result.answer_format if by == "format" else p.result.benchmark
+                        for p in preps if not p.result.excluded}) if by != "pooled" else 1
+        with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
+            choices, _ = calibrate(preps, max_loss, by=by, grid=specs, progress=advance)  # type: ignore[arg-type]
+        value: str | dict[str, str]
+        if by == "pooled":
+            value = choices[0].spec
+        else:
+            value = {c.group: c.spec for c in choices}
+            value["*"] = "none"
+        meta = {
+            "chosen_on": "dev split",
+            "max_loss_pts": max_loss,
+            "by": by,
+            "bound": "one-sided 95% Clopper-Pearson upper bound on early-stop regret",
+            "date": _dt.date.today().isoformat(),
+            "groups": [c.to_json() for c in choices],
+        }
+        path = save_preset(name, value, meta, presets_file)
+    doc = {"preset": name, "value": value, "written_to": str(path), **meta}
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    click.echo(f"{'group':10s} {'n':>5s} {'saved':>7s} {'loss':>7s} {'regret':>6s} "
+               f"{'ucb':>6s} {'oracle':>7s}  chosen configuration")
+    for c in choices:
+        s = c.score
+        flag = "" if c.bound_applied else "  (small group: point estimate only)"
+        click.echo(f"{c.group:10s} {s.n:5d} {100 * s.saved:6.1f}% {s.loss_pts:+6.2f}p {s.regret:6d} "
+                   f"{s.regret_ucb_pts:5.2f}p {100 * s.oracle_saved:6.1f}%  {c.spec}{flag}")
+    click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")
+    warn("bound: one-sided 95% Clopper-Pearson upper bound on the early-stop regret rate")

@@ -1,0 +1,184 @@
+"""Choose policy parameters on the ``dev`` split under an accuracy budget.
+
+For each group of traces (by answer format by default, so the chosen preset depends on the
+question text alone), every configuration of a grid is replayed; a configuration is
+*admissible* when
+
+- its accuracy loss against full generation is at most ``max_loss`` points, and
+- the one-sided 95% Clopper–Pearson upper bound on its early-stop regret rate (traces right at
+  full length but wrong when stopped) is at most ``max_loss`` points — applied only where the
+  group is large enough for a regret-free policy to pass it (n ≥ ln(0.05)/ln(1 − max_loss/100),
+  about 300 traces for 1 point); smaller groups fall back to the point estimate and are flagged.
+
+Among admissible configurations the one that saves the most thinking tokens wins; ``none`` is
+always admissible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from tracestop.evaluate.replay import Prepared, apply_policy
+from tracestop.policies import Preset
+
+__all__ = ["Choice", "Score", "calibrate", "clopper_pearson_upper", "default_grid", "score"]
+
+GroupBy = Literal["format", "benchmark", "pooled"]
+
+
+def _log_binom_cdf(k: int, n: int, p: float) -> float:
+    """log P(X <= k) for X ~ Binomial(n, p)."""
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 0.0 if k >= n else -math.inf
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+        for i in range(k + 1)
+    ]
+    m = max(terms)
+    return m + math.log(sum(math.exp(t - m) for t in terms))
+
+
+def clopper_pearson_upper(k: int, n: int, alpha: float = 0.05) -> float:
+    """One-sided (1 − alpha) Clopper–Pearson upper bound on a binomial rate: the p with
+    P(X <= k; n, p) = alpha."""
+    if n == 0:
+        return 1.0
+    if k >= n:
+        return 1.0
+    lo, hi = k / n, 1.0
+    target = math.log(alpha)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _log_binom_cdf(k, n, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def bound_applies(n: int, max_loss: float, alpha: float = 0.05) -> bool:
+    """Whether a regret-free policy could pass the upper-bound test on n traces."""
+    if max_loss <= 0:
+        return False
+    return n >= math.log(alpha) / math.log(1 - max_loss / 100)
+
+
+@dataclass(frozen=True)
+class Score:
+    """One configuration on one group of traces."""
+
+    spec: str
+    n: int
+    accuracy: float
+    accuracy_full: float
+    loss_pts: float
+    saved: float
+    regret: int
+    regret_ucb_pts: float
+    oracle_saved: float
+
+    def admissible(self, max_loss: float, use_bound: bool) -> bool:
+        if self.loss_pts > max_loss + 1e-9:
+            return False
+        return not use_bound or self.regret_ucb_pts <= max_loss + 1e-9 or self.saved == 0
+
+
+def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | None = None,
+          oracle_tokens: int | None = None) -> Score:
+    n = len(preps)
+    right = right_full = regret = 0
+    used = full = 0
+    for p in preps:
+        o = apply_policy(p, spec, presets)
+        right += o.correct
+        right_full += p.result.correct_full
+        regret += p.result.correct_full and not o.correct
+        used += o.tokens
+        full += p.result.tokens_full
+    saved = 1 - used / full if full else 0.0
+    return Score(
+        spec, n, right / n, right_full / n, 100 * (right_full - right) / n, saved, regret,
+        100 * clopper_pearson_upper(regret, n),
+        (1 - oracle_tokens / full) if (oracle_tokens is not None and full) else 0.0,
+    )
+
+
+def default_grid() -> list[str]:
+    """The configurations calibration searches: both TRACES criteria over their parameters,
+    alone and combined with "the answer was restated" (consistency)."""
+    grid: list[str] = ["none"]
+    for w in (2, 3, 4, 5, 6, 8):
+        for d in (0.5, 0.6, 0.67, 0.75, 0.8, 1.0):
+            if d * w < 1:
+                continue
+            for mc in (1, 2, 3):
+                grid.append(f"traces-shift:window={w},delta={d},min_count={mc}")
+    for k in (1, 2, 3, 4, 5, 6, 8):
+        for types in ("verification+meta_cognition", "verification",
+                      "verification+meta_cognition+final_conclusion"):
+            grid.append(f"traces-count:k={k},types={types}")
+            grid.append(f"traces-count:k={k},types={types} & consistency:k=2")
+    return list(dict.fromkeys(grid))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The configuration chosen for one group, with its dev-split evidence."""
+
+    group: str
+    spec: str
+    score: Score
+    bound_applied: bool
+    admissible: int
+    tried: int
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["score"] = asdict(self.score)
+        return d
+
+
+def group_key(p: Prepared, by: GroupBy) -> str:
+    if by == "pooled":
+        return "*"
+    return p.result.answer_format if by == "format" else p.result.benchmark
+
+
+def calibrate(
+    preps: Iterable[Prepared],
+    max_loss: float,
+    *,
+    by: GroupBy = "format",
+    grid: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Choice], dict[str, list[Score]]]:
+    """Pick, per group, the admissible configuration that saves the most thinking tokens.
+    Returns the choices and every score (the frontier), per group."""
+    groups: dict[str, list[Prepared]] = defaultdict(list)
+    for p in preps:
+        if not p.result.excluded:
+            groups[group_key(p, by)].append(p)
+    grid = list(grid or default_grid())
+    choices: list[Choice] = []
+    frontier: dict[str, list[Score]] = {}
+    for g in sorted(groups):
+        ps = groups[g]
+        oracle = sum(apply_policy(p, "oracle").tokens for p in ps)
+        scores = []
+        for spec in grid:
+            scores.append(score(ps, spec, oracle_tokens=oracle))
+            if progress:
+                progress(1)
+        frontier[g] = scores
+        use_bound = bound_applies(len(ps), max_loss)
+        ok = [s for s in scores if s.admissible(max_loss, use_bound)]
+        best = max(ok, key=lambda s: (round(s.saved, 6), -s.loss_pts, s.spec == "none"))
+        choices.append(Choice(g, best.spec, best, use_bound, len(ok), len(scores)))
+    return choices, frontier
