@@ -20,6 +20,7 @@ __all__ = [
     "AnswerFormat",
     "AnswerState",
     "AnswerTracker",
+    "conclusions",
     "equivalent",
     "extract_candidate",
     "extract_candidates",
@@ -178,15 +179,24 @@ def extract_candidates(text: str, answer_format: AnswerFormat = "math") -> list[
                 if v:
                     found.append((m.start(), v, "answer-is"))
             if not found:
-                for m in _CONCLUSION.finditer(text):
-                    rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 300])[0]
-                    if "?" in rest:
-                        continue
-                    v = _math_value(rest)
-                    if v:
-                        found.append((m.start(), v, "conclusion"))
+                found += [(pos, v, "conclusion") for pos, v, _ in conclusions(text)]
     found.sort(key=lambda t: t[0])
     return [(v, k) for _, v, k in found]
+
+
+def conclusions(text: str) -> list[tuple[int, str, str]]:
+    """Values stated in concluding sentences ("So, ... is 42.", "Therefore x = 3"), as
+    ``(offset, value, sentence)``. Weak evidence: intermediate results look the same, so the
+    Monitor accepts them only when the tagger or the answer scorer vouches for them."""
+    out = []
+    for m in _CONCLUSION.finditer(text):
+        rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 300])[0]
+        if "?" in rest:
+            continue
+        v = _math_value(rest)
+        if v:
+            out.append((m.start(), v, text[m.start() : m.end() + len(rest)].strip()))
+    return out
 
 
 _KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3}

@@ -14,11 +14,14 @@ from tracestop.answers import (
     AnswerFormat,
     AnswerState,
     AnswerTracker,
+    conclusions,
     extract_candidate,
     infer_format,
+    normalize,
 )
 from tracestop.errors import ConfigError
 from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
+from tracestop.scorer import AnswerScorer, ScorerInput, question_numbers
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
 from tracestop.templates import Template, template_for
@@ -53,7 +56,8 @@ class Monitor:
     * **count_tokens** - a token counter (``text -> int`` with a ``name``); chars/4 by default.
     * **observe** - never stop, only record where the policy would have stopped.
     * **conclusions** - when a value in a concluding sentence ("So, ... is 42.") counts as a
-      candidate answer: ``"tagged"`` (the tagger reads the step as a conclusion),
+      candidate answer: ``"scored"`` (the tagger reads the step as a conclusion, or the
+      answer scorer gives it at least ``answer_threshold``), ``"tagged"`` (the tagger only),
       ``"always"`` or ``"never"`` (only boxed / "the answer is" / "Final Answer" forms).
     """
 
@@ -70,7 +74,8 @@ class Monitor:
         observe: bool = False,
         presets: Mapping[str, Preset] | None = None,
         segmenter: SegmenterConfig | None = None,
-        conclusions: str = "tagged",
+        conclusions: str = "scored",
+        answer_threshold: float = 0.7,
     ) -> None:
         if tagger is None or isinstance(tagger, str):
             from tracestop.tag import get_tagger
@@ -83,9 +88,16 @@ class Monitor:
         self.template: Template = template_for(model)
         self.count_tokens: TokenCounter = count_tokens or ApproxCounter()
         self.observe = observe
-        if conclusions not in ("never", "tagged", "always"):
-            raise ConfigError(f"conclusions must be never, tagged or always, got {conclusions!r}")
+        if conclusions not in ("never", "tagged", "scored", "always"):
+            raise ConfigError(
+                f"conclusions must be never, tagged, scored or always, got {conclusions!r}"
+            )
+        if not 0.0 <= answer_threshold <= 1.0:
+            raise ConfigError(f"answer_threshold must be in [0, 1], got {answer_threshold}")
         self.conclusions = conclusions
+        self.answer_threshold = answer_threshold
+        self._scorer = AnswerScorer() if conclusions == "scored" else None
+        self._question_numbers = question_numbers(question)
         self.records: list[StepRecord] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
@@ -191,17 +203,34 @@ class Monitor:
             ),
         )
         cand = None
-        if found is not None and (
-            strong
-            or self.conclusions == "always"
-            or (self.conclusions == "tagged" and tag.type in _CONCLUDING)
-        ):
+        if found is not None and (strong or self._accept_conclusion(step, tag.type)):
             cand = Candidate(found[0], found[1], step.index)
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, cand, tokens), answer, prev)
         self.records.append(rec)
         return rec
+
+    def _accept_conclusion(self, step: Any, type_: StepType) -> bool:
+        """Whether a value in a concluding sentence is trusted as a candidate answer."""
+        if self.conclusions == "always":
+            return True
+        if self.conclusions == "never":
+            return False
+        if type_ in _CONCLUDING or self.answer_format != "math":
+            return True  # choice/yes-no "conclusion" cues are specific ("I'll go with F")
+        found = conclusions(step.text)
+        if self._scorer is None or not found:
+            return False
+        _, value, sentence = found[-1]
+        current = self._tracker.state.current
+        x = ScorerInput(
+            sentence, value, type_, step.index,
+            step.text.rstrip().endswith(sentence.rstrip()[-12:]),
+            current is not None and normalize(current) == normalize(value),
+            self._question_numbers,
+        )
+        return self._scorer.score(x) >= self.answer_threshold
 
     # --- results ----------------------------------------------------------------------------
 

@@ -1,0 +1,102 @@
+"""Is a value in a concluding sentence the model's answer, or an intermediate result?
+
+"So, 40 cobras have 2800 spots." and "So, half of that is 2450." look alike; only the second
+answers the question. ``AnswerScorer`` is a logistic model over cheap text features of the
+sentence (hashed words, numbers masked) and of its context (step type, whether the value is a
+number given in the question, whether the sentence ends the step, step position, whether it
+restates the current candidate). It is trained by ``scripts/train_answer_scorer.py`` on the
+dev split of the recorded traces with distant supervision (a value is positive when it is the
+trace's recorded final answer), and ships as a small ``.npz``. Inference is pure numpy-free
+Python: a dot product over a few dozen active features.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tracestop._types import StepType
+
+__all__ = ["AnswerScorer", "ScorerInput", "featurize", "question_numbers"]
+
+N_HASH = 1 << 14
+_TYPES = list(StepType)
+_DENSE = [f"type={t.value}" for t in _TYPES] + ["in_question", "ends_step", "log_index", "restates", "bias"]
+N_FEATURES = N_HASH + len(_DENSE)
+DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "answer_scorer.npz"
+
+_TOKEN = re.compile(r"[a-z]+|[=$%]")
+_NUM = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerInput:
+    sentence: str
+    value: str
+    type: StepType
+    index: int
+    ends_step: bool
+    restates: bool
+    question_numbers: frozenset[str]
+
+
+def question_numbers(question: str) -> frozenset[str]:
+    """The numbers a question gives (a value equal to one is rarely the answer)."""
+    return frozenset(n.replace(",", "") for n in _NUM.findall(question))
+
+
+def _h(token: str) -> int:
+    return zlib.crc32(token.encode("utf-8")) & (N_HASH - 1)
+
+
+def featurize(x: ScorerInput) -> dict[int, float]:
+    """Sparse features: index → value."""
+    words = _TOKEN.findall(_NUM.sub(" 0 ", x.sentence.lower()))
+    grams = words + [f"{a}_{b}" for a, b in zip(words, words[1:])]  # noqa: RUF007
+    feats: dict[int, float] = {}
+    if grams:
+        w = 1.0 / math.sqrt(len(grams))
+        for g in grams:
+            i = _h(g)
+            feats[i] = feats.get(i, 0.0) + w
+    base = N_HASH
+    feats[base + _TYPES.index(x.type)] = 1.0
+    d = base + len(_TYPES)
+    v = x.value.replace(",", "").lstrip("$")
+    if v in x.question_numbers:
+        feats[d] = 1.0
+    if x.ends_step:
+        feats[d + 1] = 1.0
+    feats[d + 2] = math.log1p(x.index) / 5
+    if x.restates:
+        feats[d + 3] = 1.0
+    feats[d + 4] = 1.0
+    return feats
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[list[float], str]:
+    import numpy as np
+
+    with np.load(path) as z:
+        coef = [float(c) for c in z["coef"]]
+        meta = str(z["meta"])
+    if len(coef) != N_FEATURES:
+        raise ValueError(f"answer scorer weights {path} have {len(coef)} features, expected {N_FEATURES}")
+    return coef, meta
+
+
+class AnswerScorer:
+    """Probability that a concluding sentence states the answer to the whole question."""
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        self.path = Path(weights) if weights else DEFAULT_WEIGHTS
+        self._coef, self.meta = _load(str(self.path))
+
+    def score(self, x: ScorerInput) -> float:
+        z = sum(self._coef[i] * v for i, v in featurize(x).items())
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
