@@ -2,8 +2,8 @@
 
     python scripts/train_answer_scorer.py [--data DIR] [--out PATH] [--c 1.0]
 
-Distant supervision: every value the model states in a concluding sentence of a math trace's
-thinking is an example; it is positive when it equals the trace's recorded final answer.
+Distant supervision: every value the model states in a sentence of a math trace's thinking
+is an example; it is positive when it equals the trace's recorded final answer.
 Prints grouped 5-fold cross-validated AUC and precision/recall (no trace in two folds), then
 fits on everything. Deterministic: the same data gives the same weights.
 """
@@ -18,10 +18,12 @@ import numpy as np
 
 
 def examples(data: str | None):  # type: ignore[no-untyped-def]
-    from tracestop.answers import conclusions, equivalent, infer_format, normalize
+    """Scorer inputs of every value-stating sentence in the decided steps of dev math traces,
+    computed exactly as the Monitor computes them, labelled by the recorded final answer."""
+    from tracestop.answers import equivalent, infer_format, normalize
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import prepare_many
-    from tracestop.scorer import ScorerInput, featurize, question_numbers
+    from tracestop.scorer import featurize, question_numbers, remember, step_inputs
 
     ts = load_traces(data_dir(data), split="dev")
     traces = [t for t in ts.traces if infer_format(t.question, t.benchmark) == "math"]
@@ -34,21 +36,14 @@ def examples(data: str | None):  # type: ignore[no-untyped-def]
             continue
         qn = question_numbers(by_id[r.id].question)
         final = r.predicted_full
-        current = None
+        mentions: dict[str, int] = {}
         for rec in p.records[: p.n_decided]:
-            text = rec.tagged.step.text
-            found = conclusions(text)
-            if rec.tagged.candidate is not None:
-                current = rec.tagged.candidate.value
-            if not found:
-                continue
-            _, value, sentence = found[-1]
-            x = ScorerInput(sentence, value, rec.type, rec.index,
-                            text.rstrip().endswith(sentence.rstrip()[-12:]),
-                            current is not None and normalize(current) == normalize(value), qn)
-            rows.append(featurize(x))
-            ys.append(normalize(value) == normalize(final) or equivalent(final, value))
-            groups.append(r.id)
+            inputs = step_inputs(rec.tagged.step.text, rec.type, rec.index, mentions, qn)
+            for x in inputs:
+                rows.append(featurize(x))
+                ys.append(normalize(x.value) == normalize(final) or equivalent(final, x.value))
+                groups.append(r.id)
+            remember(mentions, inputs)
     return rows, np.array(ys), np.array(groups)
 
 

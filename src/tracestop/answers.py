@@ -26,6 +26,7 @@ __all__ = [
     "extract_candidates",
     "infer_format",
     "normalize",
+    "value_sentences",
 ]
 
 AnswerFormat = Literal["math", "choice", "yesno"]
@@ -199,7 +200,31 @@ def conclusions(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
-_KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3}
+_SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?]+(?=\s|$)|(?<=\d)[.!?](?=\s+[A-Z*]|\s*$)|\n+")
+_CUE = re.compile(r"^\W*(?:so|therefore|thus|hence|finally|in conclusion|that means|which means|"
+                  r"the answer|the final answer|final answer|i think|i'm confident|yes)\b", re.IGNORECASE)
+
+
+def value_sentences(text: str) -> list[tuple[int, str, str, bool]]:
+    """Every sentence of a step that states a mathematical value, as ``(offset, value,
+    sentence, cue)``; ``cue`` is true when it opens with a concluding word ("So,",
+    "Therefore", "The answer"). Questions are skipped. The answer scorer decides which, if
+    any, states the answer."""
+    out = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text + "\n"):
+        sent = text[start : m.start()]
+        offset = start
+        start = m.end()
+        if "?" in text[m.start() : m.end()] or not sent.strip():
+            continue
+        v = _math_value(sent)
+        if v:
+            out.append((offset, v, sent.strip(), bool(_CUE.match(sent))))
+    return out
+
+
+_KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3, "statement": 4}
 
 
 def extract_candidate(text: str, answer_format: AnswerFormat = "math") -> tuple[str, str] | None:

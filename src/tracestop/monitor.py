@@ -17,11 +17,10 @@ from tracestop.answers import (
     conclusions,
     extract_candidate,
     infer_format,
-    normalize,
 )
 from tracestop.errors import ConfigError
 from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
-from tracestop.scorer import AnswerScorer, ScorerInput, question_numbers
+from tracestop.scorer import AnswerScorer, question_numbers, remember, step_inputs
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
 from tracestop.templates import Template, template_for
@@ -98,6 +97,7 @@ class Monitor:
         self.answer_threshold = answer_threshold
         self._scorer = AnswerScorer() if conclusions == "scored" else None
         self._question_numbers = question_numbers(question)
+        self._mentions: dict[str, int] = {}
         self.records: list[StepRecord] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
@@ -202,35 +202,43 @@ class Monitor:
                 question=self.question,
             ),
         )
-        cand = None
-        if found is not None and (strong or self._accept_conclusion(step, tag.type)):
-            cand = Candidate(found[0], found[1], step.index)
+        if not strong:
+            found = self._weak_candidate(step, tag.type, found)
+        elif self._scorer is not None and fmt == "math":
+            remember(self._mentions, step_inputs(step.text, tag.type, step.index, self._mentions,
+                                                 self._question_numbers))
+        cand = Candidate(found[0], found[1], step.index) if found is not None else None
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, cand, tokens), answer, prev)
         self.records.append(rec)
         return rec
 
-    def _accept_conclusion(self, step: Any, type_: StepType) -> bool:
-        """Whether a value in a concluding sentence is trusted as a candidate answer."""
-        if self.conclusions == "always":
-            return True
+    def _weak_candidate(
+        self, step: Any, type_: StepType, found: tuple[str, str] | None
+    ) -> tuple[str, str] | None:
+        """A value stated in plain prose ("So, half of that is 2450."), trusted when the
+        tagger reads the step as a conclusion or the answer scorer vouches for it."""
         if self.conclusions == "never":
-            return False
-        if type_ in _CONCLUDING or self.answer_format != "math":
-            return True  # choice/yes-no "conclusion" cues are specific ("I'll go with F")
-        found = conclusions(step.text)
-        if self._scorer is None or not found:
-            return False
-        _, value, sentence = found[-1]
-        current = self._tracker.state.current
-        x = ScorerInput(
-            sentence, value, type_, step.index,
-            step.text.rstrip().endswith(sentence.rstrip()[-12:]),
-            current is not None and normalize(current) == normalize(value),
-            self._question_numbers,
-        )
-        return self._scorer.score(x) >= self.answer_threshold
+            return None
+        if self.answer_format != "math":
+            # choice / yes-no cues are specific ("I'll go with F"): trust them
+            return found
+        if self._scorer is None:
+            found = conclusions(step.text)
+            if found and (self.conclusions == "always" or type_ in _CONCLUDING):
+                return found[-1][1], "conclusion"
+            return None
+        inputs = step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers)
+        best, best_p = None, self.answer_threshold
+        for x in inputs:  # the sentence most likely to state the answer, if any passes
+            p = 1.0 if (type_ in _CONCLUDING and x.last_sentence and x.cue) else self._scorer.score(x)
+            if p >= best_p:
+                best, best_p = x, p
+        remember(self._mentions, inputs)
+        if best is None:
+            return None
+        return best.value, "conclusion" if best.cue else "statement"
 
     # --- results ----------------------------------------------------------------------------
 

@@ -377,9 +377,9 @@ POLICIES: dict[str, type[Policy]] = {
     cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Oracle, Never)
 }
 
-#: A preset is a spec, or a mapping that picks a spec by benchmark name or answer format
-#: (``math``, ``choice``, ``yesno``), with ``*`` as the fallback: presets can adapt to the
-#: question without looking at anything but its text.
+#: A preset is a spec, or a mapping that picks a spec by benchmark (``benchmark:gsm8k``) or by
+#: answer format (``math``, ``choice``, ``yesno``), with ``*`` as the fallback: presets can
+#: adapt to the question without looking at anything but its text.
 Preset = str | Mapping[str, str]
 
 #: named presets (data). ``default`` is the best TRACES criterion measured so far.
@@ -397,7 +397,7 @@ def resolve_preset(
     """The spec a preset stands for, for a question of this format (and benchmark)."""
     if isinstance(value, str):
         return value
-    for key in (benchmark, answer_format, "*"):
+    for key in (f"benchmark:{benchmark}" if benchmark else None, answer_format, "*"):
         if key and key in value:
             return value[key]
     raise ConfigError(

@@ -2,8 +2,8 @@
 there): ``$TRACESTOP_PRESETS``, else ``~/.config/tracestop/presets.json``.
 
 The file maps a name to a spec, or to ``{"math": spec, "choice": spec, "yesno": spec, "*": spec}``
-(optionally with benchmark names as keys), plus an optional ``"_meta"`` object per name
-describing how it was chosen.
+(optionally with ``"benchmark:NAME"`` keys), plus an optional ``"_meta"`` object describing
+how each preset was chosen.
 """
 
 from __future__ import annotations

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from tracestop._types import StepType
 
-__all__ = ["AnswerScorer", "ScorerInput", "featurize", "question_numbers"]
+__all__ = ["AnswerScorer", "ScorerInput", "featurize", "question_numbers", "remember", "step_inputs"]
 
 N_HASH = 1 << 14
 _TYPES = list(StepType)
-_DENSE = [f"type={t.value}" for t in _TYPES] + ["in_question", "ends_step", "log_index", "restates", "bias"]
+_DENSE = [f"type={t.value}" for t in _TYPES] + [
+    "in_question", "last_sentence", "log_index", "cue", "log_mentions", "integer", "bias",
+]
 N_FEATURES = N_HASH + len(_DENSE)
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "answer_scorer.npz"
 
@@ -35,12 +37,15 @@ _NUM = re.compile(r"\d+(?:[.,]\d+)*")
 
 @dataclass(frozen=True, slots=True)
 class ScorerInput:
+    """One value-stating sentence of a step, with its context."""
+
     sentence: str
     value: str
     type: StepType
     index: int
-    ends_step: bool
-    restates: bool
+    last_sentence: bool
+    cue: bool
+    mentions: int  # earlier steps that stated the same value
     question_numbers: frozenset[str]
 
 
@@ -66,16 +71,47 @@ def featurize(x: ScorerInput) -> dict[int, float]:
     base = N_HASH
     feats[base + _TYPES.index(x.type)] = 1.0
     d = base + len(_TYPES)
-    v = x.value.replace(",", "").lstrip("$")
+    v = _key(x.value)
     if v in x.question_numbers:
         feats[d] = 1.0
-    if x.ends_step:
+    if x.last_sentence:
         feats[d + 1] = 1.0
     feats[d + 2] = math.log1p(x.index) / 5
-    if x.restates:
+    if x.cue:
         feats[d + 3] = 1.0
-    feats[d + 4] = 1.0
+    feats[d + 4] = math.log1p(x.mentions)
+    if re.fullmatch(r"-?\d+", v):
+        feats[d + 5] = 1.0
+    feats[d + 6] = 1.0
     return feats
+
+
+def _key(value: str) -> str:
+    return value.replace(",", "").lstrip("$").rstrip("%").strip()
+
+
+def step_inputs(
+    text: str,
+    type_: StepType,
+    index: int,
+    mentions: dict[str, int],
+    qnums: frozenset[str],
+) -> list[ScorerInput]:
+    """The scorer inputs of every value-stating sentence of a step, in order."""
+    from tracestop.answers import value_sentences
+
+    found = value_sentences(text)
+    return [
+        ScorerInput(sent, value, type_, index, i == len(found) - 1, cue,
+                    mentions.get(_key(value), 0), qnums)
+        for i, (_, value, sent, cue) in enumerate(found)
+    ]
+
+
+def remember(mentions: dict[str, int], inputs: list[ScorerInput]) -> None:
+    """Count each value once per step (call after scoring the step)."""
+    for v in {_key(x.value) for x in inputs}:
+        mentions[v] = mentions.get(v, 0) + 1
 
 
 @lru_cache(maxsize=4)

@@ -59,10 +59,17 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
             choices, _ = calibrate(preps, max_loss, by=by, grid=specs, progress=advance)  # type: ignore[arg-type]
         value: str | dict[str, str]
+        fallback: list = []
+        if by == "benchmark":
+            # questions from other benchmarks (or live traffic) fall back to their format
+            with progress_bar(len(specs) * 3, "searching per answer format") as advance:
+                fallback, _ = calibrate(preps, max_loss, by="format", grid=specs, progress=advance)
         if by == "pooled":
             value = choices[0].spec
         else:
-            value = {c.group: c.spec for c in choices}
+            prefix = "benchmark:" if by == "benchmark" else ""
+            value = {f"{prefix}{c.group}": c.spec for c in choices}
+            value.update({c.group: c.spec for c in fallback})
             value["*"] = "none"
         meta = {
             "chosen_on": "dev split",
@@ -70,7 +77,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             "by": by,
             "bound": "one-sided 95% Clopper-Pearson upper bound on early-stop regret",
             "date": _dt.date.today().isoformat(),
-            "groups": [c.to_json() for c in choices],
+            "groups": [c.to_json() for c in [*choices, *fallback]],
         }
         path = save_preset(name, value, meta, presets_file)
     doc = {"preset": name, "value": value, "written_to": str(path), **meta}
@@ -79,7 +86,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         return
     click.echo(f"{'group':10s} {'n':>5s} {'saved':>7s} {'loss':>7s} {'regret':>6s} "
                f"{'ucb':>6s} {'oracle':>7s}  chosen configuration")
-    for c in choices:
+    for c in [*choices, *fallback]:
         s = c.score
         flag = "" if c.bound_applied else "  (small group: point estimate only)"
         click.echo(f"{c.group:10s} {s.n:5d} {100 * s.saved:6.1f}% {s.loss_pts:+6.2f}p {s.regret:6d} "

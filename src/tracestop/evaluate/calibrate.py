@@ -125,6 +125,17 @@ def default_grid() -> list[str]:
                       "verification+meta_cognition+final_conclusion"):
             grid.append(f"traces-count:k={k},types={types}")
             grid.append(f"traces-count:k={k},types={types} & consistency:k=2")
+    # a long trace is often a wrong one, and stopping a wrong trace costs no accuracy: each
+    # criterion can also be capped by a thinking budget
+    capped = [g for g in grid if g.startswith(("traces-shift:window=2,", "traces-shift:window=4,delta=0.75",
+                                                "traces-count:k=1,", "traces-count:k=2,types=verification+meta_cognition"))]
+    for g in capped:
+        if "&" in g:
+            continue
+        for t in (4000, 8000, 12000, 16000):
+            grid.append(f"{g} | budget:tokens={t}")
+    for t in (500, 1000, 2000, 3000, 4000, 6000, 8000, 12000, 16000):
+        grid.append(f"budget:tokens={t}")
     return list(dict.fromkeys(grid))
 
 

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests.test_eval import make_data, rec
+from tracestop.cli import cli
+from tracestop.errors import ConfigError, DataError
+from tracestop.evaluate.calibrate import bound_applies, clopper_pearson_upper
+from tracestop.evaluate.data import split_of
+from tracestop.policies import parse_policy, resolve_preset
+from tracestop.presets import load_presets, save_preset
+
+
+@pytest.mark.parametrize(
+    "k,n,expected",
+    [(0, 79, 1 - 0.05 ** (1 / 79)), (0, 300, 1 - 0.05 ** (1 / 300)), (10, 10, 1.0)],
+)
+def test_clopper_pearson_upper(k, n, expected):
+    assert clopper_pearson_upper(k, n) == pytest.approx(expected, abs=1e-6)
+
+
+def test_clopper_pearson_known_value():
+    # 3 events in 100 trials: the one-sided 95% upper bound is 0.0757 (exact binomial)
+    assert clopper_pearson_upper(3, 100) == pytest.approx(0.0757, abs=5e-4)
+
+
+def test_bound_applies_only_where_a_clean_policy_could_pass():
+    assert not bound_applies(100, 1.0) and bound_applies(300, 1.0) and not bound_applies(1000, 0)
+
+
+def test_presets_pick_by_benchmark_then_format():
+    value = {"benchmark:gsm8k": "budget:tokens=10", "math": "budget:tokens=20", "*": "none"}
+    assert resolve_preset("p", value, "math", "gsm8k") == "budget:tokens=10"
+    assert resolve_preset("p", value, "math", "aime") == "budget:tokens=20"
+    assert resolve_preset("p", value, "choice") == "none"
+    with pytest.raises(ConfigError, match="no entry for answer format"):
+        resolve_preset("p", {"math": "none"}, "choice")
+    p = parse_policy("mine", {"mine": value}, answer_format="math", benchmark="gsm8k")
+    assert p.spec() == "budget:tokens=10"
+
+
+def test_presets_file_round_trip_and_errors(tmp_path):
+    path = tmp_path / "presets.json"
+    save_preset("fast", {"math": "traces-count:k=1", "*": "none"}, {"why": "test"}, path)
+    got = load_presets(path)
+    assert got["fast"] == {"math": "traces-count:k=1", "*": "none"} and "default" in got
+    path.write_text('{"bad": "traces-count:k=0"}')
+    with pytest.raises(DataError, match="preset 'bad'.*k must be >= 1"):
+        load_presets(path)
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_presets(path)
+
+
+def test_calibrate_writes_a_preset_that_eval_accepts(tmp_path, monkeypatch):
+    # questions in the dev split only: calibration looks at nothing else
+    qs = [q for q in (f"How many apples, case {i}?" for i in range(40)) if split_of(q) == "dev"][:4]
+    root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
+    presets = tmp_path / "presets.json"
+    monkeypatch.setenv("TRACESTOP_PRESETS", str(presets))
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "0", "--data", str(root), "--workers", "1",
+                                 "--grid", "traces-count:k=2", "--grid", "traces-count:k=9",
+                                 "--name", "mine", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["value"] == {"math": "traces-count:k=2", "*": "none"}
+    assert "Clopper-Pearson" in doc["bound"]
+    assert json.loads(presets.read_text())["mine"]["math"] == "traces-count:k=2"
+    r = CliRunner().invoke(cli, ["eval", "--data", str(root), "--split", "all", "--policy", "mine",
+                                 "--workers", "1", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rows = {x["policy"]: x for x in json.loads(r.stdout)["results"]}
+    assert rows["mine"]["saved"] > 0.2
+
+
+def test_calibrate_rejects_bad_options(tmp_path):
+    root = make_data(tmp_path / "data", [rec(1)])
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "-1", "--data", str(root)])
+    assert r.exit_code == 1 and "--max-loss must be >= 0" in r.output
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--name", "budget"])
+    assert r.exit_code == 1 and "is a policy name" in r.output
