@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+from tests.conftest import PrefixTagger
 from tracestop._types import StepType
 from tracestop.monitor import Monitor
 from tracestop.scorer import N_FEATURES, AnswerScorer, ScorerInput, featurize, question_numbers
-from tests.conftest import PrefixTagger
 
 
-def x(sentence, value, type_=StepType.FORMULA_SUBSTITUTION, ends=True, restates=False, q="Tom has 40 cats."):
-    return ScorerInput(sentence, value, type_, 5, ends, restates, question_numbers(q))
+def x(sentence, value, type_=StepType.FORMULA_SUBSTITUTION, last=True, mentions=0, q="Tom has 40 cats."):
+    cue = sentence.lower().startswith(("so", "therefore"))
+    return ScorerInput(sentence, value, type_, 5, last, cue, mentions, question_numbers(q))
 
 
 def test_features_are_stable_and_in_range():
@@ -21,10 +22,22 @@ def test_features_are_stable_and_in_range():
 def test_final_answers_outscore_intermediate_results():
     s = AnswerScorer()
     final = s.score(x("Therefore, the answer is 2450, the final result.", "2450",
-                      StepType.VERIFICATION, restates=True))
-    given = s.score(x("So, there are 40 cobras.", "40", StepType.CONTEXT_REPETITION, ends=False))
+                      StepType.VERIFICATION, mentions=2))
+    given = s.score(x("So, there are 40 cobras.", "40", StepType.CONTEXT_REPETITION, last=False))
     assert 0.0 <= given < final <= 1.0
     assert "dev split" in s.meta
+
+
+def test_step_inputs_count_earlier_mentions():
+    from tracestop.scorer import remember, step_inputs
+
+    mentions: dict[str, int] = {}
+    first = step_inputs("We get 12 here. So the total is 2,450.", StepType.OTHER, 0, mentions, frozenset({"12"}))
+    assert [(i.value, i.mentions, i.last_sentence, i.cue) for i in first] == [
+        ("12", 0, False, False), ("2450", 0, True, True)]
+    remember(mentions, first)
+    again = step_inputs("Yes, 2450 again.", StepType.OTHER, 1, mentions, frozenset())
+    assert again[0].mentions == 1
 
 
 def test_conclusion_modes():
