@@ -79,6 +79,6 @@ def test_calibrate_writes_a_preset_that_eval_accepts(tmp_path, monkeypatch):
 def test_calibrate_rejects_bad_options(tmp_path):
     root = make_data(tmp_path / "data", [rec(1)])
     r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "-1", "--data", str(root)])
-    assert r.exit_code == 1 and "--max-loss must be >= 0" in r.output
+    assert r.exit_code == 1 and "--max-loss must be between 0 and 100" in r.output
     r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--name", "budget"])
     assert r.exit_code == 1 and "is a policy name" in r.output

@@ -143,11 +143,42 @@ def _math_value(sentence: str) -> str | None:
         got = _balanced(s, m.end() - 1)
         if got:
             return _clean(got[0])
+    expr = _stated_expression(s)
+    if expr:
+        return expr
     nums = list(_NUMBER.finditer(s)) + list(_LATEX_VALUE.finditer(s))
     if not nums:
         return None
     last = max(nums, key=lambda m: m.end())
     return _clean(last.group(0).replace("$", "").replace(",", "").replace(" ", ""))
+
+
+_COPULA = re.compile(r"(?:\bis\b|\bare\b|\bequals\b|\bbe\b|=)\s*(?:approximately\s+|about\s+|just\s+)?")
+_MATHY = re.compile(r"^[-+()\[\]{}\\_^.,/*\d\s√πa-zA-Z°%$]+$")
+_TRAILING_WORDS = re.compile(r"(?:\s+[a-zA-Z]+\.?)+$")
+
+
+def _stated_expression(sentence: str) -> str | None:
+    """A compound value after the last "is"/"=": ``204_5``, ``(-1, 6)``, ``\\frac{3}{4}``, ``2\\sqrt{3}``.
+
+    Plain numbers are left to the last-number rule; this catches what it would cut apart."""
+    last = None
+    for m in _COPULA.finditer(sentence):
+        last = m
+    if last is None:
+        return None
+    tail = sentence[last.end() :].strip().rstrip(".")
+    tail = re.sub(r"^\\\(|\\\)$|^\$|\$$", "", tail).strip()
+    if not tail or len(tail) > 40 or not re.search(r"\d", tail) or not _MATHY.match(tail):
+        return None
+    if re.fullmatch(r"-?\$?\d[\d,]*(?:\.\d+)?%?(?:\s+[a-zA-Z]+)*", tail):
+        return None  # a plain number (with units): the last-number rule handles it
+    core = _TRAILING_WORDS.sub("", tail)  # units: "12\\pi square units" -> "12\\pi"
+    if not re.search(r"\d", core):
+        return None
+    if re.search(r"\b(?:and|or|which|so|then|but|because|the|of|to|in|we|it|that)\b", core):
+        return None
+    return _clean(core)
 
 
 def extract_candidates(text: str, answer_format: AnswerFormat = "math") -> list[tuple[str, str]]:

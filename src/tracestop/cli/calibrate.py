@@ -44,8 +44,8 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     from tracestop.presets import save_preset
 
     with errors_to_click():
-        if max_loss < 0:
-            raise ConfigError(f"--max-loss must be >= 0 points, got {max_loss}")
+        if not 0 <= max_loss <= 100:
+            raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
         if name in POLICIES:
             raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
         specs = list(grid) or default_grid()
