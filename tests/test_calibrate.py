@@ -82,3 +82,16 @@ def test_calibrate_rejects_bad_options(tmp_path):
     assert r.exit_code == 1 and "--max-loss must be between 0 and 100" in r.output
     r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--name", "budget"])
     assert r.exit_code == 1 and "is a policy name" in r.output
+
+
+def test_compare_reports_best_baselines_at_the_same_accuracy(tmp_path):
+    root = make_data(tmp_path / "data", [rec(i) for i in range(3)])
+    r = CliRunner().invoke(cli, ["compare", "--data", str(root), "--split", "all", "--workers", "1",
+                                 "--policy", "traces-count:k=2", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)["rows"]
+    assert row["benchmark"] == "gsm8k" and row["n"] == 3
+    assert row["saved"] > 0.2 and row["accuracy"] == row["accuracy_full"] == 1.0
+    # a budget small enough to save as much loses the answer, so the best budget saves less
+    assert row["budget"] is None or row["budget"]["saved"] < row["saved"]
+    assert row["consistency"]["accuracy"] >= row["accuracy"]

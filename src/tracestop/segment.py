@@ -65,21 +65,26 @@ class Segmenter:
         out: list[Step] = []
         tail = self._tail + delta
         pos = self._scan
+        start = 0  # where the current fragment starts in tail
         while True:
             m = _BOUNDARY.search(tail, pos)
             if m is None:
+                # a boundary can only begin inside the trailing whitespace
+                i = len(tail)
+                while i > start and tail[i - 1].isspace():
+                    i -= 1
+                pos = i
                 break
             # A boundary is final only once non-space text follows it.
             if _NON_SPACE.search(tail, m.end()) is None:
                 pos = m.start()
                 break
-            self._fragment(tail[: m.start()], self._tail_start, out)
-            self._tail_start += m.end()
-            tail = tail[m.end() :]
-            pos = 0
-        if m is None:
-            trailing = len(tail) - len(tail.rstrip())
-            pos = len(tail) - trailing
+            self._fragment(tail[start : m.start()], self._tail_start + start, out)
+            start = pos = m.end()
+        if start:
+            tail = tail[start:]
+            self._tail_start += start
+            pos -= start
         self._tail = tail
         self._scan = pos
         if self._held is not None and not self._held_released and self._long(tail):

@@ -23,6 +23,7 @@ _COMMANDS = {
     "serve": "tracestop.cli.serve:serve",
     "report": "tracestop.cli.report:report_command",
     "calibrate": "tracestop.cli.calibrate:calibrate_command",
+    "compare": "tracestop.cli.compare:compare_command",
 }
 
 for _name, _target in _COMMANDS.items():

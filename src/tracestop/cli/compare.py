@@ -1,0 +1,94 @@
+"""``tracestop compare``: a preset against the best baseline settings at the same accuracy."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import click
+
+from tracestop.cli._common import data_option, errors_to_click, progress_bar
+
+BUDGETS = (250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
+CONSISTENCY = (2, 3, 4, 5)
+
+
+def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per benchmark (models pooled): the preset, and for ``budget`` and ``consistency`` the
+    setting that saves the most thinking tokens with at least the preset's accuracy (chosen on
+    the very traces reported, which favours the baselines)."""
+    from tracestop.evaluate.replay import apply_policy
+
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for p in preps:
+        if not p.result.excluded:
+            groups[p.result.benchmark].append(p)
+    rows = []
+    for bench in sorted(groups):
+        ps = groups[bench]
+        full = sum(p.result.tokens_full for p in ps)
+        acc_full = sum(p.result.correct_full for p in ps) / len(ps)
+
+        def run(spec: str, ps: list[Any] = ps, full: int = full) -> tuple[float, float]:
+            outs = [apply_policy(p, spec, presets) for p in ps]
+            return sum(o.correct for o in outs) / len(ps), 1 - sum(o.tokens for o in outs) / full
+
+        acc, saved = run(preset)
+        oracle = run("oracle")[1]
+        row: dict[str, Any] = {
+            "benchmark": bench, "n": len(ps), "accuracy_full": acc_full,
+            "preset": preset, "accuracy": acc, "saved": saved, "oracle_saved": oracle,
+            "oracle_captured": saved / oracle if oracle > 0 else None,
+        }
+        for family, specs in (("budget", [f"budget:tokens={t}" for t in BUDGETS]),
+                              ("consistency", [f"consistency:k={k}" for k in CONSISTENCY])):
+            best = None
+            for spec in specs:
+                a, s = run(spec)
+                if a >= acc - 1e-9 and (best is None or s > best[2]):
+                    best = (spec, a, s)
+            row[family] = None if best is None else {"spec": best[0], "accuracy": best[1], "saved": best[2]}
+        rows.append(row)
+    return rows
+
+
+@click.command("compare")
+@data_option
+@click.option("--split", type=click.Choice(["dev", "test", "all"]), default="test", show_default=True)
+@click.option("--policy", "preset", default="default", show_default=True, metavar="SPEC",
+              help="The policy or preset to compare.")
+@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks (repeatable).")
+@click.option("--workers", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+def compare_command(data: str | None, split: str, preset: str, benchmarks: tuple[str, ...],
+                    workers: int | None, as_json: bool) -> None:
+    """Thinking tokens saved by a preset against the best budget and the best consistency
+    setting that reach at least its accuracy, per benchmark (models pooled)."""
+    from tracestop.evaluate.data import data_dir, load_traces
+    from tracestop.evaluate.replay import policy_specs, prepare_many
+    from tracestop.presets import load_presets
+
+    with errors_to_click():
+        presets = load_presets()
+        policy_specs([preset], presets)
+        ts = load_traces(data_dir(data), benchmarks=benchmarks, split=split)  # type: ignore[arg-type]
+        with progress_bar(len(ts.traces), "replaying traces") as advance:
+            preps = prepare_many(ts.traces, workers=workers, progress=advance)
+        rows = compare(preps, preset, presets)
+    if as_json:
+        click.echo(json.dumps({"split": split, "rows": rows}))
+        return
+
+    def cell(b: dict[str, Any] | None) -> str:
+        return "none reaches it" if b is None else f"{100 * b['saved']:5.1f}% ({b['spec']}, acc {b['accuracy']:.3f})"
+
+    click.echo(f"split: {split}; thinking tokens saved at the preset's accuracy or better (models pooled)\n")
+    click.echo("| benchmark | n | acc full | " + preset + " acc | " + preset
+               + " saved | oracle saved | captured | best budget | best consistency |")
+    click.echo("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        cap = "-" if r["oracle_captured"] is None else f"{100 * r['oracle_captured']:.0f}%"
+        click.echo(f"| {r['benchmark']} | {r['n']} | {r['accuracy_full']:.3f} | {r['accuracy']:.3f} | "
+                   f"{100 * r['saved']:.1f}% | {100 * r['oracle_saved']:.1f}% | {cap} | "
+                   f"{cell(r['budget'])} | {cell(r['consistency'])} |")
