@@ -18,32 +18,40 @@ import numpy as np
 from tracestop._types import Role, StepType
 from tracestop.tag.base import TagContext, Tagger
 
-__all__ = ["cross_validate", "derive_states_answer", "format_quality", "group_folds", "metrics"]
+__all__ = ["answer_format", "cross_validate", "derive_states_answer", "format_quality", "group_folds", "metrics"]
 
 AnswerMode = Literal["gold", "derived", "none"]
 TYPE_LABELS: tuple[str, ...] = tuple(t.value for t in StepType)
 ROLE_LABELS: tuple[str, ...] = tuple(r.value for r in Role)
 
 
-def _extractor() -> Callable[[str], bool] | None:
+def answer_format(trace_id: str) -> str:
+    """The answer format of a trace from its id's benchmark part (choice / yesno / math)."""
+    parts = trace_id.split(":")
+    bench = parts[2] if len(parts) > 2 else ""
+    if bench.startswith(("gpqa", "mmlu")):
+        return "choice"
+    if "iphr" in bench:
+        return "yesno"
+    return "math"
+
+
+def _extractor() -> Callable[[str, str], bool] | None:
     try:
-        from tracestop.answers import extract_candidate  # type: ignore[attr-defined]
+        from tracestop.answers import extract_candidate
     except ImportError:
         return None
 
-    def found(text: str) -> bool:
-        try:
-            return extract_candidate(text, None) is not None
-        except TypeError:
-            return extract_candidate(text) is not None
+    def found(text: str, trace_id: str) -> bool:
+        return extract_candidate(text, answer_format(trace_id)) is not None  # type: ignore[arg-type]
 
     return found
 
 
-def derive_states_answer(text: str) -> bool | None:
+def derive_states_answer(text: str, trace_id: str = "") -> bool | None:
     """Whether the answer extractor finds a candidate in ``text``; None without an extractor."""
     f = _extractor()
-    return None if f is None else f(text)
+    return None if f is None else f(text, trace_id)
 
 
 def group_folds(groups: Sequence[str], folds: int, seed: int = 0) -> list[int]:
@@ -97,7 +105,7 @@ def metrics(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> 
 
 
 def _tag_sequence(tagger: Tagger, items: Sequence[Any], mode: AnswerMode,
-                  derive: Callable[[str], bool] | None) -> list[str]:
+                  derive: Callable[[str, str], bool] | None) -> list[str]:
     out: list[str] = []
     prev: tuple[str, int, StepType] | None = None
     for ex in items:
@@ -106,10 +114,11 @@ def _tag_sequence(tagger: Tagger, items: Sequence[Any], mode: AnswerMode,
         if mode == "gold":
             states = ex.context.states_answer
         elif mode == "derived" and derive is not None:
-            states = derive(ex.text)
+            states = derive(ex.text, ex.trace_id)
         else:
             states = False
-        ctx = TagContext(index=ex.context.index, previous=prev_type, states_answer=states)
+        ctx = TagContext(index=ex.context.index, previous=prev_type, states_answer=states,
+                         question=ex.context.question)
         t = tagger.tag(ex.text, ctx).type
         out.append(t.value)
         prev = (ex.trace_id, ex.context.index, t)
@@ -160,7 +169,7 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
         if states_answer == "derived" else states_answer,
         "weak_labels": len(weak),
         "n_steps": len(examples),
-        "n_traces": len(set(ex.trace_id for ex in examples)),
+        "n_traces": len({ex.trace_id for ex in examples}),
         "type": metrics(gold_t, pred_t, TYPE_LABELS),
         "role": metrics(gold_r, pred_r, ROLE_LABELS),
     }
@@ -171,7 +180,7 @@ def _table(m: dict[str, Any], short: Callable[[str], str]) -> list[str]:
     keep = [i for i, lab in enumerate(labels)
             if m["per_class"][lab]["support"] or m["per_class"][lab]["predicted"]]
     heads = [short(labels[i]) for i in keep]
-    w = max(len(h) for h in heads)
+    w = max(11, *(len(h) for h in heads))
     lines = ["gold \\ pred".ljust(w + 2) + " ".join(h.rjust(5) for h in heads)
              + "    n   prec  rec   f1"]
     for i in keep:
@@ -187,9 +196,12 @@ def format_quality(report: dict[str, Any]) -> str:
     """A readable summary with both confusion matrices."""
     t, r = report["type"], report["role"]
     out = [
-        f"tagger={report['tagger']}  {report['folds']}-fold grouped CV by trace_id "
-        f"(seed {report['seed']}), {report['n_steps']} steps / {report['n_traces']} traces, "
-        f"states_answer={report['states_answer']}, weak labels={report['weak_labels']}",
+        (
+            f"tagger={report['tagger']}  {report['folds']}-fold grouped CV by trace_id "
+            f"(seed {report['seed']}), {report['n_steps']} steps / {report['n_traces']} "
+            f"traces, states_answer={report['states_answer']}, "
+            f"weak labels={report['weak_labels']}"
+        ),
         f"types: accuracy {t['accuracy']:.3f}  macro-F1 {t['macro_f1']:.3f}",
         f"roles: accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}",
         "",
@@ -199,3 +211,30 @@ def format_quality(report: dict[str, Any]) -> str:
     out += ["", "role confusion:"]
     out += _table(r, lambda s: s[:5])
     return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tracestop.tag.quality [--tagger linear] [--states-answer gold] [--json]``."""
+    import argparse
+    import json
+    import os
+
+    root = Path(__file__).resolve().parents[3]
+    data = Path(os.environ.get("TRACESTOP_DATA", root / ".." / "shared" / "data"))
+    ap = argparse.ArgumentParser(description="grouped cross-validation of a step tagger")
+    ap.add_argument("--labels", type=Path, default=data / "labels" / "reasontype-dev.jsonl")
+    ap.add_argument("--tagger", choices=("linear", "rules"), default="linear")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--states-answer", choices=("gold", "derived", "none"), default="gold")
+    ap.add_argument("--weak", action="store_true", help="add mapped weak labels (linear)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    report = cross_validate(a.labels, a.tagger, a.folds, a.seed, a.states_answer,
+                            weak_traces=data / "traces" if a.weak else None)
+    print(json.dumps(report, indent=1) if a.json else format_quality(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from tracestop._types import StepType, Tag
 from tracestop.tag.base import TagContext
 
+#: The default context (a frozen value, shared).
+_NO_CONTEXT = TagContext()
+
 __all__ = ["RULES", "Rule", "RuleTagger", "step_head"]
 
 T = StepType
-_FLAGS = re.IGNORECASE
+_FLAGS = 0  # head and body are lower-cased before matching
 
 _BULLET = re.compile(r"^[\s>*#\-•·]*(?:\d{1,2}[.)]\s+)?[\s*_]*")
 _EMPH = re.compile(r"[*_`]+")
@@ -38,6 +41,8 @@ class Rule:
 
     ``needs_answer`` restricts the rule to steps that state a candidate answer,
     ``max_index`` to early steps; ``max_len`` to steps no longer than that many characters.
+    ``gate``: substrings of which at least one must occur for the pattern to have a chance
+    (a fast pre-check; it never changes what matches).
     """
 
     type: StepType
@@ -47,7 +52,7 @@ class Rule:
     needs_answer: bool = False
     max_index: int | None = None
     max_len: int | None = None
-    label: str = ""
+    gate: tuple[str, ...] = ()
 
     def matches(self, head: str, body: str, context: TagContext) -> re.Match[str] | None:
         if self.needs_answer and not context.states_answer:
@@ -56,13 +61,19 @@ class Rule:
             return None
         if self.max_len is not None and len(body) > self.max_len:
             return None
-        return self.pattern.search(head if self.where == "head" else body)
+        target = head if self.where == "head" else body
+        if self.gate and not any(g in target for g in self.gate):
+            return None  # cheap substring pre-check: the regex cannot match
+        return self.pattern.search(target)
+
 
 
 def _r(type_: StepType, pattern: str, confidence: float, **kw: object) -> Rule:
     return Rule(type_, re.compile(pattern, _FLAGS), confidence, **kw)  # type: ignore[arg-type]
 
 
+_VERIFY_GATE = ("check", "verif", "sure", "confirm", "sanity", "back", "see if", "right",
+                "correct", "sense")
 _VERIFY = (
     r"double[- ]?check|re-?check|re-?verif|\bverif|\bcheck\b|checking|make sure|\bconfirm"
     r"|sanity|plug(?:ging)? (?:it |this |them )?back|\bsubstitut\w* back|let'?s see if"
@@ -80,6 +91,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:earlier|before|previous)",
         0.75,
         where="body",
+        gate=("same", "consistent", "check", "matches"),
     ),
     # another route
     _r(
@@ -93,11 +105,11 @@ RULES: tuple[Rule, ...] = (
     # checking cues in the opening words
     _r(T.VERIFICATION, r"^(?:wait|but|hmm|okay|ok|so|now|just|and|also)?[ ,.!]*"
        r"(?:let me|let's|let us|i(?:'ll| will| should| want to| need to)?|to)?\s*(?:just )?"
-       r"(?:quickly |also |again )?(?:" + _VERIFY + r")", 0.8),
+       r"(?:quickly |also |again )?(?:" + _VERIFY + r")", 0.8, gate=_VERIFY_GATE),
     _r(T.VERIFICATION, r"^(?:yes|yep|yeah|correct|right)\b|(?:that|this|it) "
        r"(?:seems|looks|is) (?:right|correct|consistent|solid|good)|\bseems (?:right|correct)\b",
-       0.75),
-    _r(T.VERIFICATION, _VERIFY, 0.6, max_len=400),
+       0.75, gate=("yes", "yep", "yeah", "correct", "right", "seem", "look", "is ")),
+    _r(T.VERIFICATION, _VERIFY, 0.6, max_len=400, gate=_VERIFY_GATE),
     # stated answers worded as a conclusion
     _r(
         T.FINAL_CONCLUSION,
@@ -106,6 +118,7 @@ RULES: tuple[Rule, ...] = (
         r"|the answer must be|so the answer)",
         0.85,
         where="body",
+        gate=("answer", "option", "choice", "confident"),
     ),
     _r(
         T.FINAL_CONCLUSION,
@@ -121,6 +134,8 @@ RULES: tuple[Rule, ...] = (
         r"|i (?:made|might have made|must have made) a mistake|that(?:'s| is) (?:not|in)correct"
         r"|doesn'?t make sense|let me (?:re)?think|reconsider|that can'?t be|^(?:wait|hold on),? no\b",
         0.7,
+        gate=("not sure", "confus", "unsure", "mistake", "correct", "sense", "think",
+              "reconsider", "can", "no"),
     ),
     # problem restatement: re-reading, quoting the options, opening setup
     _r(
@@ -130,6 +145,7 @@ RULES: tuple[Rule, ...] = (
         r"|^the (?:question|problem) (?:asks|says|states|is asking|gives)"
         r"|^(?:question|problem|the question|the problem)\s*:",
         0.75,
+        gate=("read", "option", "choice", "question", "problem"),
     ),
     _r(
         T.PROBLEM_RESTATEMENT,
@@ -147,6 +163,8 @@ RULES: tuple[Rule, ...] = (
         r"|\b(?:let me |i'll )?search|\bproperty of\b|\bin general,|\bis known (?:as|to)"
         r"|\b(?:key concept|definition)s?\s*:",
         0.65,
+        gate=("remember", "recall", "know", "definition", "defined", "formula", "theorem",
+              "source", "search", "property", "general", "concept"),
     ),
     # options, cases, edge conditions
     _r(
@@ -164,6 +182,7 @@ RULES: tuple[Rule, ...] = (
         r" (?:option|choice)",
         0.55,
         where="body",
+        gate=("approximately", "roughly", "about", "≈", "close to", "which"),
     ),
     # summaries of what is known
     _r(
@@ -195,6 +214,8 @@ RULES: tuple[Rule, ...] = (
 
 #: Rules at or below this confidence are generic; inside a check they yield to it.
 _WEAK = 0.5
+#: Only the start of a long step is read (cost stays flat; cues come first).
+_BODY_CHARS = 600
 _STATEMENT = re.compile(r"^(?:so|therefore|thus|hence|and|then|which|that)\b|^[a-z0-9(]+\s*[=:]")
 
 
@@ -206,9 +227,9 @@ class RuleTagger:
     def __init__(self, rules: tuple[Rule, ...] = RULES) -> None:
         self.rules = rules
 
-    def tag(self, text: str, context: TagContext = TagContext()) -> Tag:
+    def tag(self, text: str, context: TagContext = _NO_CONTEXT) -> Tag:
         head = step_head(text)
-        body = text[:2000].lower()
+        body = text[:_BODY_CHARS].lower()
         for rule in self.rules:
             m = rule.matches(head, body, context)
             if m is not None:

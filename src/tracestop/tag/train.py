@@ -91,8 +91,24 @@ def _sklearn() -> Any:
     return LogisticRegression
 
 
-def load_labels(path: Path | str) -> list[Example]:
-    """Hand labels, in file order; ``previous`` is the gold type of the step before."""
+def _questions(traces_dir: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in sorted(traces_dir.glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            out[str(r["id"])] = str(r.get("question") or "")
+    return out
+
+
+def load_labels(path: Path | str, traces_dir: Path | str | None = None) -> list[Example]:
+    """Hand labels, in file order; ``previous`` is the gold type of the step before.
+
+    ``question`` comes from the traces (default: ``../traces`` beside the labels folder) —
+    the Monitor passes it at run time too; without the traces it stays empty.
+    """
+    path = Path(path)
+    tdir = Path(traces_dir) if traces_dir is not None else path.parent.parent / "traces"
+    questions = _questions(tdir) if tdir.is_dir() else {}
     out: list[Example] = []
     prev: tuple[str, int, StepType] | None = None
     for line in Path(path).read_text(encoding="utf-8").splitlines():
@@ -102,7 +118,8 @@ def load_labels(path: Path | str) -> list[Example]:
         label = StepType(r["label"])
         before = prev[2] if prev and prev[0] == r["trace_id"] and prev[1] == r["index"] - 1 else None
         ctx = TagContext(index=int(r["index"]), previous=before,
-                         states_answer=bool(r["states_answer"]))
+                         states_answer=bool(r["states_answer"]),
+                         question=questions.get(r["trace_id"], ""))
         out.append(Example(r["text"], label, ctx, r["trace_id"]))
         prev = (r["trace_id"], int(r["index"]), label)
     return out
