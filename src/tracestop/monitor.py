@@ -74,7 +74,7 @@ class Monitor:
         presets: Mapping[str, Preset] | None = None,
         segmenter: SegmenterConfig | None = None,
         conclusions: str = "scored",
-        answer_threshold: float = 0.7,
+        answer_threshold: float = 0.5,
     ) -> None:
         if tagger is None or isinstance(tagger, str):
             from tracestop.tag import get_tagger
