@@ -298,7 +298,7 @@ def _parse(value: str, main: bool) -> object:
 
     text = value if "\\boxed" in value else f"${value}$"
     timeout = 5 if main else None
-    return parse(text, parsing_timeout=timeout)  # type: ignore[arg-type]
+    return parse(text, parsing_timeout=timeout)
 
 
 @lru_cache(maxsize=65536)
@@ -308,7 +308,7 @@ def _verify(gold: str, pred: str, main: bool) -> bool:
     g, p = _parse(gold, main), _parse(pred, main)
     if not g or not p:
         return False
-    return bool(verify(g, p, timeout_seconds=5 if main else None))  # type: ignore[arg-type]
+    return bool(verify(g, p, timeout_seconds=5 if main else None))
 
 
 def equivalent(gold: str, pred: str, answer_format: AnswerFormat = "math") -> bool:

@@ -225,9 +225,9 @@ class Monitor:
             # choice / yes-no cues are specific ("I'll go with F"): trust them
             return found
         if self._scorer is None:
-            found = conclusions(step.text)
-            if found and (self.conclusions == "always" or type_ in _CONCLUDING):
-                return found[-1][1], "conclusion"
+            stated = conclusions(step.text)
+            if stated and (self.conclusions == "always" or type_ in _CONCLUDING):
+                return stated[-1][1], "conclusion"
             return None
         inputs = step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers)
         best, best_p = None, self.answer_threshold

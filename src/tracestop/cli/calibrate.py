@@ -37,7 +37,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     """Search policy parameters on the dev split and write the configuration that saves the
     most thinking tokens while losing at most --max-loss accuracy points as a named preset
     (usable as `tracestop eval --policy NAME`)."""
-    from tracestop.evaluate.calibrate import calibrate, default_grid
+    from tracestop.evaluate.calibrate import Choice, calibrate, default_grid
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import prepare_many
     from tracestop.policies import POLICIES, parse_policy
@@ -59,7 +59,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
             choices, _ = calibrate(preps, max_loss, by=by, grid=specs, progress=advance)  # type: ignore[arg-type]
         value: str | dict[str, str]
-        fallback: list = []
+        fallback: list[Choice] = []
         if by == "benchmark":
             # questions from other benchmarks (or live traffic) fall back to their format
             with progress_bar(len(specs) * 3, "searching per answer format") as advance:
@@ -87,9 +87,9 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     click.echo(f"{'group':10s} {'n':>5s} {'saved':>7s} {'loss':>7s} {'regret':>6s} "
                f"{'ucb':>6s} {'oracle':>7s}  chosen configuration")
     for c in [*choices, *fallback]:
-        s = c.score
+        sc = c.score
         flag = "" if c.bound_applied else "  (small group: point estimate only)"
-        click.echo(f"{c.group:10s} {s.n:5d} {100 * s.saved:6.1f}% {s.loss_pts:+6.2f}p {s.regret:6d} "
-                   f"{s.regret_ucb_pts:5.2f}p {100 * s.oracle_saved:6.1f}%  {c.spec}{flag}")
+        click.echo(f"{c.group:10s} {sc.n:5d} {100 * sc.saved:6.1f}% {sc.loss_pts:+6.2f}p {sc.regret:6d} "
+                   f"{sc.regret_ucb_pts:5.2f}p {100 * sc.oracle_saved:6.1f}%  {c.spec}{flag}")
     click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")
     warn("bound: one-sided 95% Clopper-Pearson upper bound on the early-stop regret rate")

@@ -115,7 +115,8 @@ def _to_trace(obj: dict[str, Any], path: Path, line: int) -> Trace:
     if gold is not None and not isinstance(gold, (str, int, float)):
         raise TraceFormatError(str(path), line, "field 'gold' must be a string or null")
     fa = obj.get("final_answer")
-    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    raw_meta = obj.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     return Trace(
         id=obj["id"],
         benchmark=obj["benchmark"],

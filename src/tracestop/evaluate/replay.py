@@ -103,7 +103,7 @@ def recorded_answer(
         if m:
             return m.group(1)
     if fmt == "yesno":
-        hits = _LONE_YESNO.findall(answer_text)
+        hits: list[str] = _LONE_YESNO.findall(answer_text)
         if hits:
             return hits[-1].upper()
     if trace.final_answer:
@@ -275,7 +275,17 @@ def prepare_many(
     return _map(_prep, traces, [], tagger, workers, progress, batch_size, monitor_kw, None)
 
 
-def _map(fn, traces, policies, tagger, workers, progress, batch_size, monitor_kw, presets):  # type: ignore[no-untyped-def]
+def _map(
+    fn: Callable[[list[Trace]], list[Any]],
+    traces: Sequence[Trace],
+    policies: Sequence[str],
+    tagger: str | None,
+    workers: int | None,
+    progress: Callable[[int], None] | None,
+    batch_size: int,
+    monitor_kw: Mapping[str, Any] | None,
+    presets: Mapping[str, Preset] | None,
+) -> list[Any]:
     workers = workers or os.cpu_count() or 1
     batches = [list(traces[i : i + batch_size]) for i in range(0, len(traces), batch_size)]
     out: list[Any] = []
