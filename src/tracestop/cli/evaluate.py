@@ -24,6 +24,7 @@ def run_eval(
     tagger: str | None = None,
     workers: int | None = None,
     show_progress: bool | None = None,
+    candidates: str = "scored",
 ) -> tuple[dict[str, Any], list[TraceResult]]:
     """The eval job as a function: the JSON document and the per-trace results."""
     from tracestop.presets import load_presets
@@ -38,7 +39,7 @@ def run_eval(
         warn(f"warning: {len(ts.problems) - 10} more malformed lines skipped")
     with progress_bar(len(ts.traces), "replaying traces", show_progress) as advance:
         results = replay_many(ts.traces, specs, tagger=tagger, workers=workers, progress=advance,
-                              presets=presets)
+                              presets=presets, monitor_kw={"conclusions": candidates})
     excluded = dict(ts.excluded)
     for r in results:
         if r.excluded:
@@ -48,6 +49,7 @@ def run_eval(
         "tokenizer": f"{counter.name}: exact for Qwen-family models (R1-Distill-Qwen, QwQ); "
         "an approximation for Llama- and Gemma-based models",
         "split": split,
+        "candidates": candidates,
         "policies": {s: presets.get(s, s) for s in specs},
         "excluded": dict(sorted(excluded.items())),
         "n_traces": sum(1 for r in results if not r.excluded),
@@ -110,16 +112,21 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 @click.option("--tagger", default=None, help="Step tagger name (default: the best measured).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--candidates", type=click.Choice(["scored", "tagged", "never", "always"]),
+              default="scored", show_default=True,
+              help="Which values stated in prose count as candidate answers: those the answer "
+                   "scorer or the tagger vouches for, the tagger only, none, or all.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Also write per-trace decisions (decisions.jsonl) and the summary here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def eval_command(data: str | None, split: str, policies: tuple[str, ...], benchmarks: tuple[str, ...],
-                 models: tuple[str, ...], tagger: str | None, workers: int | None, out: str | None,
-                 as_json: bool) -> None:
+                 models: tuple[str, ...], tagger: str | None, workers: int | None,
+                 candidates: str, out: str | None, as_json: bool) -> None:
     """Replay the recorded traces and report accuracy against thinking tokens per
     benchmark × model × policy (with full generation and the oracle)."""
     with errors_to_click():
-        doc, results = run_eval(data, split, policies, benchmarks, models, tagger, workers)
+        doc, results = run_eval(data, split, policies, benchmarks, models, tagger, workers,
+                                candidates=candidates)
     if out:
         path = write_decisions(results, Path(out))
         (Path(out) / "summary.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
