@@ -1,8 +1,12 @@
-"""Train the linear step tagger on the shared hand labels and write its weights.
+"""Train the linear step tagger on the hand labels and write its weights.
 
-    python scripts/train_tagger.py [--data ../shared/data] [--out src/tracestop/tag/weights/linear.npz]
+    python scripts/train_tagger.py [--data ../shared/data] [--extra labels] [--no-extra]
+                                   [--out src/tracestop/tag/weights/linear.npz]
 
-Deterministic (lbfgs, fixed seed, fixed zip timestamps): two runs write identical bytes.
+Training data: the shared labels (``data/labels/reasontype-dev.jsonl``) plus every
+``labels/*.jsonl`` of the repository (no text: each step is re-cut from the shared traces,
+see ``tracestop.tag.train.load_extra_labels``). Deterministic (sorted vocabulary, lbfgs,
+fixed seed, fixed zip timestamps): two runs on the same labels write identical bytes.
 Weak labels mapped from other taxonomies are off by default: they lowered the grouped
 cross-validated accuracy (docs/tagger.md); ``--weak`` adds them anyway.
 """
@@ -15,7 +19,14 @@ import os
 from pathlib import Path
 
 from tracestop.tag.linear import DEFAULT_WEIGHTS
-from tracestop.tag.train import DEFAULT_C, fit, load_labels, load_weak, save_weights
+from tracestop.tag.train import (
+    DEFAULT_C,
+    fit,
+    load_extra_labels,
+    load_labels,
+    load_weak,
+    save_weights,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     default_data = Path(os.environ.get("TRACESTOP_DATA", ROOT / ".." / "shared" / "data"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=default_data, help="shared data folder")
+    ap.add_argument("--extra", type=Path, default=ROOT / "labels",
+                    help="folder of extra labels (*.jsonl, no text)")
+    ap.add_argument("--no-extra", action="store_true", help="shared labels only")
     ap.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights file to write")
     ap.add_argument("--c", type=float, default=DEFAULT_C, help="inverse L2 strength")
     ap.add_argument("--seed", type=int, default=0)
@@ -31,16 +45,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     labels = args.data / "labels" / "reasontype-dev.jsonl"
-    examples = load_labels(labels)
+    examples = load_labels(labels, args.data / "traces")
+    n_shared = len(examples)
+    extra = [] if args.no_extra else load_extra_labels(
+        args.extra, args.data / "traces", {ex.trace_id for ex in examples})
+    examples += extra
     if args.weak:
         examples += load_weak(args.data / "traces")
-    coef, intercept = fit(examples, c=args.c, seed=args.seed)
-    meta = {"n_examples": len(examples), "c": args.c, "seed": args.seed, "weak": args.weak,
-            "labels_file": labels.name}
-    path = save_weights(args.out, coef, intercept, meta)
+    weights = fit(examples, c=args.c, seed=args.seed)
+    meta = {"n_examples": len(examples), "n_shared": n_shared, "n_extra": len(extra),
+            "c": args.c, "seed": args.seed, "weak": args.weak, "labels_file": labels.name,
+            "extra_files": [] if args.no_extra else sorted(
+                p.name for p in args.extra.glob("*.jsonl"))}
+    path = save_weights(args.out, weights, meta)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, sha256 {digest}) "
-          f"from {len(examples)} steps")
+          f"from {len(examples)} steps ({n_shared} shared, {len(extra)} extra, "
+          f"vocabulary {len(weights.vocab)})")
     return 0
 
 

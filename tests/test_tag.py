@@ -120,8 +120,24 @@ def test_protocol_conformance(name: str) -> None:
 def test_get_tagger() -> None:
     assert DEFAULT_TAGGER in TAGGERS
     assert get_tagger().name == DEFAULT_TAGGER
-    with pytest.raises(ValueError, match="rules"):
+    from tracestop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="rules"):
         get_tagger("nope")
+    with pytest.raises(ValueError):
+        get_tagger("nope")
+
+
+def test_states_answer_probability() -> None:
+    _linear_or_skip()
+    from tracestop.tag import states_answer_probability
+
+    p_yes = states_answer_probability("So the answer is \\boxed{42}.",
+                                      TagContext(index=30, states_answer=True))
+    p_no = states_answer_probability("Let me compute the discriminant first.",
+                                     TagContext(index=3))
+    assert 0.0 <= p_no < p_yes <= 1.0
+    assert LinearTagger().states_answer("", TagContext()) >= 0.0
 
 
 def test_linear_evidence_names_features() -> None:
@@ -131,7 +147,7 @@ def test_linear_evidence_names_features() -> None:
 
 def test_linear_weights_cached() -> None:
     a, b = _linear_or_skip(), LinearTagger()
-    assert a.weights[0] is b.weights[0]
+    assert a.weights is b.weights
 
 
 @needs_data
@@ -141,13 +157,30 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
 
     subset = load_labels(LABELS)[:150]
     w1, w2 = fit(subset, seed=0), fit(subset, seed=0)
-    np.testing.assert_array_equal(w1[0], w2[0])
-    np.testing.assert_array_equal(w1[1], w2[1])
-    p1 = save_weights(tmp_path / "a.npz", *w1)
-    p2 = save_weights(tmp_path / "b.npz", *w2)
+    np.testing.assert_array_equal(w1.coef, w2.coef)
+    np.testing.assert_array_equal(w1.sa_coef, w2.sa_coef)
+    assert w1.vocab == w2.vocab
+    p1 = save_weights(tmp_path / "a.npz", w1)
+    p2 = save_weights(tmp_path / "b.npz", w2)
     assert p1.read_bytes() == p2.read_bytes()
     t = LinearTagger.load(p1)
     assert t.tag("So the answer is 4.", TagContext(states_answer=True)).evidence
+
+
+@needs_data
+def test_extra_labels_recut_from_traces(tmp_path: Path) -> None:
+    import json
+
+    from tracestop.tag.train import load_extra_labels, load_labels
+
+    shared = load_labels(LABELS)
+    rows = [{"trace_id": ex.trace_id, "index": ex.context.index, "label": ex.label.value,
+             "states_answer": ex.context.states_answer, "answer": None} for ex in shared[:5]]
+    (tmp_path / "a.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n{partial",
+                                      encoding="utf-8")
+    got = load_extra_labels(tmp_path, DATA / "traces")
+    assert [ex.text for ex in got] == [ex.text for ex in shared[:5]]  # same cut as the labels
+    assert load_extra_labels(tmp_path, DATA / "traces", {shared[0].trace_id}) == []
 
 
 @needs_data

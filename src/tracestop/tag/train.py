@@ -2,22 +2,28 @@
 
 Sources:
 
-- the hand labels, ``data/labels/reasontype-dev.jsonl`` (the 14 types);
+- the shared hand labels, ``data/labels/reasontype-dev.jsonl`` (the 14 types and the
+  ``states_answer`` flag; text included);
+- the repository's extra hand labels, ``labels/*.jsonl`` (same fields, no text: each step is
+  re-cut from the shared trace with ``segment(split_thinking(trace)[0])``, as
+  ``scripts/show_steps.py`` shows it to the labeller); see ``load_extra_labels``;
 - optionally, weak labels mapped from other taxonomies in the traces' ``step_labels``
   (``WEAK_MAP``; consecutive sentences with the same mapped type are joined into one
   pseudo-step, as the blank-line steps of the hand labels are paragraphs, not sentences).
 
-Training is deterministic: lbfgs multinomial logistic regression on a fixed feature order,
-weights written to a zip with fixed timestamps, so two runs give byte-identical files.
+Training is deterministic: the vocabulary is sorted, lbfgs (multinomial for the type head,
+binary for the states-answer head) runs on a fixed feature order, and the weights are written
+to a zip with fixed timestamps, so two runs give byte-identical files.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +31,22 @@ import numpy as np
 
 from tracestop._types import StepType
 from tracestop.tag.base import TagContext
-from tracestop.tag.linear import FEATURE_VERSION, LABELS, N_FEATURES, featurize
+from tracestop.tag.linear import (
+    FEATURE_VERSION,
+    LABELS,
+    Encoder,
+    LinearWeights,
+    build_vocab,
+)
 
 __all__ = [
     "DEFAULT_C",
     "WEAK_MAP",
     "WEAK_WEIGHT",
     "Example",
+    "derived_flag",
     "fit",
+    "load_extra_labels",
     "load_labels",
     "load_weak",
     "save_weights",
@@ -42,6 +56,8 @@ T = StepType
 
 #: Inverse L2 strength; one value chosen a priori (features are scaled to ~unit norm).
 DEFAULT_C = 1.0
+#: Class weights of the states-answer head (positives are ~1 step in 5; F1 is the target).
+SA_CLASS_WEIGHT: str | None = "balanced"
 #: Sample weight of a weak (mapped) example relative to a hand-labelled one.
 WEAK_WEIGHT = 0.2
 
@@ -72,13 +88,16 @@ WEAK_MAP: dict[str, dict[str, StepType | None]] = {
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One training step: text, gold type, the context the tagger sees, its trace and weight."""
+    """One training step: text, gold type, the context the tagger sees (``states_answer`` =
+    the gold flag), its trace, weight, and ``derived``: the answer extractor's verdict on the
+    step (the states-answer head is trained with it in the context, as at run time)."""
 
     text: str
     label: StepType
     context: TagContext
     trace_id: str
     weight: float = 1.0
+    derived: bool = False
 
 
 def _sklearn() -> Any:
@@ -91,38 +110,103 @@ def _sklearn() -> Any:
     return LogisticRegression
 
 
-def _questions(traces_dir: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
+def derived_flag(text: str, trace_id: str) -> bool:
+    """Whether ``tracestop.answers.extract_candidate`` finds a candidate (format by trace)."""
+    from tracestop.answers import extract_candidate
+    from tracestop.tag.quality import answer_format
+
+    return extract_candidate(text, answer_format(trace_id)) is not None  # type: ignore[arg-type]
+
+
+def _traces(traces_dir: Path, ids: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for f in sorted(traces_dir.glob("*.jsonl")):
         for line in f.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
-            out[str(r["id"])] = str(r.get("question") or "")
+            if ids is None or str(r["id"]) in ids:
+                out[str(r["id"])] = r
     return out
 
 
+def _examples(rows: Iterable[dict[str, Any]], questions: dict[str, str]) -> list[Example]:
+    """Examples from label rows with ``text``, in order; ``previous`` is the gold type of
+    the step before (when that step is labelled too)."""
+    out: list[Example] = []
+    prev: tuple[str, int, StepType] | None = None
+    for r in rows:
+        label = StepType(r["label"])
+        tid, index = str(r["trace_id"]), int(r["index"])
+        before = prev[2] if prev and prev[0] == tid and prev[1] == index - 1 else None
+        ctx = TagContext(index=index, previous=before,
+                         states_answer=bool(r["states_answer"]),
+                         question=questions.get(tid, ""))
+        out.append(Example(r["text"], label, ctx, tid, derived=derived_flag(r["text"], tid)))
+        prev = (tid, index, label)
+    return out
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written right now
+                continue
+    return rows
+
+
 def load_labels(path: Path | str, traces_dir: Path | str | None = None) -> list[Example]:
-    """Hand labels, in file order; ``previous`` is the gold type of the step before.
+    """The shared hand labels (with text), in file order.
 
     ``question`` comes from the traces (default: ``../traces`` beside the labels folder) —
     the Monitor passes it at run time too; without the traces it stays empty.
     """
     path = Path(path)
     tdir = Path(traces_dir) if traces_dir is not None else path.parent.parent / "traces"
-    questions = _questions(tdir) if tdir.is_dir() else {}
-    out: list[Example] = []
-    prev: tuple[str, int, StepType] | None = None
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+    traces = _traces(tdir) if tdir.is_dir() else {}
+    questions = {k: str(r.get("question") or "") for k, r in traces.items()}
+    return _examples(_read_jsonl(path), questions)
+
+
+def load_extra_labels(labels_dir: Path | str, traces_dir: Path | str,
+                      exclude_traces: Iterable[str] = ()) -> list[Example]:
+    """Every ``labels_dir/*.jsonl`` (``trace_id, index, label, states_answer, answer``; no
+    text), the text re-cut from ``traces_dir`` exactly as ``scripts/show_steps.py`` prints it.
+
+    Rows are sorted by (trace, index) and de-duplicated (the first file in name order wins);
+    rows of traces in ``exclude_traces`` (the shared labels' traces, to keep cross-validation
+    honest), of unknown traces or out-of-range indices, and malformed rows are skipped.
+    """
+    from tracestop.segment import segment, split_thinking
+
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    excluded = set(exclude_traces)
+    for f in sorted(Path(labels_dir).glob("*.jsonl")):
+        for r in _read_jsonl(f):
+            try:
+                key = (str(r["trace_id"]), int(r["index"]))
+                StepType(r["label"])
+                bool(r["states_answer"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if key[0] not in excluded:
+                rows.setdefault(key, r)
+    traces = _traces(Path(traces_dir), {k[0] for k in rows})
+    steps: dict[str, list[str]] = {}
+    out_rows = []
+    for key in sorted(rows):
+        tr = traces.get(key[0])
+        if tr is None:
             continue
-        r = json.loads(line)
-        label = StepType(r["label"])
-        before = prev[2] if prev and prev[0] == r["trace_id"] and prev[1] == r["index"] - 1 else None
-        ctx = TagContext(index=int(r["index"]), previous=before,
-                         states_answer=bool(r["states_answer"]),
-                         question=questions.get(r["trace_id"], ""))
-        out.append(Example(r["text"], label, ctx, r["trace_id"]))
-        prev = (r["trace_id"], int(r["index"]), label)
-    return out
+        if key[0] not in steps:
+            steps[key[0]] = [s.text for s in segment(split_thinking(str(tr["trace"]))[0])]
+        cut = steps[key[0]]
+        if not 0 <= key[1] < len(cut):
+            continue
+        out_rows.append({**rows[key], "trace_id": key[0], "index": key[1], "text": cut[key[1]]})
+    questions = {k: str(r.get("question") or "") for k, r in traces.items()}
+    return _examples(out_rows, questions)
 
 
 def load_weak(traces_dir: Path | str, max_sentences: int = 4,
@@ -148,42 +232,53 @@ def load_weak(traces_dir: Path | str, max_sentences: int = 4,
             for i, (t, texts) in enumerate(groups):
                 if t is not None:
                     ctx = TagContext(index=i, previous=prev, states_answer=False)
-                    out.append(Example(" ".join(texts), t, ctx, str(r["id"]), weight))
+                    text = " ".join(texts)
+                    out.append(Example(text, t, ctx, str(r["id"]), weight,
+                                       derived=derived_flag(text, str(r["id"]))))
                 prev = t
     return out
 
 
-def design(examples: Sequence[Example]) -> Any:
-    """The CSR feature matrix of ``examples`` (scipy, pulled in by scikit-learn)."""
+def design(examples: Sequence[Example], encoder: Encoder, sa: bool = False) -> Any:
+    """The CSR feature matrix of ``examples`` (scipy, pulled in by scikit-learn).
+
+    ``sa``: the states-answer head's view (context flag = the extractor's verdict).
+    """
     from scipy.sparse import csr_matrix
 
     indptr = [0]
     indices: list[int] = []
     data: list[float] = []
     for ex in examples:
-        idx, vals, _ = featurize(ex.text, ex.context)
+        ctx = replace(ex.context, states_answer=ex.derived) if sa else ex.context
+        idx, vals = encoder.encode(ex.text, ctx)
         indices.extend(idx)
         data.extend(vals)
         indptr.append(len(indices))
     m = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices), np.asarray(indptr)),
-                   shape=(len(examples), N_FEATURES))
+                   shape=(len(examples), encoder.n_features))
     m.sum_duplicates()
     return m
 
 
 def fit(examples: Sequence[Example], c: float = DEFAULT_C, seed: int = 0,
-        max_iter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Train; returns ``(coef (N_FEATURES, 14) float32, intercept (14,) float32)``.
+        max_iter: int = 2000, min_count: int = 1,
+        sa_class_weight: str | None = SA_CLASS_WEIGHT) -> LinearWeights:
+    """Train both heads on ``examples`` (vocabulary: grams seen ``min_count`` times in them).
 
     Types absent from ``examples`` get zero weights and a very low intercept.
     """
     logreg = _sklearn()
-    x = design(examples)
+    encoder = Encoder(build_vocab((ex.text for ex in examples), min_count))
+    n = encoder.n_features
+    x = design(examples, encoder)
     y = np.asarray([LABELS.index(ex.label) for ex in examples])
     sw = np.asarray([ex.weight for ex in examples], dtype=np.float64)
     model = logreg(C=c, max_iter=max_iter, tol=1e-6, random_state=seed)
-    model.fit(x, y, sample_weight=sw)
-    coef = np.zeros((N_FEATURES, len(LABELS)), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x, y, sample_weight=sw)
+    coef = np.zeros((n, len(LABELS)), dtype=np.float32)
     intercept = np.full(len(LABELS), -20.0, dtype=np.float32)
     classes = [int(k) for k in model.classes_]
     if len(classes) == 2:  # binary sklearn output: one row for the positive class
@@ -195,15 +290,32 @@ def fit(examples: Sequence[Example], c: float = DEFAULT_C, seed: int = 0,
         for row, k in enumerate(classes):
             coef[:, k] = model.coef_[row]
             intercept[k] = model.intercept_[row]
-    return coef, intercept
+
+    ys = np.asarray([ex.context.states_answer for ex in examples], dtype=int)
+    sa_coef = np.zeros(n, dtype=np.float32)
+    sa_intercept = -20.0
+    if ys.min() != ys.max():
+        sa = logreg(C=c, max_iter=max_iter, tol=1e-6, random_state=seed,
+                    class_weight=sa_class_weight)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sa.fit(design(examples, encoder, sa=True), ys, sample_weight=sw)
+        sa_coef = sa.coef_[0].astype(np.float32)
+        sa_intercept = float(sa.intercept_[0])
+    elif ys.max() == 1:
+        sa_intercept = 20.0
+    return LinearWeights(coef, intercept, encoder.vocab, sa_coef, sa_intercept)
 
 
-def save_weights(path: Path | str, coef: np.ndarray, intercept: np.ndarray,
+def save_weights(path: Path | str, weights: LinearWeights,
                  meta: dict[str, Any] | None = None) -> Path:
     """Write an ``.npz`` (deflated, fixed timestamps: same arrays → same bytes)."""
     arrays: dict[str, np.ndarray] = {
-        "coef": np.ascontiguousarray(coef, dtype=np.float32),
-        "intercept": np.ascontiguousarray(intercept, dtype=np.float32),
+        "coef": np.ascontiguousarray(weights.coef, dtype=np.float32),
+        "intercept": np.ascontiguousarray(weights.intercept, dtype=np.float32),
+        "vocab": np.asarray(weights.vocab, dtype=str),
+        "sa_coef": np.ascontiguousarray(weights.sa_coef, dtype=np.float32),
+        "sa_intercept": np.asarray(weights.sa_intercept, dtype=np.float32),
         "labels": np.asarray([t.value for t in LABELS]),
         "feature_version": np.asarray(FEATURE_VERSION),
         "meta": np.asarray(json.dumps(meta or {}, sort_keys=True)),
