@@ -123,3 +123,16 @@ def test_tracker_counts_restatements_and_changes():
     assert (s.current, s.since, s.count, s.changes) == ("7", 1, 2, 0)
     s = t.update(4, Candidate("8", "boxed", 4))
     assert (s.current, s.since, s.first_step, s.count, s.changes) == ("8", 4, 1, 1, 1)
+
+
+def test_options_named_by_content():
+    from tracestop.answers import option_texts
+
+    q = "Which is best?\n\nA. 4.5% treasury bond\nB. 3.5% municipal bond\nC. cs\nD. c3\nJ. 4% municipal bond"
+    opts = option_texts(q)
+    assert opts["J"] == "4% municipal bond" and opts["C"] == "cs"
+    assert extract_candidate("The answer is 4% municipal bond.", "choice", opts) == ("J", "conclusion")
+    assert extract_candidate("So, *Cs* is the most plausible answer.", "choice", opts) == ("C", "conclusion")
+    assert extract_candidate("Option B: 3.5% municipal bond looks weak.", "choice", opts) is None
+    inline = option_texts("Pick: A) 5% certificate of deposit B) 5% government bond C) 5% corporate bond")
+    assert inline["B"] == "5% government bond"

@@ -181,16 +181,66 @@ def _stated_expression(sentence: str) -> str | None:
     return _clean(core)
 
 
-def extract_candidates(text: str, answer_format: AnswerFormat = "math") -> list[tuple[str, str]]:
+_OPTION_LINE = re.compile(r"(?m)^\s*\(?([A-J])[).:]\s+(.+?)\s*$")
+_OPTION_INLINE = re.compile(r"(?:^|\s)\(?([A-J])\)\s+(.+?)(?=\s+\(?[A-J]\)\s|$)", re.DOTALL)
+_NAMED_CHOICE = re.compile(
+    r"(?:answer|choice|option|it)\s+(?:is|would be|should be|must be|has to be)\s*:?\s*(?P<a>[^.\n;]{1,80})"
+    r"|(?P<b>[^.\n;:]{1,80}?)\s+(?:is|seems|remains)\s+(?:the|my)\s+(?:best|correct|right|most \w+|strongest|final|only)\s+(?:answer|option|choice|candidate)",
+    re.IGNORECASE,
+)
+
+
+def _norm_option(text: str) -> str:
+    return re.sub(r"[^a-z0-9%.]+", " ", text.lower()).strip()
+
+
+def option_texts(question: str) -> dict[str, str]:
+    """The options of a multiple-choice question, letter → text, when the question lists them
+    ("A. ...", "(B) ..." one per line, or "A) ... B) ..." inline)."""
+    opts = {m.group(1): m.group(2) for m in _OPTION_LINE.finditer(question)}
+    if len(opts) < 3:
+        opts = {m.group(1): m.group(2) for m in _OPTION_INLINE.finditer(question)}
+    if len(opts) < 3:
+        return {}
+    return {k: _norm_option(v) for k, v in opts.items() if _norm_option(v)}
+
+
+def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, str]]:
+    """An option chosen by its content: "the answer is *4% municipal bond*" → J."""
+    by_text: dict[str, str] = {}
+    for letter, t in options.items():
+        by_text.setdefault(t, letter)
+        if list(options.values()).count(t) > 1:
+            by_text.pop(t, None)
+    out = []
+    for m in _NAMED_CHOICE.finditer(text):
+        said = _norm_option(m.group("a") or m.group("b") or "")
+        letter = by_text.get(said)
+        if letter is None:
+            hits = [k for t, k in by_text.items()
+                    if said.endswith(" " + t) or (len(t) >= 6 and said.startswith(t))]
+            letter = hits[0] if len(hits) == 1 else None
+        if letter:
+            out.append((m.start(), letter, "conclusion"))
+    return out
+
+
+def extract_candidates(
+    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
     """Every candidate answer a step states, in order, as ``(value, kind)``.
 
-    ``kind`` is one of ``boxed``, ``final-answer``, ``answer-is`` or ``conclusion``.
+    ``kind`` is one of ``boxed``, ``final-answer``, ``answer-is``, ``conclusion`` or
+    ``statement``. ``options`` (``option_texts(question)``) lets a multiple-choice answer be
+    recognised by the option's content as well as by its letter.
     """
     found: list[tuple[int, str, str]] = []
     if answer_format == "choice":
         for kind, pat in _CHOICE_PATTERNS:
             for m in pat.finditer(text):
                 found.append((m.start(), m.group(1).upper(), kind))
+        if options:
+            found += _named_options(text, options)
     elif answer_format == "yesno":
         for kind, pat in _YESNO_PATTERNS:
             for m in pat.finditer(text):
@@ -258,9 +308,11 @@ def value_sentences(text: str) -> list[tuple[int, str, str, bool]]:
 _KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3, "statement": 4}
 
 
-def extract_candidate(text: str, answer_format: AnswerFormat = "math") -> tuple[str, str] | None:
+def extract_candidate(
+    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None
+) -> tuple[str, str] | None:
     """The candidate a step puts forward: its last statement of the strongest kind found."""
-    cands = extract_candidates(text, answer_format)
+    cands = extract_candidates(text, answer_format, options)
     if not cands:
         return None
     best = min(_KIND_RANK[k] for _, k in cands)

@@ -17,6 +17,7 @@ from tracestop.answers import (
     conclusions,
     extract_candidate,
     infer_format,
+    option_texts,
 )
 from tracestop.errors import ConfigError
 from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
@@ -97,6 +98,7 @@ class Monitor:
         self.answer_threshold = answer_threshold
         self._scorer = AnswerScorer() if conclusions == "scored" else None
         self._question_numbers = question_numbers(question)
+        self._options = option_texts(question) if self.answer_format == "choice" else {}
         self._mentions: dict[str, int] = {}
         self.records: list[StepRecord] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
@@ -190,7 +192,7 @@ class Monitor:
 
     def _add(self, step: Any) -> StepRecord:
         fmt = self.answer_format
-        found = extract_candidate(step.text, fmt)
+        found = extract_candidate(step.text, fmt, self._options)
         strong = found is not None and found[1] != "conclusion"
         prev = self.records[-1] if self.records else None
         tag = self.tagger.tag(

@@ -158,7 +158,10 @@ def prepare(
     if answer is None:
         base.excluded = "thinking not closed (cut off)"
         return Prepared(base)
-    m = Monitor(Never(), tagger=tagger, question=trace.question, answer_format=fmt,
+    # for multiple choice the prompt the model saw lists the options (the question field may not)
+    prompt = trace.meta.get("prompt")
+    question = prompt if fmt == "choice" and isinstance(prompt, str) and prompt else trace.question
+    m = Monitor(Never(), tagger=tagger, question=question, answer_format=fmt,
                 model=trace.model, count_tokens=counter, **(monitor_kw or {}))
     m.feed(trace.trace)
     m.end()
