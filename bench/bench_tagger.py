@@ -7,6 +7,8 @@ Segments every trace of ``data/traces`` (thinking part: text before ``</think>``
 fragments under 20 non-space characters merged into the previous step), then times
 ``tag()`` per step for both taggers in the same run (process pinned to one CPU where the OS
 allows) and prints p50/p90/mean in microseconds and the ratio default/rules.
+``--evidence`` also times ``tag(...).evidence`` (the linear tagger formats its evidence on
+first read; the Monitor never reads it).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def load_steps(traces_dir: Path, limit: int | None) -> list[tuple[str, str, int]
     return items
 
 
-def time_tagger(name: str, items: list[tuple[str, str, int]]) -> np.ndarray:
+def time_tagger(name: str, items: list[tuple[str, str, int]],
+                evidence: bool = False) -> np.ndarray:
     tagger = get_tagger(name)
     tagger.tag("warm up", TagContext())
     out = np.empty(len(items), dtype=np.float64)
@@ -68,6 +71,8 @@ def time_tagger(name: str, items: list[tuple[str, str, int]]) -> np.ndarray:
             ctx = TagContext(index=i, previous=prev if i else None, question=q)
             t0 = clock()
             tag = tagger.tag(text, ctx)
+            if evidence:
+                tag.evidence  # noqa: B018 - formatted on first read
             out[k] = clock() - t0
             prev = tag.type
     finally:
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="tagger latency per step")
     ap.add_argument("--data", type=Path, default=default_data)
     ap.add_argument("--limit", type=int, default=None, help="only the first N steps")
+    ap.add_argument("--evidence", action="store_true",
+                    help="also time tag() plus reading .evidence")
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -93,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         p50[name] = float(np.percentile(us, 50))
         print(f"{name:>7}: p50 {p50[name]:7.1f} us  p90 {np.percentile(us, 90):7.1f} us  "
               f"mean {us.mean():7.1f} us  max {us.max():8.1f} us")
+    if args.evidence:
+        for name in names:
+            us = time_tagger(name, items, evidence=True)
+            print(f"{name + '+ev':>10}: p50 {np.percentile(us, 50):7.1f} us  "
+                  f"p90 {np.percentile(us, 90):7.1f} us  mean {us.mean():7.1f} us")
     print(f"ratio p50 default({DEFAULT_TAGGER})/rules: {p50[DEFAULT_TAGGER] / p50['rules']:.2f}"
           f"  (linear/rules: {p50['linear'] / p50['rules']:.2f})")
     return 0

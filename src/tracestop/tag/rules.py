@@ -28,11 +28,19 @@ _EMPH = re.compile(r"[*_`]+")
 
 def step_head(text: str, limit: int = 160) -> str:
     """The first non-empty line of ``text`` without bullets or emphasis, lower-cased."""
-    for line in text.split("\n"):
-        if line.strip():
-            head = _BULLET.sub("", line, count=1)
-            return _EMPH.sub("", head)[:limit].lower().strip()
-    return ""
+    nl = text.find("\n")
+    line = text if nl < 0 else text[:nl]
+    if not line.strip():  # rare: leading blank lines
+        for line in text.split("\n"):
+            if line.strip():
+                break
+        else:
+            return ""
+    if not line[:1].isalpha():  # a letter first: the bullet pattern matches nothing
+        line = _BULLET.sub("", line, count=1)
+    if "*" in line or "_" in line or "`" in line:
+        line = _EMPH.sub("", line)
+    return line[:limit].lower().strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +91,8 @@ _VERIFY = (
 #: Ordered rules; the first that matches decides. Keep specific cues before generic ones.
 RULES: tuple[Rule, ...] = (
     # explicit final answers
-    _r(T.FINAL_CONCLUSION, r"\*\*final answer\*\*|\\boxed\{|^final answer", 0.9, where="body"),
+    _r(T.FINAL_CONCLUSION, r"\*\*final answer\*\*|\\boxed\{|^final answer", 0.9, where="body",
+       gate=("final answer", "\\boxed{")),
     # "Same answer." after a re-derivation is a verification (labels README)
     _r(
         T.VERIFICATION,
@@ -108,7 +117,7 @@ RULES: tuple[Rule, ...] = (
        r"(?:quickly |also |again )?(?:" + _VERIFY + r")", 0.8, gate=_VERIFY_GATE),
     _r(T.VERIFICATION, r"^(?:yes|yep|yeah|correct|right)\b|(?:that|this|it) "
        r"(?:seems|looks|is) (?:right|correct|consistent|solid|good)|\bseems (?:right|correct)\b",
-       0.75, gate=("yes", "yep", "yeah", "correct", "right", "seem", "look", "is ")),
+       0.75, gate=("ye", "correct", "right", "consistent", "solid", "good")),
     _r(T.VERIFICATION, _VERIFY, 0.6, max_len=400, gate=_VERIFY_GATE),
     # stated answers worded as a conclusion
     _r(
@@ -134,8 +143,8 @@ RULES: tuple[Rule, ...] = (
         r"|i (?:made|might have made|must have made) a mistake|that(?:'s| is) (?:not|in)correct"
         r"|doesn'?t make sense|let me (?:re)?think|reconsider|that can'?t be|^(?:wait|hold on),? no\b",
         0.7,
-        gate=("not sure", "confus", "unsure", "mistake", "correct", "sense", "think",
-              "reconsider", "can", "no"),
+        gate=("not sure", "confus", "unsure", "mistake", "correct", "sense", "let me",
+              "reconsider", "that can", "wait", "hold on"),
     ),
     # problem restatement: re-reading, quoting the options, opening setup
     _r(
@@ -167,12 +176,15 @@ RULES: tuple[Rule, ...] = (
               "source", "search", "property", "general", "concept"),
     ),
     # options, cases, edge conditions
+    # (one cue in two rules: the anchored openings, then "case 2" anywhere in the head; the
+    # same first match as the single alternation, without trying the openings at every offset)
     _r(
         T.CASE_CONSIDERATION,
         r"^(?:option |choice )?\(?[a-j]\)?\s*[.:)]\s|^(?:what about|what if|consider (?:the )?case"
-        r"|case \d|in case|if |suppose |assume |for (?:n|x|k|m|the case)\b)|\bcase\s*\d",
+        r"|case \d|in case|if |suppose |assume |for (?:n|x|k|m|the case)\b)",
         0.6,
     ),
+    _r(T.CASE_CONSIDERATION, r"\bcase\s*\d", 0.6, gate=("case",)),
     # generic hesitation ("Wait,", "Hmm") without a more specific cue
     _r(T.META_COGNITION, r"^(?:wait|hold on|hmm+|oh|oops|actually)\b", 0.55),
     # numerical interpretation
@@ -182,7 +194,8 @@ RULES: tuple[Rule, ...] = (
         r" (?:option|choice)",
         0.55,
         where="body",
-        gate=("approximately", "roughly", "about", "≈", "close to", "which"),
+        gate=("approximately", "roughly", "about", "≈", "close to", "which matches",
+              "which corresponds"),
     ),
     # summaries of what is known
     _r(
@@ -206,9 +219,14 @@ RULES: tuple[Rule, ...] = (
         r"cancel|combine like|multiply both sides|divide both sides|\\frac|\^\{?[a-z]",
         0.5,
         where="body",
+        gate=("simplif", "factor", "expand", "rewrite", "rearrang", "substitut", "solv",
+              "isolat", "cancel", "combine like", "multiply both", "divide both", "\\frac",
+              "^"),
     ),
-    _r(T.FORMULA_SUBSTITUTION, r"\d\s*[-+*/×÷^]\s*\d|=\s*-?\d", 0.5, where="body"),
-    _r(T.SYMBOLIC_TRANSFORMATION, r"[a-z]\s*[=+\-^]\s*[a-z0-9(]|=", 0.45, where="body"),
+    _r(T.FORMULA_SUBSTITUTION, r"\d\s*[-+*/×÷^]\s*\d|=\s*-?\d", 0.5, where="body",
+       gate=("=", "-", "+", "*", "/", "×", "÷", "^")),
+    _r(T.SYMBOLIC_TRANSFORMATION, r"[a-z]\s*[=+\-^]\s*[a-z0-9(]|=", 0.45, where="body",
+       gate=("=", "+", "-", "^")),
 )
 
 
