@@ -36,7 +36,7 @@ TAGGERS: tuple[str, ...] = tuple(_FACTORIES)
 #: The tagger ``get_tagger()`` returns: ``linear`` beats ``rules`` on grouped-CV type and role
 #: accuracy, but its bench p50 (44-60 us between runs on the shared VM) does not reliably meet
 #: the 50 us bar (docs/tagger.md), so the default stays ``rules``.
-DEFAULT_TAGGER: str = "rules"
+DEFAULT_TAGGER: str = "linear"
 
 
 def get_tagger(name: str | None = None) -> Tagger:
