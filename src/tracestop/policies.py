@@ -386,18 +386,14 @@ Preset = str | Mapping[str, str]
 PRESETS: dict[str, Preset] = {
     # chosen on the dev split by `tracestop calibrate --max-loss 1.0 --by benchmark`
     # (scripts/refresh_results.sh; docs/policies.md): the most thinking tokens saved with at
-    # most 1 point of accuracy lost, per benchmark, with per-answer-format fallbacks for
-    # questions from anywhere else
+    # most 1 point of accuracy lost, per benchmark where the benchmark's dev traces are enough
+    # for the regret bound, else per answer format (which also serves questions from anywhere)
     "default": {
-        "benchmark:aime": "traces-shift:window=2,delta=0.5,min_count=3",
         "benchmark:chainscope-iphr": "traces-shift:window=3,delta=0.5,min_count=1",
-        "benchmark:gpqa-diamond": "traces-count:k=1,types=verification+meta_cognition+final_conclusion | budget:tokens=8000",
         "benchmark:gsm8k": "traces-count:k=2,types=verification+meta_cognition+final_conclusion & consistency:k=2",
-        "benchmark:math": "traces-count:k=1,types=verification+meta_cognition & consistency:k=2",
         "benchmark:math500": "none",
-        "benchmark:mmlu-pro": "traces-shift:window=2,delta=0.5,min_count=3 | budget:tokens=12000",
         "choice": "traces-count:k=1,types=verification+meta_cognition+final_conclusion & consistency:k=2",
-        "math": "traces-shift:window=2,delta=0.5,min_count=3 | budget:tokens=12000",
+        "math": "traces-shift:window=4,delta=0.6,min_count=2",
         "yesno": "traces-shift:window=3,delta=0.5,min_count=1",
         "*": "none",
     },

@@ -23,6 +23,8 @@ from tracestop.errors import ConfigError
                    "per benchmark, or one for everything.")
 @click.option("--grid", "grid", multiple=True, metavar="SPEC",
               help="Configurations to search (repeatable; default: the built-in grid).")
+@click.option("--budget-caps", is_flag=True,
+              help="Also try each criterion capped by a thinking budget (risky on small sets).")
 @click.option("--name", default="calibrated", show_default=True, help="Preset name to write.")
 @click.option("--presets-file", type=click.Path(dir_okay=False), default=None,
               help="Where to write the preset (default: $TRACESTOP_PRESETS, else "
@@ -31,7 +33,8 @@ from tracestop.errors import ConfigError
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
-                      models: tuple[str, ...], by: str, grid: tuple[str, ...], name: str,
+                      models: tuple[str, ...], by: str, grid: tuple[str, ...], budget_caps: bool,
+                      name: str,
                       presets_file: str | None, tagger: str | None, workers: int | None,
                       as_json: bool) -> None:
     """Search policy parameters on the dev split and write the configuration that saves the
@@ -48,7 +51,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
         if name in POLICIES:
             raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
-        specs = list(grid) or default_grid()
+        specs = list(grid) or default_grid(budget_caps)
         for s in specs:
             parse_policy(s)
         ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split="dev")
@@ -68,7 +71,10 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             value = choices[0].spec
         else:
             prefix = "benchmark:" if by == "benchmark" else ""
-            value = {f"{prefix}{c.group}": c.spec for c in choices}
+            # a benchmark too small for the regret bound gets its format's configuration,
+            # chosen over more traces: a per-benchmark pick on a few dozen traces overfits
+            value = {f"{prefix}{c.group}": c.spec for c in choices
+                     if c.bound_applied or by != "benchmark"}
             value.update({c.group: c.spec for c in fallback})
             value["*"] = "none"
         meta = {
@@ -89,6 +95,8 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     for c in [*choices, *fallback]:
         sc = c.score
         flag = "" if c.bound_applied else "  (small group: point estimate only)"
+        if by == "benchmark" and not c.bound_applied and c in choices:
+            flag = "  (too small for the bound: uses its format's configuration)"
         click.echo(f"{c.group:10s} {sc.n:5d} {100 * sc.saved:6.1f}% {sc.loss_pts:+6.2f}p {sc.regret:6d} "
                    f"{sc.regret_ucb_pts:5.2f}p {100 * sc.oracle_saved:6.1f}%  {c.spec}{flag}")
     click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")

@@ -112,10 +112,10 @@ def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | 
     )
 
 
-def default_grid() -> list[str]:
+def default_grid(budget_caps: bool = False) -> list[str]:
     """The configurations calibration searches: both TRACES criteria over their parameters,
-    alone, combined with "the answer was restated" (consistency), and capped by a thinking
-    budget."""
+    alone and combined with "the answer was restated" (consistency); optionally capped by a
+    thinking budget."""
     grid: list[str] = ["none"]
     for w in (2, 3, 4, 5, 6, 8):
         for d in (0.5, 0.6, 0.67, 0.75, 0.8, 1.0):
@@ -128,11 +128,12 @@ def default_grid() -> list[str]:
                       "verification+meta_cognition+final_conclusion"):
             grid.append(f"traces-count:k={k},types={types}")
             grid.append(f"traces-count:k={k},types={types} & consistency:k=2")
-    # a long trace is often a wrong one, and stopping a wrong trace costs no accuracy: each
-    # criterion can also be capped by a thinking budget
+    # a long trace is often a wrong one, and stopping a wrong trace costs no accuracy: with
+    # budget_caps each criterion is also tried capped by a thinking budget. Off by default: on
+    # the small AIME/GPQA sets what a cap costs differs a lot between splits
     capped = [g for g in grid if g.startswith(("traces-shift:window=2,", "traces-shift:window=4,delta=0.75",
                                                 "traces-count:k=1,", "traces-count:k=2,types=verification+meta_cognition"))]
-    for g in capped:
+    for g in capped if budget_caps else []:
         if "&" in g:
             continue
         for t in (4000, 8000, 12000, 16000):
