@@ -36,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from tracestop.errors import ConfigError, UpstreamError
 from tracestop.monitor import Monitor
-from tracestop.policies import Policy, parse_policy
+from tracestop.policies import parse_policy
 from tracestop.proxy import sse
 from tracestop.proxy.schema import OptionsError, TracestopOptions, pop_options
 from tracestop.tag.base import Tagger
@@ -95,7 +95,7 @@ class ProxyConfig:
             raise ConfigError(f"max_body must be >= 1 byte, got {self.max_body}")
         if self.answer_tokens < 1:
             raise ConfigError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
-        parse_policy(self.policy)  # fail at start-up, not on the first request
+        _policy(self.policy)  # fail at start-up, not on the first request
         if self.model_family is not None:
             template_for(self.model_family)
 
@@ -108,9 +108,12 @@ class ProxyConfig:
 
 
 @lru_cache(maxsize=256)
-def _policy(spec: str) -> Policy:
-    # Policies are frozen and stateless: one instance may serve every request.
-    return parse_policy(spec)
+def _policy(spec: str) -> str:
+    """Validate a spec for every answer format (a bad one is a 400); the Monitor resolves it,
+    since presets such as ``default`` pick a configuration by the question's answer format."""
+    for fmt in ("math", "choice", "yesno"):
+        parse_policy(spec, answer_format=fmt)
+    return spec
 
 
 def create_app(
