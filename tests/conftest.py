@@ -71,6 +71,16 @@ class PrefixTagger:
         return Tag(StepType.OTHER, 1.0, "no prefix")
 
 
+def chunk(text: str, rng, max_len: int) -> list[str]:
+    """``text`` cut into random pieces of 1..max_len characters."""
+    out, i = [], 0
+    while i < len(text):
+        n = rng.randint(1, max_len)
+        out.append(text[i : i + n])
+        i += n
+    return out
+
+
 def scripted(*steps: str, close: bool = True, answer: str = "") -> str:
     """A trace from ``[type] text`` steps (each padded past the 20-character merge rule)."""
     body = "\n\n".join(s if len(s) >= 20 else s + " " * 0 + " padding padding pad" for s in steps)

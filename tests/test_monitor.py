@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import R1_TRACE, PrefixTagger, scripted
+from tests.conftest import R1_TRACE, PrefixTagger, chunk, scripted
 from tracestop.evaluate.data import Trace
 from tracestop.evaluate.replay import replay
 from tracestop.monitor import Monitor
@@ -17,15 +17,6 @@ from tracestop.tokens import counter_for
 
 POLICIES = ["traces-shift:window=3,delta=0.6", "traces-count:k=2", "consistency:k=2",
             "budget:tokens=300", "none"]
-
-
-def chunk(text: str, rng: random.Random, max_len: int) -> list[str]:
-    out, i = [], 0
-    while i < len(text):
-        n = rng.randint(1, max_len)
-        out.append(text[i : i + n])
-        i += n
-    return out
 
 
 def fingerprint(m: Monitor):

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import chunk
 from tracestop.errors import ConfigError
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter, segment, split_thinking
 
@@ -96,15 +97,6 @@ def test_splitter_markers_split_across_deltas(cuts):
     assert (think, answer) == split_thinking(raw)
 
 
-def _chunks(text: str, rng: random.Random, max_len: int) -> list[str]:
-    out, i = [], 0
-    while i < len(text):
-        n = rng.randint(1, max_len)
-        out.append(text[i : i + n])
-        i += n
-    return out
-
-
 def _stream_steps(text: str, parts: list[str]):
     seg = Segmenter()
     steps = []
@@ -136,7 +128,7 @@ def test_random_chunkings_give_the_same_steps(sample_traces, seed, max_len):
     for rec in rng.sample(sample_traces, 6):
         thinking, _ = split_thinking(rec["trace"])
         whole = segment(thinking)
-        assert _stream_steps(thinking, _chunks(thinking, rng, max_len)) == whole
+        assert _stream_steps(thinking, chunk(thinking, rng, max_len)) == whole
 
 
 def test_long_fragment_fed_char_by_char_is_one_step():

@@ -340,14 +340,9 @@ async def _passthrough(state: _AppState, request: Request) -> Response:
     req = state.client.build_request(
         request.method, url, headers=_forward_headers(request, handled=False), content=body
     )
-    try:
-        resp = await state.client.send(req, stream=True)
-    except httpx.TimeoutException:
-        return _error(504, f"the upstream did not answer within {state.cfg.timeout:g} s",
-                      "upstream_error")
-    except httpx.HTTPError as e:
-        return _error(502, f"cannot reach the upstream: {type(e).__name__}: {e}",
-                      "upstream_error")
+    resp = await _send(state, req)
+    if isinstance(resp, Response):
+        return resp
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -495,6 +490,18 @@ def _question(kind: Kind, body: dict[str, Any]) -> str:
     return ""
 
 
+async def _send(state: _AppState, req: httpx.Request) -> httpx.Response | Response:
+    """Send a request upstream, streaming; a connection failure becomes a 502/504 response."""
+    try:
+        return await state.client.send(req, stream=True)
+    except httpx.TimeoutException:
+        return _error(504, f"the upstream did not answer within {state.cfg.timeout:g} s",
+                      "upstream_error")
+    except httpx.HTTPError as e:
+        return _error(502, f"cannot reach the upstream: {type(e).__name__}: {e}",
+                      "upstream_error")
+
+
 def _build_exchange(state: _AppState, kind: Kind, body: dict[str, Any],
                     headers: list[tuple[str, str]]) -> _Exchange:
     options = pop_options(body)
@@ -556,14 +563,9 @@ async def _handle(state: _AppState, request: Request, kind: Kind) -> Response:
 
     async def open_upstream() -> httpx.Response | Response:
         req = state.client.build_request("POST", url, headers=ex.headers, json=upstream_body)
-        try:
-            resp = await state.client.send(req, stream=True)
-        except httpx.TimeoutException:
-            return _error(504, f"the upstream did not answer within {state.cfg.timeout:g} s",
-                          "upstream_error")
-        except httpx.HTTPError as e:
-            return _error(502, f"cannot reach the upstream: {type(e).__name__}: {e}",
-                          "upstream_error")
+        resp = await _send(state, req)
+        if isinstance(resp, Response):
+            return resp
         ctype = resp.headers.get("content-type", "")
         if resp.status_code >= 400 or "text/event-stream" not in ctype:
             # An error status (or a server that ignored stream=true): the client gets the
