@@ -207,15 +207,12 @@ def option_texts(question: str) -> dict[str, str]:
 
 def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, str]]:
     """An option chosen by its content: "the answer is *4% municipal bond*" → J."""
-    by_text: dict[str, str] = {}
-    for letter, t in options.items():
-        by_text.setdefault(t, letter)
-        if list(options.values()).count(t) > 1:
-            by_text.pop(t, None)
+    texts = list(options.values())
+    by_text = {t: k for k, t in options.items() if texts.count(t) == 1}  # ambiguous ones out
     out = []
     for m in _NAMED_CHOICE.finditer(text):
         said = _norm_option(m.group("a") or m.group("b") or "")
-        letter = by_text.get(said)
+        letter: str | None = by_text.get(said)
         if letter is None:
             hits = [k for t, k in by_text.items()
                     if said.endswith(" " + t) or (len(t) >= 6 and said.startswith(t))]
