@@ -34,3 +34,21 @@ def test_errors_name_the_problem(raw: object, words: str) -> None:
     with pytest.raises(OptionsError, match=words) as e:
         pop_options({"tracestop": raw})
     assert isinstance(e.value, ConfigError)
+
+
+def test_proxy_reads_the_user_presets_file(tmp_path, monkeypatch):
+    from tracestop.errors import ConfigError
+    from tracestop.proxy import app as proxy_app
+
+    path = tmp_path / "presets.json"
+    path.write_text('{"mine": {"math": "traces-count:k=2", "*": "none"}}')
+    monkeypatch.setenv("TRACESTOP_PRESETS", str(path))
+    proxy_app._presets.cache_clear()
+    proxy_app._policy.cache_clear()
+    try:
+        assert proxy_app._policy("mine") == "mine"
+        with pytest.raises(ConfigError, match="unknown policy 'yours'"):
+            proxy_app._policy("yours")
+    finally:
+        proxy_app._presets.cache_clear()
+        proxy_app._policy.cache_clear()

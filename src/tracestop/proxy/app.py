@@ -34,9 +34,10 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from tracestop.errors import ConfigError, UpstreamError
+from tracestop.errors import ConfigError, DataError, UpstreamError
 from tracestop.monitor import Monitor
-from tracestop.policies import parse_policy
+from tracestop.policies import Preset, parse_policy
+from tracestop.presets import load_presets
 from tracestop.proxy import sse
 from tracestop.proxy.schema import OptionsError, TracestopOptions, pop_options
 from tracestop.tag.base import Tagger
@@ -107,12 +108,22 @@ class ProxyConfig:
         return base + path + (f"?{query}" if query else "")
 
 
+@lru_cache(maxsize=1)
+def _presets() -> dict[str, Preset]:
+    """Built-in presets plus the user's presets file (``tracestop calibrate`` writes it), read
+    once per process."""
+    try:
+        return load_presets()
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+
+
 @lru_cache(maxsize=256)
 def _policy(spec: str) -> str:
     """Validate a spec for every answer format (a bad one is a 400); the Monitor resolves it,
     since presets such as ``default`` pick a configuration by the question's answer format."""
     for fmt in ("math", "choice", "yesno"):
-        parse_policy(spec, answer_format=fmt)
+        parse_policy(spec, _presets(), answer_format=fmt)
     return spec
 
 
@@ -534,6 +545,7 @@ def _build_exchange(state: _AppState, kind: Kind, body: dict[str, Any],
         answer_format=options.answer_format,
         model=family,
         observe=observe,
+        presets=_presets(),
     )
     return _Exchange(kind, body, options, monitor, headers, bool(body.get("stream")), can_force)
 
