@@ -36,7 +36,7 @@ def main() -> int:
     base = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    doc, results = run_eval(args.data, "all", tuple(args.policy), (), (), workers=args.workers,
+    doc, _ = run_eval(args.data, "all", tuple(args.policy), (), (), workers=args.workers,
                             show_progress=False)
     full = time.perf_counter() - t0
     out = {

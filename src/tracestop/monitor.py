@@ -29,8 +29,8 @@ from tracestop.tokens import ApproxCounter, TokenCounter
 
 __all__ = ["Monitor"]
 
-# A "conclusion" candidate (a value in a sentence opened by "So,"/"Therefore,") is trusted
-# only when the tagger also reads the step as stating a conclusion.
+# A value stated in prose is always trusted in a step the tagger reads as a final conclusion;
+# elsewhere only when the answer scorer vouches for it (``conclusions="scored"``).
 _CONCLUDING = {StepType.FINAL_CONCLUSION}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tracestop.errors import DataError
-from tracestop.policies import PRESETS, Preset, parse_policy, resolve_preset
+from tracestop.policies import PRESETS, Preset, parse_policy
 
 __all__ = ["PRESETS_ENV", "load_presets", "presets_path", "save_preset"]
 
@@ -78,6 +78,3 @@ def save_preset(name: str, value: Preset, meta: dict[str, Any] | None = None,
     p.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return p
 
-
-def describe(name: str, value: Preset, answer_format: str | None = None) -> str:
-    return resolve_preset(name, value, answer_format)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -306,8 +306,3 @@ def _map(
                 progress(len(res))
     return out
 
-
-def iter_outcomes(results: Iterable[TraceResult]) -> Iterable[tuple[TraceResult, Outcome]]:
-    for r in results:
-        for o in r.outcomes.values():
-            yield r, o
