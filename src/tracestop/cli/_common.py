@@ -24,6 +24,17 @@ def data_option(f: F) -> F:
     )(f)
 
 
+#: options shared by the commands that replay traces (same names, same help everywhere)
+benchmark_option = click.option("--benchmark", "benchmarks", multiple=True,
+                                help="Only these benchmarks (repeatable).")
+model_option = click.option("--model", "models", multiple=True,
+                            help="Only these models (repeatable).")
+tagger_option = click.option("--tagger", default=None,
+                             help="Step tagger name (default: the best measured).")
+workers_option = click.option("--workers", type=int, default=None,
+                              help="Worker processes (default: all cores).")
+
+
 @contextmanager
 def errors_to_click() -> Iterator[None]:
     """Library errors become one red line and exit status 1, never a traceback."""

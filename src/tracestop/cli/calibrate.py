@@ -7,7 +7,16 @@ import json
 
 import click
 
-from tracestop.cli._common import data_option, errors_to_click, progress_bar, warn
+from tracestop.cli._common import (
+    benchmark_option,
+    data_option,
+    errors_to_click,
+    model_option,
+    progress_bar,
+    tagger_option,
+    warn,
+    workers_option,
+)
 from tracestop.errors import ConfigError
 
 
@@ -15,8 +24,8 @@ from tracestop.errors import ConfigError
 @click.option("--max-loss", "max_loss", type=float, required=True, metavar="PTS",
               help="Accuracy loss allowed against full generation, in points (e.g. 1.0).")
 @data_option
-@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks (repeatable).")
-@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@benchmark_option
+@model_option
 @click.option("--by", type=click.Choice(["format", "benchmark", "pooled"]), default="format",
               show_default=True,
               help="One configuration per answer format (chosen from the question text alone), "
@@ -29,8 +38,8 @@ from tracestop.errors import ConfigError
 @click.option("--presets-file", type=click.Path(dir_okay=False), default=None,
               help="Where to write the preset (default: $TRACESTOP_PRESETS, else "
                    "~/.config/tracestop/presets.json).")
-@click.option("--tagger", default=None, help="Step tagger name (default: the best measured).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@tagger_option
+@workers_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
                       models: tuple[str, ...], by: str, grid: tuple[str, ...], budget_caps: bool,

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from tracestop.cli._common import data_option, errors_to_click, progress_bar
+from tracestop.cli._common import (
+    benchmark_option,
+    data_option,
+    errors_to_click,
+    progress_bar,
+    workers_option,
+)
 
 BUDGETS = (250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
 CONSISTENCY = (2, 3, 4, 5)
@@ -58,8 +64,8 @@ def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict
 @click.option("--split", type=click.Choice(["dev", "test", "all"]), default="test", show_default=True)
 @click.option("--policy", "preset", default="default", show_default=True, metavar="SPEC",
               help="The policy or preset to compare.")
-@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks (repeatable).")
-@click.option("--workers", type=int, default=None)
+@benchmark_option
+@workers_option
 @click.option("--json", "as_json", is_flag=True)
 def compare_command(data: str | None, split: str, preset: str, benchmarks: tuple[str, ...],
                     workers: int | None, as_json: bool) -> None:

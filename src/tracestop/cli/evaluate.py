@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from tracestop.cli._common import data_option, errors_to_click, progress_bar, warn
+from tracestop.cli._common import (
+    benchmark_option,
+    data_option,
+    errors_to_click,
+    model_option,
+    progress_bar,
+    tagger_option,
+    warn,
+    workers_option,
+)
 from tracestop.evaluate.data import data_dir, load_traces
 from tracestop.evaluate.replay import TraceResult, policy_specs, replay_many
 from tracestop.evaluate.summary import summarise
@@ -108,10 +117,10 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--policy", "policies", multiple=True, metavar="SPEC",
               help="Policy spec, e.g. traces-shift:window=4,delta=0.75 (repeatable). "
                    "Default: the 'default' preset. 'none' and 'oracle' are always added.")
-@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks (repeatable).")
-@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
-@click.option("--tagger", default=None, help="Step tagger name (default: the best measured).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@benchmark_option
+@model_option
+@tagger_option
+@workers_option
 @click.option("--candidates", type=click.Choice(["scored", "tagged", "never", "always"]),
               default="scored", show_default=True,
               help="Which values stated in prose count as candidate answers: those the answer "

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from tracestop.cli._common import data_option, errors_to_click, progress_bar, warn
+from tracestop.cli._common import (
+    benchmark_option,
+    data_option,
+    errors_to_click,
+    model_option,
+    progress_bar,
+    tagger_option,
+    warn,
+    workers_option,
+)
 from tracestop.evaluate.data import Trace, data_dir, load_traces
 
 
@@ -30,14 +39,14 @@ def _limit(traces: list[Trace], limit: int | None) -> list[Trace]:
 @click.option("--policy", "policies", multiple=True, metavar="SPEC",
               help="Policy spec to show (repeatable). Default: the 'default' preset. "
                    "'none' and 'oracle' are always added.")
-@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks (repeatable).")
-@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@benchmark_option
+@model_option
 @click.option("--out", type=click.Path(file_okay=False), default="tracestop-report", show_default=True,
               help="Output folder for the HTML pages.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="At most N traces per benchmark × model (quick looks).")
-@click.option("--tagger", default=None, help="Step tagger name (default: the best measured).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@tagger_option
+@workers_option
 @click.option("--page-size", type=click.IntRange(min=1), default=200, show_default=True,
               help="Rows per page of the trace list.")
 @click.option("--shift-only", is_flag=True,

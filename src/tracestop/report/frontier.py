@@ -133,12 +133,9 @@ _STYLE = {
 
 def plot_frontier(rows: Sequence[Mapping[str, Any]], benchmark: str, *, fmt: str = "png") -> bytes:
     """The frontier figure of one benchmark as PNG (or SVG) bytes."""
-    import io
+    from tracestop.report._plot import figure_bytes, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     mine = [r for r in rows if r["benchmark"] == benchmark]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
@@ -169,8 +166,6 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], benchmark: str, *, fmt: str
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, metadata={"Software": None} if fmt == "png" else None)
-        return buf.getvalue()
+        return figure_bytes(fig, fmt)
     finally:
         plt.close(fig)

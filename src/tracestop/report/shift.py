@@ -213,12 +213,9 @@ def behaviour_shift(shifts: Iterable[TraceShift]) -> ShiftTable:
 def plot_shift(table: ShiftTable, *, fmt: str = "png") -> bytes:
     """The behaviour-shift figure: per family, the share of each step type (top) and macro role
     (bottom) before versus after the first correct answer. PNG (or SVG) bytes."""
-    import io
+    from tracestop.report._plot import figure_bytes, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     fams = [f for f in table.families if f.with_correct] or table.families
@@ -250,8 +247,6 @@ def plot_shift(table: ShiftTable, *, fmt: str = "png") -> bytes:
         axes[0][0].legend(fontsize=8, loc="lower right", title="first correct answer", title_fontsize=7)
         fig.suptitle("Step types before vs after the first correct answer", fontsize=11)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, metadata={"Software": None} if fmt == "png" else None)
-        return buf.getvalue()
+        return figure_bytes(fig, fmt)
     finally:
         plt.close(fig)
