@@ -23,7 +23,7 @@ def examples(data: str | None):  # type: ignore[no-untyped-def]
     from tracestop.answers import equivalent, infer_format, normalize
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import prepare_many
-    from tracestop.scorer import featurize, question_numbers, remember, step_inputs
+    from tracestop.scorer import featurize, question_ask, question_numbers, remember, step_inputs
 
     ts = load_traces(data_dir(data), split="dev")
     traces = [t for t in ts.traces if infer_format(t.question, t.benchmark) == "math"]
@@ -34,11 +34,12 @@ def examples(data: str | None):  # type: ignore[no-untyped-def]
         r = p.result
         if r.excluded or not r.predicted_full:
             continue
-        qn = question_numbers(by_id[r.id].question)
+        q = by_id[r.id].question
+        qn, ask = question_numbers(q), question_ask(q)
         final = r.predicted_full
         mentions: dict[str, int] = {}
         for rec in p.records[: p.n_decided]:
-            inputs = step_inputs(rec.tagged.step.text, rec.type, rec.index, mentions, qn)
+            inputs = step_inputs(rec.tagged.step.text, rec.type, rec.index, mentions, qn, ask)
             for x in inputs:
                 rows.append(featurize(x))
                 ys.append(normalize(x.value) == normalize(final) or equivalent(final, x.value))

@@ -50,3 +50,26 @@ def test_conclusion_modes():
     never.feed(trace)
     never.end()
     assert never.records[0].tagged.candidate is None
+
+
+def test_question_ask_names_what_is_asked():
+    from tracestop.scorer import question_ask
+
+    ask = question_ask("There were 25 men and 15 women. How many women are left if 22 men stayed?")
+    assert {"women", "left"} <= ask
+    assert "how" not in ask and "many" not in ask
+    assert question_ask("") == frozenset()
+
+
+def test_naming_what_is_asked_raises_the_score():
+    from tracestop.scorer import question_ask
+
+    ask = question_ask("After an hour, some people left. How many women are left at the party?")
+    s = AnswerScorer()
+    plain = x("Therefore, there are 8 women left at the party.", "8")
+    named = ScorerInput(plain.sentence, plain.value, plain.type, plain.index, plain.last_sentence,
+                        plain.cue, plain.mentions, plain.question_numbers, ask)
+    other = ScorerInput("Therefore, there are 8 chairs in the hall.", "8", plain.type, plain.index,
+                        True, True, 0, plain.question_numbers, ask)
+    assert s.score(named) > s.score(plain)
+    assert s.score(named) > s.score(other)

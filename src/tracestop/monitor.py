@@ -21,7 +21,7 @@ from tracestop.answers import (
 )
 from tracestop.errors import ConfigError
 from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
-from tracestop.scorer import AnswerScorer, question_numbers, remember, step_inputs
+from tracestop.scorer import AnswerScorer, question_ask, question_numbers, remember, step_inputs
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
 from tracestop.templates import Template, template_for
@@ -59,6 +59,7 @@ class Monitor:
       candidate answer: ``"scored"`` (the tagger reads the step as a conclusion, or the
       answer scorer gives it at least ``answer_threshold``), ``"tagged"`` (the tagger only),
       ``"always"`` or ``"never"`` (only boxed / "the answer is" / "Final Answer" forms).
+    * **answer_scorer** - path of answer-scorer weights (``.npz``); the shipped ones by default.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Monitor:
         segmenter: SegmenterConfig | None = None,
         conclusions: str = "scored",
         answer_threshold: float = 0.5,
+        answer_scorer: str | None = None,
     ) -> None:
         if tagger is None or isinstance(tagger, str):
             from tracestop.tag import get_tagger
@@ -96,8 +98,9 @@ class Monitor:
             raise ConfigError(f"answer_threshold must be in [0, 1], got {answer_threshold}")
         self.conclusions = conclusions
         self.answer_threshold = answer_threshold
-        self._scorer = AnswerScorer() if conclusions == "scored" else None
+        self._scorer = AnswerScorer(answer_scorer) if conclusions == "scored" else None
         self._question_numbers = question_numbers(question)
+        self._ask = question_ask(question)
         self._options = option_texts(question) if self.answer_format == "choice" else {}
         self._mentions: dict[str, int] = {}
         self.records: list[StepRecord] = []
@@ -207,8 +210,7 @@ class Monitor:
         if not strong:
             found = self._weak_candidate(step, tag.type, found)
         elif self._scorer is not None and fmt == "math":
-            remember(self._mentions, step_inputs(step.text, tag.type, step.index, self._mentions,
-                                                 self._question_numbers))
+            remember(self._mentions, self._inputs(step, tag.type))
         cand = Candidate(found[0], found[1], step.index) if found is not None else None
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
@@ -231,7 +233,7 @@ class Monitor:
             if stated and (self.conclusions == "always" or type_ in _CONCLUDING):
                 return stated[-1][1], "conclusion"
             return None
-        inputs = step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers)
+        inputs = self._inputs(step, type_)
         best, best_p = None, self.answer_threshold
         for x in inputs:  # the sentence most likely to state the answer, if any passes
             p = 1.0 if (type_ in _CONCLUDING and x.last_sentence and x.cue) else self._scorer.score(x)
@@ -241,6 +243,10 @@ class Monitor:
         if best is None:
             return None
         return best.value, "conclusion" if best.cue else "statement"
+
+    def _inputs(self, step: Any, type_: StepType) -> list[Any]:
+        return step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers,
+                           self._ask)
 
     # --- results ----------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 "So, 40 cobras have 2800 spots." and "So, half of that is 2450." look alike; only the second
 answers the question. ``AnswerScorer`` is a logistic model over cheap text features of the
 sentence (hashed words, numbers masked) and of its context (step type, whether the value is a
-number given in the question, whether the sentence ends the step, step position, whether it
-restates the current candidate). It is trained by ``scripts/train_answer_scorer.py`` on the
+number given in the question, whether the sentence ends the step, step position, how often the
+value was stated before, how many of the words naming what the question asks for — "How many
+*women* are *left*?" — the sentence repeats). It is trained by ``scripts/train_answer_scorer.py`` on the
 dev split of the recorded traces with distant supervision (a value is positive when it is the
 trace's recorded final answer), and ships as a small ``.npz``. Inference is pure numpy-free
 Python: a dot product over a few dozen active features.
@@ -21,12 +22,21 @@ from pathlib import Path
 
 from tracestop._types import StepType
 
-__all__ = ["AnswerScorer", "ScorerInput", "featurize", "question_numbers", "remember", "step_inputs"]
+__all__ = [
+    "AnswerScorer",
+    "ScorerInput",
+    "featurize",
+    "question_ask",
+    "question_numbers",
+    "remember",
+    "step_inputs",
+]
 
 N_HASH = 1 << 14
 _TYPES = list(StepType)
 _DENSE = [f"type={t.value}" for t in _TYPES] + [
     "in_question", "last_sentence", "log_index", "cue", "log_mentions", "integer", "bias",
+    "ask_overlap", "ask_any",
 ]
 N_FEATURES = N_HASH + len(_DENSE)
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "answer_scorer.npz"
@@ -47,11 +57,33 @@ class ScorerInput:
     cue: bool
     mentions: int  # earlier steps that stated the same value
     question_numbers: frozenset[str]
+    ask: frozenset[str] = frozenset()  # content words of what the question asks for
 
 
 def question_numbers(question: str) -> frozenset[str]:
     """The numbers a question gives (a value equal to one is rarely the answer)."""
     return frozenset(n.replace(",", "") for n in _NUM.findall(question))
+
+
+_WORD = re.compile(r"[a-z]{3,}")
+_ASK_STOP = frozenset(
+    "how many much what which who whom whose when where why does did will would are was were "
+    "the and for that this with have has had their there they them then than her his its she "
+    "you your can could should into from find value answer total".split()
+)
+_ASK = re.compile(r"[^.?!]*\?")
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def question_ask(question: str) -> frozenset[str]:
+    """Content words of what a question asks for ("How many women are left?" → women, left):
+    a sentence that names them and states a value is likely the answer."""
+    asks = _ASK.findall(question)
+    ask = asks[-1] if asks else (re.split(r"(?<=[.!])\s+", question.strip())[-1] if question.strip() else "")
+    return frozenset(_stem(w) for w in _WORD.findall(ask.lower()) if w not in _ASK_STOP)
 
 
 def _h(token: str) -> int:
@@ -83,6 +115,11 @@ def featurize(x: ScorerInput) -> dict[int, float]:
     if re.fullmatch(r"-?\d+", v):
         feats[d + 5] = 1.0
     feats[d + 6] = 1.0
+    if x.ask:
+        hit = len(x.ask & {_stem(w) for w in words if len(w) >= 3})
+        if hit:
+            feats[d + 7] = hit / len(x.ask)
+            feats[d + 8] = 1.0
     return feats
 
 
@@ -96,6 +133,7 @@ def step_inputs(
     index: int,
     mentions: dict[str, int],
     qnums: frozenset[str],
+    ask: frozenset[str] = frozenset(),
 ) -> list[ScorerInput]:
     """The scorer inputs of every value-stating sentence of a step, in order."""
     from tracestop.answers import value_sentences
@@ -103,7 +141,7 @@ def step_inputs(
     found = value_sentences(text)
     return [
         ScorerInput(sent, value, type_, index, i == len(found) - 1, cue,
-                    mentions.get(_key(value), 0), qnums)
+                    mentions.get(_key(value), 0), qnums, ask)
         for i, (_, value, sent, cue) in enumerate(found)
     ]
 
