@@ -95,3 +95,21 @@ def test_compare_reports_best_baselines_at_the_same_accuracy(tmp_path):
     # a budget small enough to save as much loses the answer, so the best budget saves less
     assert row["budget"] is None or row["budget"]["saved"] < row["saved"]
     assert row["consistency"]["accuracy"] >= row["accuracy"]
+
+
+def test_small_group_gets_the_format_pick_that_holds_on_its_own_traces():
+    from tracestop.evaluate.calibrate import Choice, Score, adopt_format_choice
+
+    def sc(spec, n, loss, saved, regret=0, ucb=0.0):
+        return Score(spec, n, 0.5, 0.5, loss, saved, regret, ucb, 0.3)
+
+    fmt = [sc("none", 1000, 0.0, 0.0), sc("a", 1000, 0.5, 0.30, 3, 0.9),
+           sc("b", 1000, 0.2, 0.20, 2, 0.6), sc("c", 1000, 0.1, 0.40, 9, 1.6)]  # c: bound fails
+    fmt_choice = Choice("math", "a", fmt[1], True, 3, 4)
+    # 40 traces: one trace is 2.5 points, so up to 2.5 points may be lost here
+    small = [sc("none", 40, 0.0, 0.0), sc("a", 40, 5.0, 0.35), sc("b", 40, 2.5, 0.15), sc("c", 40, 0.0, 0.5)]
+    got = adopt_format_choice("aime", small, fmt_choice, fmt, 1.0)
+    assert (got.spec, got.bound_applied, got.admissible) == ("b", False, 2)  # a loses too much here
+    # nothing but 'none' holds: 'none'
+    small[2] = sc("b", 40, 5.0, 0.15)
+    assert adopt_format_choice("aime", small, fmt_choice, fmt, 1.0).spec == "none"

@@ -49,7 +49,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     """Search policy parameters on the dev split and write the configuration that saves the
     most thinking tokens while losing at most --max-loss accuracy points as a named preset
     (usable as `tracestop eval --policy NAME`)."""
-    from tracestop.evaluate.calibrate import Choice, calibrate, default_grid
+    from tracestop.evaluate.calibrate import Choice, adopt_format_choice, calibrate, default_grid
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import prepare_many
     from tracestop.policies import POLICIES, parse_policy
@@ -69,21 +69,27 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         n_groups = len({p.result.answer_format if by == "format" else p.result.benchmark
                         for p in preps if not p.result.excluded}) if by != "pooled" else 1
         with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
-            choices, _ = calibrate(preps, max_loss, by=by, grid=specs, progress=advance)  # type: ignore[arg-type]
+            choices, frontier = calibrate(preps, max_loss, by=by, grid=specs, progress=advance)  # type: ignore[arg-type]
         value: str | dict[str, str]
         fallback: list[Choice] = []
         if by == "benchmark":
             # questions from other benchmarks (or live traffic) fall back to their format
             with progress_bar(len(specs) * 3, "searching per answer format") as advance:
-                fallback, _ = calibrate(preps, max_loss, by="format", grid=specs, progress=advance)
+                fallback, fmt_frontier = calibrate(preps, max_loss, by="format", grid=specs,
+                                                   progress=advance)
+            # a benchmark too small for the regret bound gets a configuration chosen for its
+            # format (over more traces) that also holds on its own dev traces
+            fmt_of = {p.result.benchmark: p.result.answer_format for p in preps if not p.result.excluded}
+            by_fmt = {c.group: c for c in fallback}
+            choices = [c if c.bound_applied else
+                       adopt_format_choice(c.group, frontier[c.group], by_fmt[fmt_of[c.group]],
+                                           fmt_frontier[fmt_of[c.group]], max_loss)
+                       for c in choices]
         if by == "pooled":
             value = choices[0].spec
         else:
             prefix = "benchmark:" if by == "benchmark" else ""
-            # a benchmark too small for the regret bound gets its format's configuration,
-            # chosen over more traces: a per-benchmark pick on a few dozen traces overfits
-            value = {f"{prefix}{c.group}": c.spec for c in choices
-                     if c.bound_applied or by != "benchmark"}
+            value = {f"{prefix}{c.group}": c.spec for c in choices}
             value.update({c.group: c.spec for c in fallback})
             value["*"] = "none"
         meta = {
@@ -105,7 +111,8 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         sc = c.score
         flag = "" if c.bound_applied else "  (small group: point estimate only)"
         if by == "benchmark" and not c.bound_applied and c in choices:
-            flag = "  (too small for the bound: uses its format's configuration)"
+            flag = ("  (too small for the bound: the format's best configuration that loses at "
+                    "most max(PTS, one trace) here)")
         click.echo(f"{c.group:10s} {sc.n:5d} {100 * sc.saved:6.1f}% {sc.loss_pts:+6.2f}p {sc.regret:6d} "
                    f"{sc.regret_ucb_pts:5.2f}p {100 * sc.oracle_saved:6.1f}%  {c.spec}{flag}")
     click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")

@@ -12,6 +12,12 @@ question text alone), every configuration of a grid is replayed; a configuration
 
 Among admissible configurations the one that saves the most thinking tokens wins; ``none`` is
 always admissible.
+
+A benchmark too small for the bound (``--by benchmark``) does not get a pick of its own (a
+per-benchmark pick on a few dozen traces overfits). It gets a configuration admissible for its
+answer format (chosen over more traces), the one that saves most there among those that also
+lose at most ``max_loss`` points — or one trace, whichever is larger — on the benchmark's own
+dev traces (``adopt_format_choice``); ``none`` if no such configuration exists.
 """
 
 from __future__ import annotations
@@ -25,7 +31,15 @@ from typing import Any, Literal
 from tracestop.evaluate.replay import Prepared, apply_policy
 from tracestop.policies import Preset
 
-__all__ = ["Choice", "Score", "calibrate", "clopper_pearson_upper", "default_grid", "score"]
+__all__ = [
+    "Choice",
+    "Score",
+    "adopt_format_choice",
+    "calibrate",
+    "clopper_pearson_upper",
+    "default_grid",
+    "score",
+]
 
 GroupBy = Literal["format", "benchmark", "pooled"]
 
@@ -197,3 +211,19 @@ def calibrate(
         best = max(ok, key=lambda s: (round(s.saved, 6), -s.loss_pts, s.spec == "none"))
         choices.append(Choice(g, best.spec, best, use_bound, len(ok), len(scores)))
     return choices, frontier
+
+
+def adopt_format_choice(group: str, scores: Sequence[Score], format_choice: Choice,
+                        format_scores: Sequence[Score], max_loss: float) -> Choice:
+    """The configuration for a group too small for the regret bound: among the configurations
+    admissible for its answer format, in the format's order (most tokens saved first), the
+    first that loses at most ``max_loss`` points, or one trace, on the group's own traces."""
+    own = {sc.spec: sc for sc in scores}
+    n = next(iter(own.values())).n if own else 0
+    allowed = max(max_loss, 100.0 / n) if n else max_loss
+    ranked = sorted((f for f in format_scores if f.admissible(max_loss, format_choice.bound_applied)),
+                    key=lambda f: (-round(f.saved, 6), f.loss_pts))
+    passing = [own[f.spec] for f in ranked if f.spec in own and own[f.spec].loss_pts <= allowed + 1e-9]
+    if not passing:  # "none" loses nothing; only a grid without it gets here
+        raise ValueError(f"group {group!r}: no configuration passes; add 'none' to the grid")
+    return Choice(group, passing[0].spec, passing[0], False, len(passing), len(scores))
