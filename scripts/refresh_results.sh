@@ -12,6 +12,7 @@ $PY scripts/train_tagger.py                                  # tagger weights (d
 $PY scripts/train_answer_scorer.py | tee "$OUT/answer_scorer.txt"   # answer scorer (dev)
 $PY -m tracestop.tag.quality --tagger rules | tee "$OUT/tagger_rules.txt"
 $PY -m tracestop.tag.quality --tagger linear | tee "$OUT/tagger_linear.txt"
+$PY scripts/states_answer_agreement.py | tee "$OUT/states_answer_agreement.txt"
 
 # calibration on dev; the result is what PRESETS["default"] in src/tracestop/policies.py holds
 TRACESTOP_PRESETS="$OUT/presets.json" $TS calibrate --max-loss 1.0 --by benchmark \
