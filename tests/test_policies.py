@@ -146,3 +146,33 @@ def test_specs_round_trip():
     assert isinstance(parse_policy("full"), Never)
     assert TracesShift() == parse_policy("traces-shift")
     assert TracesCount(k=2) == parse_policy("traces-count:k=2")
+
+
+def test_confident_gates_on_how_surely_the_answer_was_stated():
+    # explicit statements count 1.0
+    m = run("traces-count:k=1,types=verification & confident:p=0.9", SHIFT)
+    assert m.stopped and m.decision.step == 2
+    assert "stated with confidence 1.00 (at least 0.9)" in m.decision.reason
+    # values in prose carry the answer scorer's probability, kept per candidate and per state
+    trace = scripted(
+        "[formula_substitution] Tom has 3 bags with 4 apples in each bag, so 3 * 4 = 12 apples.",
+        "[verification] Let me check that the count is right before I go on with it.",
+        "[verification] Yes, it is right, nothing to change in the sum above here.",
+        "[other] more text after this point to close the last step.",
+    )
+    m = Monitor("none", tagger=PrefixTagger(), question="How many apples does Tom have?")
+    m.feed(trace)
+    m.end()
+    cands = [r.tagged.candidate for r in m.records if r.tagged.candidate]
+    assert cands and all(0.5 <= c.confidence <= 1.0 for c in cands)
+    assert m.records[-1].answer.confidence == max(c.confidence for c in cands)
+    p = cands[0].confidence
+    assert p < 0.99
+    for gate, stops in ((p + 0.01, False), (0.5, True)):  # the gate holds the stop back, or not
+        g = Monitor(f"traces-count:k=1,types=verification & confident:p={gate:.3f}",
+                    tagger=PrefixTagger(), question="How many apples does Tom have?")
+        g.feed(trace)
+        g.end()
+        assert g.stopped is stops
+    with pytest.raises(ConfigError, match="confident: p must be in"):
+        parse_policy("confident:p=1.5")

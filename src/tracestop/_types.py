@@ -89,11 +89,14 @@ class Tag:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A candidate answer stated in a step: ``value`` as written, ``kind`` how it was found."""
+    """A candidate answer stated in a step: ``value`` as written, ``kind`` how it was found,
+    ``confidence`` how sure the Monitor is that the step states it as the answer (1.0 for
+    explicit statements; the answer scorer's probability for a value stated in prose)."""
 
     value: str
     kind: str
     step: int
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

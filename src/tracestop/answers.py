@@ -383,7 +383,8 @@ class AnswerState:
     became current (first stated after a different one); ``first_step``: the step where any
     candidate first appeared; ``count``: statements of the current candidate since ``since``;
     ``changes``: how many times the candidate changed to a different value;
-    ``kind``: how the current candidate was last stated.
+    ``kind``: how the current candidate was last stated; ``confidence``: the highest
+    confidence among its statements since ``since``.
     """
 
     current: str | None = None
@@ -393,6 +394,7 @@ class AnswerState:
     changes: int = 0
     kind: str = ""
     total: int = 0
+    confidence: float = 0.0
 
 
 class AnswerTracker:
@@ -406,15 +408,17 @@ class AnswerTracker:
         s = self.state
         if candidate is None:
             return s
+        c = candidate.confidence
         if s.current is None:
-            s = AnswerState(candidate.value, step, step, 1, 0, candidate.kind, 1)
+            s = AnswerState(candidate.value, step, step, 1, 0, candidate.kind, 1, c)
         elif equivalent(s.current, candidate.value, self.answer_format):
             s = AnswerState(
-                s.current, s.since, s.first_step, s.count + 1, s.changes, candidate.kind, s.total + 1
+                s.current, s.since, s.first_step, s.count + 1, s.changes, candidate.kind, s.total + 1,
+                max(s.confidence, c),
             )
         else:
             s = AnswerState(
-                candidate.value, step, s.first_step, 1, s.changes + 1, candidate.kind, s.total + 1
+                candidate.value, step, s.first_step, 1, s.changes + 1, candidate.kind, s.total + 1, c
             )
         self.state = s
         return s

@@ -207,11 +207,13 @@ class Monitor:
                 question=self.question,
             ),
         )
+        confidence = 1.0
         if not strong:
-            found = self._weak_candidate(step, tag.type, found)
+            weak = self._weak_candidate(step, tag.type, found)
+            found, confidence = (weak[:2], weak[2]) if weak is not None else (None, 1.0)
         elif self._scorer is not None and fmt == "math":
             remember(self._mentions, self._inputs(step, tag.type))
-        cand = Candidate(found[0], found[1], step.index) if found is not None else None
+        cand = Candidate(found[0], found[1], step.index, confidence) if found is not None else None
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, cand, tokens), answer, prev)
@@ -220,18 +222,19 @@ class Monitor:
 
     def _weak_candidate(
         self, step: Any, type_: StepType, found: tuple[str, str] | None
-    ) -> tuple[str, str] | None:
+    ) -> tuple[str, str, float] | None:
         """A value stated in plain prose ("So, half of that is 2450."), trusted when the
-        tagger reads the step as a conclusion or the answer scorer vouches for it."""
+        tagger reads the step as a conclusion or the answer scorer vouches for it; with the
+        scorer's probability as its confidence."""
         if self.conclusions == "never":
             return None
         if self.answer_format != "math":
             # choice / yes-no cues are specific ("I'll go with F"): trust them
-            return found
+            return (*found, 1.0) if found is not None else None
         if self._scorer is None:
             stated = conclusions(step.text)
             if stated and (self.conclusions == "always" or type_ in _CONCLUDING):
-                return stated[-1][1], "conclusion"
+                return stated[-1][1], "conclusion", 1.0
             return None
         inputs = self._inputs(step, type_)
         best, best_p = None, self.answer_threshold
@@ -242,7 +245,7 @@ class Monitor:
         remember(self._mentions, inputs)
         if best is None:
             return None
-        return best.value, "conclusion" if best.cue else "statement"
+        return best.value, "conclusion" if best.cue else "statement", best_p
 
     def _inputs(self, step: Any, type_: StepType) -> list[Any]:
         return step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers,

@@ -27,6 +27,7 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "Budget",
+    "Confident",
     "Consistency",
     "Never",
     "Oracle",
@@ -285,6 +286,30 @@ class Consistency(Policy):
 
 
 @dataclass(frozen=True)
+class Confident(Policy):
+    """Stop once the current candidate answer was stated with confidence at least ``p``: an
+    explicit statement ("the answer is", ``\\boxed{}``) counts 1.0, a value stated in prose
+    the answer scorer's probability. Meant as a gate combined with a TRACES criterion
+    (``traces-count:k=1 & confident:p=0.7``)."""
+
+    name: ClassVar[str] = "confident"
+    p: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.p <= 1.0:
+            raise ConfigError(f"confident: p must be in (0, 1], got {self.p}")
+
+    def decide(self, state: TraceState) -> Decision:
+        a = state.answer
+        if a.current is None or a.confidence < self.p:
+            return self._go(state)
+        return self._stop(
+            state, f"answer {_fmt(a.current)} was stated with confidence {a.confidence:.2f} "
+            f"(at least {self.p:g})", answer=a.current,
+        )
+
+
+@dataclass(frozen=True)
 class Oracle(Policy):
     """Evaluation only: stop at the end of the first step whose candidate is correct.
 
@@ -374,7 +399,7 @@ class AllOf(Policy):
 
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Oracle, Never)
+    cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Confident, Oracle, Never)
 }
 
 #: A preset is a spec, or a mapping that picks a spec by benchmark (``benchmark:gsm8k``) or by

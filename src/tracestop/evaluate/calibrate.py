@@ -128,8 +128,8 @@ def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | 
 
 def default_grid(budget_caps: bool = False) -> list[str]:
     """The configurations calibration searches: both TRACES criteria over their parameters,
-    alone and combined with "the answer was restated" (consistency); optionally capped by a
-    thinking budget."""
+    alone and combined with "the answer was restated" (consistency) or "the answer was stated
+    with confidence at least p" (confident); optionally capped by a thinking budget."""
     grid: list[str] = ["none"]
     for w in (2, 3, 4, 5, 6, 8):
         for d in (0.5, 0.6, 0.67, 0.75, 0.8, 1.0):
@@ -142,6 +142,10 @@ def default_grid(budget_caps: bool = False) -> list[str]:
                       "verification+meta_cognition+final_conclusion"):
             grid.append(f"traces-count:k={k},types={types}")
             grid.append(f"traces-count:k={k},types={types} & consistency:k=2")
+    # each criterion also gated on how surely the answer was stated (the answer scorer's
+    # probability for a value stated in prose; explicit statements count 1.0)
+    gated = [g for g in grid if g.startswith("traces-count") or g.endswith("min_count=1")]
+    grid += [f"{g} & confident:p={p}" for p in (0.7, 0.8) for g in gated]
     # a long trace is often a wrong one, and stopping a wrong trace costs no accuracy: with
     # budget_caps each criterion is also tried capped by a thinking budget. Off by default: on
     # the small AIME/GPQA sets what a cap costs differs a lot between splits
