@@ -136,3 +136,16 @@ def test_options_named_by_content():
     assert extract_candidate("Option B: 3.5% municipal bond looks weak.", "choice", opts) is None
     inline = option_texts("Pick: A) 5% certificate of deposit B) 5% government bond C) 5% corporate bond")
     assert inline["B"] == "5% government bond"
+
+
+@pytest.mark.parametrize("text, letter", [
+    ("Okay, I'm leaning towards A. Let's look at the options one more time.", "A"),
+    ("Looking at most legal exams, Choice F is the more standard answer.", "F"),
+    ("So option C remains the most likely one.", "C"),
+])
+def test_choice_leanings_are_candidates(text, letter):
+    assert extract_candidate(text, "choice") == (letter, "conclusion")
+
+
+def test_choice_rejections_are_not_candidates():
+    assert extract_candidate("Option B is wrong, the force was not needed.", "choice") is None

@@ -85,7 +85,7 @@ _CHOICE_PATTERNS = (
     (
         "conclusion",
         re.compile(
-            r"\b(?:go with|choose|select|pick|conclusion(?: remains| is)?:?)\s+(?:option\s+|choice\s+)?"
+            r"\b(?:go with|choose|select|pick|leaning (?:towards?|toward)|conclusion(?: remains| is)?:?)\s+(?:option\s+|choice\s+)?"
             + _LETTER,
             re.IGNORECASE,
         ),
@@ -93,7 +93,8 @@ _CHOICE_PATTERNS = (
     (
         "conclusion",
         re.compile(
-            r"\b(?:option|choice)\s+\(?([A-J])\)?\s+is\s+(?:the\s+|much\s+)?(?:best|correct|right|most|strongest|only)",
+            r"\b(?:option|choice)\s+\(?([A-J])\)?\s+(?:is|remains|seems)\s+(?:the\s+|much\s+|clearly\s+|definitely\s+)?"
+            r"(?:(?:more|most)\s+)?(?:best|correct|right|likely|standard|strongest|only)",
             re.IGNORECASE,
         ),
     ),
