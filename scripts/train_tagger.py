@@ -21,6 +21,7 @@ from pathlib import Path
 from tracestop.tag.linear import DEFAULT_WEIGHTS
 from tracestop.tag.train import (
     DEFAULT_C,
+    TYPE_CLASS_WEIGHT,
     fit,
     load_extra_labels,
     load_labels,
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         examples += load_weak(args.data / "traces")
     weights = fit(examples, c=args.c, seed=args.seed)
     meta = {"n_examples": len(examples), "n_shared": n_shared, "n_extra": len(extra),
-            "c": args.c, "seed": args.seed, "weak": args.weak, "labels_file": labels.name,
+            "c": args.c, "type_class_weight": TYPE_CLASS_WEIGHT, "seed": args.seed, "weak": args.weak, "labels_file": labels.name,
             "extra_files": [] if args.no_extra else sorted(
                 p.name for p in args.extra.glob("*.jsonl"))}
     path = save_weights(args.out, weights, meta)

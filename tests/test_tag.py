@@ -159,6 +159,7 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     w1, w2 = fit(subset, seed=0), fit(subset, seed=0)
     np.testing.assert_array_equal(w1.coef, w2.coef)
     np.testing.assert_array_equal(w1.sa_coef, w2.sa_coef)
+    np.testing.assert_array_equal(w1.role_coef, w2.role_coef)
     assert w1.vocab == w2.vocab
     p1 = save_weights(tmp_path / "a.npz", w1)
     p2 = save_weights(tmp_path / "b.npz", w2)

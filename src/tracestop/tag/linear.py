@@ -14,10 +14,15 @@ Features (all sparse, see ``Encoder.encode``):
   ``tracestop.tag.rules.RULES``, so the scan stops as early as the rule tagger's);
 - ``ctx:`` whether the step states an answer, a bucket of its index, the previous step's type;
 - ``shape:`` length, lines, digits, ``=`` signs, bullets, a trailing colon, a question mark,
-  overlap with the question's words.
+  overlap with the question's words; ``ctx:`` whether the step writes no number, and the
+  share of its numbers already written in the question (all of them: a flag of its own).
 
-Two heads share the features: a 14-way softmax (the step type) and a logistic
-``states_answer`` head (does the step put forward a candidate answer to the whole question).
+Three heads share the features: a 14-way softmax (the step type, trained with balanced class
+weights), a 3-way softmax (the macro role, unweighted) and a logistic ``states_answer`` head
+(does the step put forward a candidate answer to the whole question). ``tag`` decodes the
+product of the first two, p(type) * p(role of the type): the role head keeps the roles'
+priors (the stopping criteria consume roles), the balanced type head ranks the types; the sum
+of their logits is one matrix (``LinearWeights.joint``), so decoding costs one row take.
 Weights are trained by ``scripts/train_tagger.py`` (``tracestop.tag.train``) and shipped in
 ``weights/linear.npz``; they are loaded lazily once per path and shared by all instances.
 
@@ -33,9 +38,8 @@ import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
-from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,7 @@ __all__ = [
     "DENSE_NAMES",
     "FEATURE_VERSION",
     "LABELS",
+    "ROLES",
     "Encoder",
     "LinearTagger",
     "LinearWeights",
@@ -59,7 +64,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 MAX_TOKENS = 80
 HEAD_TOKENS = 6
 BODY_CHARS = 600
@@ -97,6 +102,9 @@ def _dense_names() -> list[str]:
         "shape:bias",
         "ctx:question_overlap",
         "ctx:question_overlap>0.5",
+        "ctx:no_numbers",
+        "ctx:question_numbers",
+        "ctx:question_numbers=all",
     ]
     return names
 
@@ -108,6 +116,8 @@ _INDEX0 = _STATES + 1
 _PREV0 = _INDEX0 + len(_INDEX_BUCKETS)
 _SHAPE0 = _PREV0 + len(LABELS) + 1
 _LABEL_POS = {t: i for i, t in enumerate(LABELS)}
+#: ``shape:bias`` (always 1.0; the decoder's intercepts live in its row of ``joint``)
+_BIAS = DENSE_NAMES.index("shape:bias") - _SHAPE0
 #: The cue rules whose first match is the ``rule:first=`` feature.
 _VERDICT_RULES = RULES
 _NO_VERDICT = len(LABELS)
@@ -128,18 +138,26 @@ def _scale(k: int) -> float:
     """``1 / sqrt(k)`` (tabled)."""
     return _SCALES[k] if k < 512 else 1.0 / math.sqrt(k)
 
-_QCACHE: list[tuple[str, frozenset[str]]] = [("", frozenset())]
+_QCACHE: list[tuple[str, frozenset[str], frozenset[str]]] = [("", frozenset(), frozenset())]
+
+
+def _question_sets(question: str) -> tuple[str, frozenset[str], frozenset[str]]:
+    """(question, its content words, its numbers), cached: one Monitor asks about the same
+    question."""
+    for hit in _QCACHE:
+        if hit[0] is question or hit[0] == question:
+            return hit
+    q = question[:3000]
+    words = frozenset(t for t in _TOKEN.findall(q.lower()) if len(t) > 3)
+    hit = (question, words, frozenset(_NUM.findall(q)))
+    _QCACHE.insert(0, hit)
+    del _QCACHE[8:]
+    return hit
 
 
 def _question_words(question: str) -> frozenset[str]:
-    """Content words of the question (cached: one Monitor asks about the same question)."""
-    for q, words in _QCACHE:
-        if q is question or q == question:
-            return words
-    words = frozenset(t for t in _TOKEN.findall(question[:3000].lower()) if len(t) > 3)
-    _QCACHE.insert(0, (question, words))
-    del _QCACHE[8:]
-    return words
+    """Content words of the question (more than 3 letters)."""
+    return _question_sets(question)[1]
 
 
 def _tokens(s: str) -> list[str]:
@@ -315,7 +333,8 @@ class Encoder:
         if lines:
             idx.append(s0 + 1)
             vals.append(min(lines, 20) / 10.0)
-        digits = nb - len(_NUM.sub("", body))
+        nums = _NUM.findall(body)
+        digits = sum(map(len, nums))
         if digits:
             idx.append(s0 + 2)
             vals.append(digits / nb * 5.0)
@@ -338,52 +357,77 @@ class Encoder:
         if n < 80:
             idx.append(s0 + 8)
             vals.append(1.0)
-        idx.append(s0 + 9)
+        idx.append(s0 + _BIAS)  # always on: ``LinearWeights.joint`` holds the intercepts here
         vals.append(1.0)
         question = context.question
         if question:
+            last = _QCACHE[0]
+            if last[0] is not question:
+                last = _question_sets(question)
             # share of the body's words (> 3 letters) that occur in the question; the
             # question's word set holds only such words, so all tokens can be probed
             n_words = sum(map(_LONGER_THAN_3, map(len, bt)))
             if n_words:
-                last = _QCACHE[0]
-                qset = last[1] if last[0] is question else _question_words(question)
-                ov = sum(map(qset.__contains__, bt)) / n_words
+                ov = sum(map(last[1].__contains__, bt)) / n_words
                 if ov:
                     idx.append(s0 + 10)
                     vals.append(ov)
                     if ov > 0.5:
                         idx.append(s0 + 11)
                         vals.append(1.0)
+        if not nums:
+            idx.append(s0 + 12)
+            vals.append(1.0)
+        elif question:
+            # share of the step's numbers already written in the question (restating the
+            # problem re-uses its numbers; a computation makes new ones)
+            qn = sum(map(last[2].__contains__, nums)) / len(nums)
+            if qn:
+                idx.append(s0 + 13)
+                vals.append(qn)
+                if qn == 1.0:
+                    idx.append(s0 + 14)
+                    vals.append(1.0)
         return idx, vals
 
 
-_ROLE_ORDER = tuple(dict.fromkeys(t.role for t in LABELS))
-_ROLE_MASKS = np.asarray([[1.0 if t.role is r else 0.0 for t in LABELS] for r in _ROLE_ORDER],
-                         dtype=np.float32)
-_ROLE_LISTS = tuple(tuple(int(i) for i in np.flatnonzero(m)) for m in _ROLE_MASKS)
-#: Per role, a getter of its members' entries (a tuple: every role has several types).
-_ROLE_GET0, _ROLE_GET1, _ROLE_GET2 = (itemgetter(*m) for m in _ROLE_LISTS)
-assert len(_ROLE_LISTS) == 3 and all(len(m) > 1 for m in _ROLE_LISTS)
+#: The role head's classes, in order (the order the roles first occur in ``LABELS``).
+ROLES = tuple(dict.fromkeys(t.role for t in LABELS))
 _exp = math.exp
 
 
 @dataclass(frozen=True, slots=True)
 class LinearWeights:
-    """A trained model: ``coef`` (n_features, 14), ``intercept`` (14,), the vocabulary, and
-    the states-answer head ``sa_coef`` (n_features,), ``sa_intercept``."""
+    """A trained model: the type head ``coef`` (n_features, 14), ``intercept`` (14,), the
+    vocabulary, the states-answer head ``sa_coef`` (n_features,), ``sa_intercept``, and the
+    role head ``role_coef`` (n_features, 3), ``role_intercept`` (3,) over ``ROLES`` (a
+    softmax trained on the macro role of each step; ``tag`` decodes the role with it)."""
 
     coef: np.ndarray
     intercept: np.ndarray
     vocab: tuple[str, ...]
     sa_coef: np.ndarray
     sa_intercept: float
+    role_coef: np.ndarray
+    role_intercept: np.ndarray
+    #: The decoder's weights (n_features, 14), derived, not stored: the type head plus the
+    #: role head's column of each type's role, both intercepts folded into the always-on
+    #: ``shape:bias`` row, so ``x @ joint`` is log p(type) + log p(role of the type) up to a
+    #: constant (the product of the two heads).
+    joint: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.vocab) + len(DENSE_NAMES)
-        if self.coef.shape != (n, len(LABELS)) or self.sa_coef.shape != (n,):
-            raise ValueError(f"weights have shapes {self.coef.shape} / {self.sa_coef.shape}, "
-                             f"expected {(n, len(LABELS))} / {(n,)}")
+        k = len(ROLES)
+        if (self.coef.shape != (n, len(LABELS)) or self.sa_coef.shape != (n,)
+                or self.role_coef.shape != (n, k) or self.role_intercept.shape != (k,)):
+            raise ValueError(f"weights have shapes {self.coef.shape} / {self.sa_coef.shape} / "
+                             f"{self.role_coef.shape}, expected {(n, len(LABELS))} / {(n,)} / "
+                             f"{(n, k)}")
+        cols = [ROLES.index(t.role) for t in LABELS]
+        joint = np.ascontiguousarray(self.coef + self.role_coef[:, cols], dtype=np.float32)
+        joint[len(self.vocab) + _SHAPE0 + _BIAS] += self.intercept + self.role_intercept[cols]
+        object.__setattr__(self, "joint", joint)
 
 
 _TYPE_SLOT = Tag.__dict__["type"]
@@ -482,6 +526,8 @@ def _load(path: Path) -> LinearWeights:
                     tuple(str(s) for s in z["vocab"]),
                     np.ascontiguousarray(z["sa_coef"], dtype=np.float32),
                     float(z["sa_intercept"]),
+                    np.ascontiguousarray(z["role_coef"], dtype=np.float32),
+                    np.ascontiguousarray(z["role_intercept"], dtype=np.float32),
                 )
     return _CACHE[key]
 
@@ -501,8 +547,9 @@ def _encoder(w: LinearWeights) -> Encoder:
 class LinearTagger:
     """Softmax regression over ``Encoder.encode``; evidence names the top-weighted features.
 
-    Decoding picks the macro role with the highest total probability first, then the most
-    probable type within it. ``states_answer(text, context)`` is the probability that the
+    Decoding picks the type that maximises p(type) * p(its macro role) under the type head
+    and the role head (``scores`` / ``role_scores``); the confidence is that product,
+    normalised over the 14 types. ``states_answer(text, context)`` is the probability that the
     step puts forward a candidate answer (``context.states_answer`` should be the answer
     extractor's verdict, as the Monitor gives it).
     """
@@ -556,27 +603,24 @@ class LinearTagger:
         z = float(np.asarray(vals, dtype=np.float32) @ w.sa_coef[idx]) + w.sa_intercept
         return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 
+    def role_scores(self, text: str, context: TagContext = _NO_CONTEXT) -> np.ndarray:
+        """The role head's probabilities in the order of ``ROLES``."""
+        w = self.weights
+        idx, vals = self.encoder.encode(text, context)
+        z = np.asarray(vals, dtype=np.float32) @ w.role_coef.take(idx, 0) + w.role_intercept
+        z = np.exp(z - z.max())
+        return z / z.sum()
+
     def tag(self, text: str, context: TagContext = _NO_CONTEXT) -> Tag:
         w = self._weights or self.weights
         enc = self._enc or self.encoder
         idx, vals = enc.encode(text, context)
         v = np.array(vals, dtype=np.float32)
-        z = v.dot(w.coef.take(idx, 0))  # == v @ rows, with less dispatch
-        z += w.intercept
-        zl = z.tolist()
+        # the product of the two heads, p(type) * p(role of the type): the type head is trained
+        # with balanced class weights (it ranks the types), the unweighted role head brings the
+        # roles' priors back (the stopping criteria consume roles); one matrix, ``joint``
+        zl = v.dot(w.joint.take(idx, 0)).tolist()  # == v @ rows, with less dispatch
         top = max(zl)
-        e = [_exp(x - top) for x in zl]
-        # role first (the stopping criteria consume roles; ties: the first role), then the
-        # best type of that role
-        m0 = sum(_ROLE_GET0(e))
-        m1 = sum(_ROLE_GET1(e))
-        m2 = sum(_ROLE_GET2(e))
-        if m0 >= m1 and m0 >= m2:
-            members = _ROLE_LISTS[0]
-        elif m1 >= m2:
-            members = _ROLE_LISTS[1]
-        else:
-            members = _ROLE_LISTS[2]
-        c = max(members, key=e.__getitem__)
-        conf = e[c] / sum(e)
+        c = zl.index(top)
+        conf = 1.0 / sum([_exp(x - top) for x in zl])
         return LinearTag(LABELS[c], min(max(conf, 0.0), 1.0), None, (enc, w.coef, idx, v, c))

@@ -11,9 +11,11 @@ Sources:
   (``WEAK_MAP``; consecutive sentences with the same mapped type are joined into one
   pseudo-step, as the blank-line steps of the hand labels are paragraphs, not sentences).
 
-Training is deterministic: the vocabulary is sorted, lbfgs (multinomial for the type head,
-binary for the states-answer head) runs on a fixed feature order, and the weights are written
-to a zip with fixed timestamps, so two runs give byte-identical files.
+Three heads (``fit``): the type head (multinomial, balanced class weights), the role head
+(multinomial over the 3 macro roles, unweighted) and the states-answer head (binary, balanced).
+Training is deterministic: the vocabulary is sorted, lbfgs runs on one BLAS thread on a fixed
+feature order, and the weights are written to a zip with fixed timestamps, so two runs give
+byte-identical files.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tracestop.tag.base import TagContext
 from tracestop.tag.linear import (
     FEATURE_VERSION,
     LABELS,
+    ROLES,
     Encoder,
     LinearWeights,
     build_vocab,
@@ -41,6 +44,7 @@ from tracestop.tag.linear import (
 
 __all__ = [
     "DEFAULT_C",
+    "TYPE_CLASS_WEIGHT",
     "WEAK_MAP",
     "WEAK_WEIGHT",
     "Example",
@@ -56,6 +60,10 @@ T = StepType
 
 #: Inverse L2 strength; one value chosen a priori (features are scaled to ~unit norm).
 DEFAULT_C = 1.0
+#: Class weights of the type head: "balanced" (n / (k * count)), so rare types count as much
+#: as frequent ones; the (unweighted) role head keeps the roles' priors, and ``tag`` decodes
+#: the product of the two heads.
+TYPE_CLASS_WEIGHT: str | None = "balanced"
 #: Class weights of the states-answer head (positives are ~1 step in 5; F1 is the target).
 SA_CLASS_WEIGHT: str | None = "balanced"
 #: Sample weight of a weak (mapped) example relative to a hand-labelled one.
@@ -263,33 +271,51 @@ def design(examples: Sequence[Example], encoder: Encoder, sa: bool = False) -> A
 
 def fit(examples: Sequence[Example], c: float = DEFAULT_C, seed: int = 0,
         max_iter: int = 2000, min_count: int = 1,
-        sa_class_weight: str | None = SA_CLASS_WEIGHT) -> LinearWeights:
-    """Train both heads on ``examples`` (vocabulary: grams seen ``min_count`` times in them).
+        sa_class_weight: str | None = SA_CLASS_WEIGHT,
+        class_weight: str | None = TYPE_CLASS_WEIGHT) -> LinearWeights:
+    """Train the three heads (type, role, states-answer) on ``examples`` (vocabulary: grams
+    seen ``min_count`` times in them); ``class_weight``: the type head's.
 
-    Types absent from ``examples`` get zero weights and a very low intercept.
+    Types absent from ``examples`` get zero weights and a very low intercept. The solvers run
+    on one BLAS thread (faster on a shared machine, and the same sums every run).
     """
+    with _one_thread():
+        return _fit(examples, c, seed, max_iter, min_count, sa_class_weight, class_weight)
+
+
+def _one_thread() -> Any:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(1)
+
+
+def _fit(examples: Sequence[Example], c: float, seed: int, max_iter: int, min_count: int,
+         sa_class_weight: str | None, class_weight: str | None) -> LinearWeights:
     logreg = _sklearn()
     encoder = Encoder(build_vocab((ex.text for ex in examples), min_count))
     n = encoder.n_features
     x = design(examples, encoder)
     y = np.asarray([LABELS.index(ex.label) for ex in examples])
     sw = np.asarray([ex.weight for ex in examples], dtype=np.float64)
-    model = logreg(C=c, max_iter=max_iter, tol=1e-6, random_state=seed)
+    model = logreg(C=c, max_iter=max_iter, tol=1e-6, random_state=seed,
+                   class_weight=class_weight)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, y, sample_weight=sw)
-    coef = np.zeros((n, len(LABELS)), dtype=np.float32)
-    intercept = np.full(len(LABELS), -20.0, dtype=np.float32)
-    classes = [int(k) for k in model.classes_]
-    if len(classes) == 2:  # binary sklearn output: one row for the positive class
-        coef[:, classes[1]] = model.coef_[0] / 2
-        coef[:, classes[0]] = -model.coef_[0] / 2
-        intercept[classes[1]] = model.intercept_[0] / 2
-        intercept[classes[0]] = -model.intercept_[0] / 2
-    else:
-        for row, k in enumerate(classes):
-            coef[:, k] = model.coef_[row]
-            intercept[k] = model.intercept_[row]
+    coef, intercept = _softmax_weights(model, n, len(LABELS))
+
+    # the role head: a softmax over the 3 macro roles, same features (``tag`` decodes the
+    # role with it, then the best type of that role)
+    yr = np.asarray([ROLES.index(ex.label.role) for ex in examples])
+    role_model = logreg(C=c, max_iter=max_iter, tol=1e-6, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        role_model.fit(x, yr, sample_weight=sw)
+    role_coef, role_intercept = _softmax_weights(role_model, n, len(ROLES))
 
     ys = np.asarray([ex.context.states_answer for ex in examples], dtype=int)
     sa_coef = np.zeros(n, dtype=np.float32)
@@ -304,7 +330,26 @@ def fit(examples: Sequence[Example], c: float = DEFAULT_C, seed: int = 0,
         sa_intercept = float(sa.intercept_[0])
     elif ys.max() == 1:
         sa_intercept = 20.0
-    return LinearWeights(coef, intercept, encoder.vocab, sa_coef, sa_intercept)
+    return LinearWeights(coef, intercept, encoder.vocab, sa_coef, sa_intercept,
+                         role_coef, role_intercept)
+
+
+def _softmax_weights(model: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coef (n, k), intercept (k,)) of a fitted sklearn softmax; classes absent from the
+    training data get zero weights and a very low intercept."""
+    coef = np.zeros((n, k), dtype=np.float32)
+    intercept = np.full(k, -20.0, dtype=np.float32)
+    classes = [int(j) for j in model.classes_]
+    if len(classes) == 2:  # binary sklearn output: one row for the positive class
+        coef[:, classes[1]] = model.coef_[0] / 2
+        coef[:, classes[0]] = -model.coef_[0] / 2
+        intercept[classes[1]] = model.intercept_[0] / 2
+        intercept[classes[0]] = -model.intercept_[0] / 2
+    else:
+        for row, j in enumerate(classes):
+            coef[:, j] = model.coef_[row]
+            intercept[j] = model.intercept_[row]
+    return coef, intercept
 
 
 def save_weights(path: Path | str, weights: LinearWeights,
@@ -316,6 +361,8 @@ def save_weights(path: Path | str, weights: LinearWeights,
         "vocab": np.asarray(weights.vocab, dtype=str),
         "sa_coef": np.ascontiguousarray(weights.sa_coef, dtype=np.float32),
         "sa_intercept": np.asarray(weights.sa_intercept, dtype=np.float32),
+        "role_coef": np.ascontiguousarray(weights.role_coef, dtype=np.float32),
+        "role_intercept": np.ascontiguousarray(weights.role_intercept, dtype=np.float32),
         "labels": np.asarray([t.value for t in LABELS]),
         "feature_version": np.asarray(FEATURE_VERSION),
         "meta": np.asarray(json.dumps(meta or {}, sort_keys=True)),

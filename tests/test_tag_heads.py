@@ -1,0 +1,78 @@
+"""The linear tagger's role head, product decoding and question-number features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_tag import _linear_or_skip
+from tracestop._types import StepType
+from tracestop.tag import LinearTagger, TagContext
+from tracestop.tag.linear import DENSE_NAMES, LABELS, ROLES, LinearWeights
+
+T = StepType
+_TEXTS = [
+    ("Wait, let me double-check: 6*6 = 36.", TagContext(index=20, previous=T.FORMULA_SUBSTITUTION)),
+    ("So the answer is \\boxed{42}.", TagContext(index=30, states_answer=True)),
+    ("Okay, so we have 3 red balls and 5 blue balls.",
+     TagContext(index=0, question="A bag has 3 red balls and 5 blue balls.")),
+    ("Simplifying, x^2 - 5x + 6 = (x - 2)(x - 3).", TagContext(index=6)),
+    ("", TagContext()),
+    ("    *   Option B: more creative\n    *   plausible", TagContext(index=3)),
+]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("text,ctx", _TEXTS)
+def test_tag_decodes_the_product_of_type_and_role_heads(text: str, ctx: TagContext) -> None:
+    t = _linear_or_skip()
+    w = t.weights
+    idx, vals = t.encoder.encode(text, ctx)
+    v = np.asarray(vals, dtype=np.float64)
+    p_type = _softmax(v @ w.coef[idx].astype(np.float64) + w.intercept)
+    p_role = _softmax(v @ w.role_coef[idx].astype(np.float64) + w.role_intercept)
+    np.testing.assert_allclose(t.role_scores(text, ctx), p_role, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(t.scores(text, ctx), p_type, rtol=1e-4, atol=1e-6)
+    joint = p_type * p_role[[ROLES.index(k.role) for k in LABELS]]
+    joint /= joint.sum()
+    tag = t.tag(text, ctx)
+    assert joint[LABELS.index(tag.type)] >= joint.max() - 1e-5
+    assert tag.confidence == pytest.approx(joint.max(), abs=1e-4)
+
+
+def _dense(t: LinearTagger, text: str, ctx: TagContext) -> dict[str, float]:
+    idx, vals = t.encoder.encode(text, ctx)
+    d0 = t.encoder.dense0
+    return {DENSE_NAMES[i - d0]: v for i, v in zip(idx, vals, strict=True) if i >= d0}
+
+
+def test_question_number_features() -> None:
+    t = _linear_or_skip()
+    q = "A bag has 3 red balls and 15 blue balls. What is the probability of red?"
+    same = _dense(t, "So there are 3 red and 15 blue balls.", TagContext(index=1, question=q))
+    assert same["ctx:question_numbers"] == 1.0 and same["ctx:question_numbers=all"] == 1.0
+    half = _dense(t, "3 of 18 balls: 3/18 = 1/6.", TagContext(index=5, question=q))
+    assert 0.0 < half["ctx:question_numbers"] < 1.0 and "ctx:question_numbers=all" not in half
+    new = _dense(t, "That gives 0.1667.", TagContext(index=5, question=q))
+    assert not {"ctx:question_numbers", "ctx:no_numbers"} & set(new)
+    none = _dense(t, "Let me think about this.", TagContext(index=5, question=q))
+    assert none["ctx:no_numbers"] == 1.0 and "ctx:question_numbers" not in none
+    # without a question: no share, but "no numbers" still fires
+    assert "ctx:question_numbers" not in _dense(t, "So 3 and 15.", TagContext(index=1))
+    assert _dense(t, "Hmm.", TagContext())["ctx:no_numbers"] == 1.0
+    assert _dense(t, "So 3 and 15.", TagContext(index=1))["shape:digits"] > 0
+
+
+def test_weights_check_the_role_head_shape() -> None:
+    n = len(DENSE_NAMES) + 1
+    args = (np.zeros((n, len(LABELS)), np.float32), np.zeros(len(LABELS), np.float32), ("b:x",),
+            np.zeros(n, np.float32), 0.0)
+    w = LinearWeights(*args, np.zeros((n, len(ROLES)), np.float32),
+                      np.zeros(len(ROLES), np.float32))
+    assert w.joint.shape == (n, len(LABELS))
+    with pytest.raises(ValueError):
+        LinearWeights(*args, np.zeros((n, 2), np.float32), np.zeros(2, np.float32))
