@@ -66,11 +66,13 @@ def question_numbers(question: str) -> frozenset[str]:
 
 
 _WORD = re.compile(r"[a-z]{3,}")
-_ASK_STOP = frozenset(
-    "how many much what which who whom whose when where why does did will would are was were "
-    "the and for that this with have has had their there they them then than her his its she "
-    "you your can could should into from find value answer total".split()
-)
+_ASK_STOP = frozenset((
+    "how", "many", "much", "what", "which", "who", "whom", "whose", "when", "where", "why",
+    "does", "did", "will", "would", "are", "was", "were", "the", "and", "for", "that", "this",
+    "with", "have", "has", "had", "their", "there", "they", "them", "then", "than", "her",
+    "his", "its", "she", "you", "your", "can", "could", "should", "into", "from", "find",
+    "value", "answer", "total",
+))
 _ASK = re.compile(r"[^.?!]*\?")
 
 
