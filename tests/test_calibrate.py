@@ -113,3 +113,12 @@ def test_small_group_gets_the_format_pick_that_holds_on_its_own_traces():
     # nothing but 'none' holds: 'none'
     small[2] = sc("b", 40, 5.0, 0.15)
     assert adopt_format_choice("aime", small, fmt_choice, fmt, 1.0).spec == "none"
+
+
+def test_without_the_bound_rescues_do_not_offset_regret():
+    from tracestop.evaluate.calibrate import Score
+
+    # 81 traces: 6 regrets offset by 6 rescues is no loss, but 6 traces of regret
+    lucky = Score("x", 81, 0.5, 0.5, 0.0, 0.2, 6, 14.1, 0.1)
+    assert not lucky.admissible(1.0, use_bound=False)
+    assert Score("y", 81, 0.5, 0.5, 0.0, 0.2, 1, 5.0, 0.1).admissible(1.0, use_bound=False)

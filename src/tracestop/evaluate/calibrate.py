@@ -8,7 +8,9 @@ question text alone), every configuration of a grid is replayed; a configuration
 - the one-sided 95% Clopper–Pearson upper bound on its early-stop regret rate (traces right at
   full length but wrong when stopped) is at most ``max_loss`` points — applied only where the
   group is large enough for a regret-free policy to pass it (n ≥ ln(0.05)/ln(1 − max_loss/100),
-  about 300 traces for 1 point); smaller groups fall back to the point estimate and are flagged.
+  about 300 traces for 1 point); smaller groups fall back to the point estimates — the loss,
+  and the regret itself (not offset by traces a stop happens to rescue) within ``max_loss``
+  points or one trace — and are flagged.
 
 Among admissible configurations the one that saves the most thinking tokens wins; ``none`` is
 always admissible.
@@ -17,7 +19,8 @@ A benchmark too small for the bound (``--by benchmark``) does not get a pick of 
 per-benchmark pick on a few dozen traces overfits). It gets a configuration admissible for its
 answer format (chosen over more traces), the one that saves most there among those that also
 lose at most ``max_loss`` points — or one trace, whichever is larger — on the benchmark's own
-dev traces (``adopt_format_choice``); ``none`` if no such configuration exists.
+dev traces, with at most that much regret there too (``adopt_format_choice``); ``none`` if no
+such configuration exists.
 """
 
 from __future__ import annotations
@@ -103,7 +106,14 @@ class Score:
     def admissible(self, max_loss: float, use_bound: bool) -> bool:
         if self.loss_pts > max_loss + 1e-9:
             return False
-        return not use_bound or self.regret_ucb_pts <= max_loss + 1e-9 or self.saved == 0
+        if use_bound:
+            return self.regret_ucb_pts <= max_loss + 1e-9 or self.saved == 0
+        return self.regret_within(max_loss)
+
+    def regret_within(self, max_loss: float) -> bool:
+        """Where no bound applies: the regret itself (not offset by traces a stop happens to
+        rescue) is at most ``max_loss`` points, or one trace."""
+        return self.regret <= max(1.0, max_loss * self.n / 100) + 1e-9
 
 
 def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | None = None,
@@ -227,7 +237,8 @@ def adopt_format_choice(group: str, scores: Sequence[Score], format_choice: Choi
     allowed = max(max_loss, 100.0 / n) if n else max_loss
     ranked = sorted((f for f in format_scores if f.admissible(max_loss, format_choice.bound_applied)),
                     key=lambda f: (-round(f.saved, 6), f.loss_pts))
-    passing = [own[f.spec] for f in ranked if f.spec in own and own[f.spec].loss_pts <= allowed + 1e-9]
+    passing = [own[f.spec] for f in ranked
+               if f.spec in own and own[f.spec].loss_pts <= allowed + 1e-9 and own[f.spec].regret_within(max_loss)]
     if not passing:  # "none" loses nothing; only a grid without it gets here
         raise ValueError(f"group {group!r}: no configuration passes; add 'none' to the grid")
     return Choice(group, passing[0].spec, passing[0], False, len(passing), len(scores))
