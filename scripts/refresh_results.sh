@@ -13,6 +13,7 @@ $PY scripts/train_answer_scorer.py | tee "$OUT/answer_scorer.txt"   # answer sco
 $PY -m tracestop.tag.quality --tagger rules | tee "$OUT/tagger_rules.txt"
 $PY -m tracestop.tag.quality --tagger linear | tee "$OUT/tagger_linear.txt"
 $PY scripts/states_answer_agreement.py | tee "$OUT/states_answer_agreement.txt"
+$PY scripts/rough_oracle.py | tee "$OUT/rough_oracle.txt"
 
 # calibration on dev; the result is what PRESETS["default"] in src/tracestop/policies.py holds
 TRACESTOP_PRESETS="$OUT/presets.json" $TS calibrate --max-loss 1.0 --by benchmark \
