@@ -98,7 +98,9 @@ class Monitor:
             raise ConfigError(f"answer_threshold must be in [0, 1], got {answer_threshold}")
         self.conclusions = conclusions
         self.answer_threshold = answer_threshold
-        self._scorer = AnswerScorer(answer_scorer) if conclusions == "scored" else None
+        # the scorer reads values in prose: math answers only (choice / yes-no cues are explicit)
+        scored = conclusions == "scored" and self.answer_format == "math"
+        self._scorer = AnswerScorer(answer_scorer) if scored else None
         self._question_numbers = question_numbers(question)
         self._ask = question_ask(question)
         self._options = option_texts(question) if self.answer_format == "choice" else {}
