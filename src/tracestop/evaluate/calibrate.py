@@ -113,7 +113,15 @@ class Score:
     def regret_within(self, max_loss: float) -> bool:
         """Where no bound applies: the regret itself (not offset by traces a stop happens to
         rescue) is at most ``max_loss`` points, or one trace."""
-        return self.regret <= max(1.0, max_loss * self.n / 100) + 1e-9
+        return self.regret <= self._traces(max_loss) + 1e-9
+
+    def holds_on_few(self, max_loss: float) -> bool:
+        """On a group too small for the bound: both the loss and the regret are at most
+        ``max_loss`` points, or one trace."""
+        return self.loss_pts * self.n / 100 <= self._traces(max_loss) + 1e-9 and self.regret_within(max_loss)
+
+    def _traces(self, max_loss: float) -> float:
+        return max(1.0, max_loss * self.n / 100)
 
 
 def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | None = None,
@@ -233,12 +241,9 @@ def adopt_format_choice(group: str, scores: Sequence[Score], format_choice: Choi
     admissible for its answer format, in the format's order (most tokens saved first), the
     first that loses at most ``max_loss`` points, or one trace, on the group's own traces."""
     own = {sc.spec: sc for sc in scores}
-    n = next(iter(own.values())).n if own else 0
-    allowed = max(max_loss, 100.0 / n) if n else max_loss
     ranked = sorted((f for f in format_scores if f.admissible(max_loss, format_choice.bound_applied)),
                     key=lambda f: (-round(f.saved, 6), f.loss_pts))
-    passing = [own[f.spec] for f in ranked
-               if f.spec in own and own[f.spec].loss_pts <= allowed + 1e-9 and own[f.spec].regret_within(max_loss)]
+    passing = [own[f.spec] for f in ranked if f.spec in own and own[f.spec].holds_on_few(max_loss)]
     if not passing:  # "none" loses nothing; only a grid without it gets here
         raise ValueError(f"group {group!r}: no configuration passes; add 'none' to the grid")
     return Choice(group, passing[0].spec, passing[0], False, len(passing), len(scores))
