@@ -122,3 +122,19 @@ def test_without_the_bound_rescues_do_not_offset_regret():
     lucky = Score("x", 81, 0.5, 0.5, 0.0, 0.2, 6, 14.1, 0.1)
     assert not lucky.admissible(1.0, use_bound=False)
     assert Score("y", 81, 0.5, 0.5, 0.0, 0.2, 1, 5.0, 0.1).admissible(1.0, use_bound=False)
+
+
+def test_calibrate_in_worker_processes_gives_the_same_scores(tmp_path):
+    from tracestop.evaluate.calibrate import calibrate
+    from tracestop.evaluate.data import load_traces
+    from tracestop.evaluate.replay import prepare_many
+
+    root = make_data(tmp_path / "data", [rec(i, gold=g) for i, g in enumerate(["7", "7", "8", "7"])])
+    preps = prepare_many(load_traces(root, split="all").traces, workers=1)
+    grid = ["none", "traces-count:k=1", "traces-count:k=2", "consistency:k=2", "budget:tokens=5"]
+    ticks: list[int] = []
+    serial = calibrate(preps, 1.0, grid=grid, workers=1)
+    forked = calibrate(preps, 1.0, grid=grid, workers=2, progress=ticks.append)
+    assert forked == serial
+    assert len(ticks) == len(grid)  # one tick per (group, configuration)
+    assert {s.spec for s in serial[1]["math"]} == set(grid)

@@ -69,14 +69,15 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         n_groups = len({p.result.answer_format if by == "format" else p.result.benchmark
                         for p in preps if not p.result.excluded}) if by != "pooled" else 1
         with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
-            choices, frontier = calibrate(preps, max_loss, by=by, grid=specs, progress=advance)  # type: ignore[arg-type]
+            choices, frontier = calibrate(preps, max_loss, by=by, grid=specs,  # type: ignore[arg-type]
+                                          progress=advance, workers=workers)
         value: str | dict[str, str]
         fallback: list[Choice] = []
         if by == "benchmark":
             # questions from other benchmarks (or live traffic) fall back to their format
             with progress_bar(len(specs) * 3, "searching per answer format") as advance:
                 fallback, fmt_frontier = calibrate(preps, max_loss, by="format", grid=specs,
-                                                   progress=advance)
+                                                   progress=advance, workers=workers)
             # a benchmark too small for the regret bound gets a configuration chosen for its
             # format (over more traces) that also holds on its own dev traces
             fmt_of = {p.result.benchmark: p.result.answer_format for p in preps if not p.result.excluded}

@@ -147,7 +147,8 @@ def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | 
 def default_grid(budget_caps: bool = False) -> list[str]:
     """The configurations calibration searches: both TRACES criteria over their parameters,
     alone and combined with "the answer was restated" (consistency) or "the answer was stated
-    with confidence at least p" (confident); optionally capped by a thinking budget."""
+    with confidence at least p" (confident), and either of a criterion or "the answer was
+    restated three times"; optionally capped by a thinking budget."""
     grid: list[str] = ["none"]
     for w in (2, 3, 4, 5, 6, 8):
         for d in (0.5, 0.6, 0.67, 0.75, 0.8, 1.0):
@@ -164,6 +165,9 @@ def default_grid(budget_caps: bool = False) -> list[str]:
     # probability for a value stated in prose; explicit statements count 1.0)
     gated = [g for g in grid if g.startswith("traces-count") or g.endswith("min_count=1")]
     grid += [f"{g} & confident:p={p}" for p in (0.7, 0.8) for g in gated]
+    # either signal: the TRACES criterion, or the answer restated three times in a row (a
+    # model that keeps re-deriving the same value while its step mix has not shifted yet)
+    grid += [f"{g} | consistency:k=3" for g in grid if g != "none" and "consistency" not in g]
     # a long trace is often a wrong one, and stopping a wrong trace costs no accuracy: with
     # budget_caps each criterion is also tried capped by a thinking budget. Off by default: on
     # the small AIME/GPQA sets what a cap costs differs a lot between splits
@@ -209,9 +213,11 @@ def calibrate(
     by: GroupBy = "format",
     grid: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = 1,
 ) -> tuple[list[Choice], dict[str, list[Score]]]:
     """Pick, per group, the admissible configuration that saves the most thinking tokens.
-    Returns the choices and every score (the frontier), per group."""
+    Returns the choices and every score (the frontier), per group. ``workers`` > 1 (None: all
+    cores) scores configurations in forked worker processes; the result is the same."""
     groups: dict[str, list[Prepared]] = defaultdict(list)
     for p in preps:
         if not p.result.excluded:
@@ -219,20 +225,59 @@ def calibrate(
     grid = list(grid or default_grid())
     choices: list[Choice] = []
     frontier: dict[str, list[Score]] = {}
+    oracle = {g: sum(apply_policy(p, "oracle").tokens for p in ps) for g, ps in groups.items()}
+    tasks = [(g, spec) for g in sorted(groups) for spec in grid]
+    scored = dict(zip(tasks, _score_all(groups, tasks, oracle, workers, progress), strict=True))
     for g in sorted(groups):
         ps = groups[g]
-        oracle = sum(apply_policy(p, "oracle").tokens for p in ps)
-        scores = []
-        for spec in grid:
-            scores.append(score(ps, spec, oracle_tokens=oracle))
-            if progress:
-                progress(1)
+        scores = [scored[g, spec] for spec in grid]
         frontier[g] = scores
         use_bound = bound_applies(len(ps), max_loss)
         ok = [s for s in scores if s.admissible(max_loss, use_bound)]
         best = max(ok, key=lambda s: (round(s.saved, 6), -s.loss_pts, s.spec == "none"))
         choices.append(Choice(g, best.spec, best, use_bound, len(ok), len(scores)))
     return choices, frontier
+
+
+_GROUPS: dict[str, list[Prepared]] = {}
+
+
+def _score_task(task: tuple[str, str, int]) -> Score:
+    g, spec, oracle = task
+    return score(_GROUPS[g], spec, oracle_tokens=oracle)
+
+
+def _score_all(groups: Mapping[str, list[Prepared]], tasks: Sequence[tuple[str, str]],
+               oracle: Mapping[str, int], workers: int | None,
+               progress: Callable[[int], None] | None) -> Iterable[Score]:
+    """Score every (group, configuration) task, in order; in forked workers when asked (the
+    prepared traces reach them by fork, not by pickling)."""
+    import multiprocessing as mp
+    import os
+
+    n = workers or os.cpu_count() or 1
+    jobs = [(g, spec, oracle[g]) for g, spec in tasks]
+    if n <= 1 or len(jobs) < 2 or "fork" not in mp.get_all_start_methods():
+        _GROUPS.clear()
+        _GROUPS.update(groups)
+        try:
+            for job in jobs:
+                yield _score_task(job)
+                if progress:
+                    progress(1)
+        finally:
+            _GROUPS.clear()
+        return
+    _GROUPS.clear()
+    _GROUPS.update(groups)  # inherited by the forked workers
+    try:
+        with mp.get_context("fork").Pool(n) as pool:
+            for sc in pool.imap(_score_task, jobs, chunksize=4):
+                yield sc
+                if progress:
+                    progress(1)
+    finally:
+        _GROUPS.clear()
 
 
 def adopt_format_choice(group: str, scores: Sequence[Score], format_choice: Choice,
