@@ -149,3 +149,25 @@ def test_choice_leanings_are_candidates(text, letter):
 
 def test_choice_rejections_are_not_candidates():
     assert extract_candidate("Option B is wrong, the force was not needed.", "choice") is None
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("So, 550 divided by 4 is 137.5, which is 137 and 1/2.", "137\\frac{1}{2}"),
+        ("So, the trip takes 3 1/2 hours.", "3\\frac{1}{2}"),
+        ("Therefore the answer is 2 3/4.", "2\\frac{3}{4}"),
+        ("So, the ratio is 5/3 and 7/4.", "7/4"),  # not a mixed number: 7 > 4 is improper
+        ("So, the values are 12, 3/4.", "12, 3/4"),
+    ],
+)
+def test_mixed_numbers_are_read_whole(text, value):
+    assert extract_candidate(text) == (value, "answer-is" if "answer is" in text else "conclusion")
+
+
+def test_adjacent_boxed_values_are_one_answer():
+    assert extract_candidates("The integers are \\boxed{-2} and \\boxed{1}.") == [("-2, 1", "boxed")]
+    assert extract_candidates("So, the final answer is \\boxed{-2}, \\boxed{1}.") == [("-2, 1", "boxed")]
+    # boxed values apart in the text stay separate statements
+    assert extract_candidates("First \\boxed{3}. Then we get \\boxed{4}.") == [("3", "boxed"), ("4", "boxed")]
+    assert equivalent("1,-2", "-2, 1") and equivalent("137.5", "137\\frac{1}{2}")

@@ -146,12 +146,24 @@ def _math_value(sentence: str) -> str | None:
             return _clean(got[0])
     expr = _stated_expression(s)
     if expr:
-        return expr
+        mixed = _MIXED.fullmatch(expr)
+        return _mixed_latex(mixed) if mixed and int(mixed["num"]) < int(mixed["den"]) else expr
     nums = list(_NUMBER.finditer(s)) + list(_LATEX_VALUE.finditer(s))
     if not nums:
         return None
     last = max(nums, key=lambda m: m.end())
+    for mixed in _MIXED.finditer(s, max(0, last.start() - 24)):
+        if mixed.end() == last.end() and int(mixed["num"]) < int(mixed["den"]):
+            return _mixed_latex(mixed)  # "137 and 1/2"
     return _clean(last.group(0).replace("$", "").replace(",", "").replace(" ", ""))
+
+
+def _mixed_latex(m: re.Match[str]) -> str:
+    return f"{m['whole']}\\frac{{{m['num']}}}{{{m['den']}}}"
+
+
+#: a mixed number, "137 1/2" or "137 and 1/2" (the last-number rule alone would keep "1/2")
+_MIXED = re.compile(r"(?<![\d.,/])(?P<whole>\d+)\s+(?:and\s+)?(?P<num>\d+)\s*/\s*(?P<den>\d+)(?![\d/])")
 
 
 _COPULA = re.compile(r"(?:\bis\b|\bare\b|\bequals\b|\bbe\b|=)\s*(?:approximately\s+|about\s+|just\s+)?")
@@ -181,6 +193,8 @@ def _stated_expression(sentence: str) -> str | None:
         return None
     return _clean(core)
 
+
+_BOX_JOIN = re.compile(r"\s*(?:,|;|\band\b|,\s*and\b)\s*")
 
 _OPTION_LINE = re.compile(r"(?m)^\s*\(?([A-J])[).:]\s+(.+?)\s*$")
 _OPTION_INLINE = re.compile(r"(?:^|\s)\(?([A-J])\)\s+(.+?)(?=\s+\(?[A-J]\)\s|$)", re.DOTALL)
@@ -244,10 +258,17 @@ def extract_candidates(
             for m in pat.finditer(text):
                 found.append((m.start(), m.group(1).upper(), kind))
     else:
+        run_end = -1
         for m in _BOXED.finditer(text):
             got = _balanced(text, m.end() - 1)
             if got and got[0].strip():
-                found.append((m.start(), _clean(got[0]), "boxed"))
+                if found and _BOX_JOIN.fullmatch(text, run_end, m.start()):
+                    # "\boxed{-2} and \boxed{1}": one answer with several parts
+                    pos, value, kind = found[-1]
+                    found[-1] = (pos, f"{value}, {_clean(got[0])}", kind)
+                else:
+                    found.append((m.start(), _clean(got[0]), "boxed"))
+                run_end = got[1]
         if not found:
             for m in _FINAL_ANSWER.finditer(text):
                 v = _math_value(text[m.end() : m.end() + 200].split("\n\n")[0])
