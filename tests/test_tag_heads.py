@@ -8,7 +8,7 @@ import pytest
 from tests.test_tag import _linear_or_skip
 from tracestop._types import StepType
 from tracestop.tag import LinearTagger, TagContext
-from tracestop.tag.linear import DENSE_NAMES, LABELS, ROLES, LinearWeights
+from tracestop.tag.linear import DENSE_NAMES, LABELS, ROLES, SA_ONLY, LinearWeights
 
 T = StepType
 _TEXTS = [
@@ -44,8 +44,8 @@ def test_tag_decodes_the_product_of_type_and_role_heads(text: str, ctx: TagConte
     assert tag.confidence == pytest.approx(joint.max(), abs=1e-4)
 
 
-def _dense(t: LinearTagger, text: str, ctx: TagContext) -> dict[str, float]:
-    idx, vals = t.encoder.encode(text, ctx)
+def _dense(t: LinearTagger, text: str, ctx: TagContext, sa: bool = True) -> dict[str, float]:
+    idx, vals = t.encoder.encode(text, ctx, sa=sa)
     d0 = t.encoder.dense0
     return {DENSE_NAMES[i - d0]: v for i, v in zip(idx, vals, strict=True) if i >= d0}
 
@@ -76,3 +76,28 @@ def test_weights_check_the_role_head_shape() -> None:
     assert w.joint.shape == (n, len(LABELS))
     with pytest.raises(ValueError):
         LinearWeights(*args, np.zeros((n, 2), np.float32), np.zeros(2, np.float32))
+
+
+def test_ask_tail_feature_and_sa_only_weights() -> None:
+    t = _linear_or_skip()
+    q = "Stanley is at 10,000 feet. How many feet must Oliver climb to reach the comb?"
+    said = _dense(t, "So Oliver must climb 3,000 feet.", TagContext(index=5, question=q))
+    # ask words: feet, must, oliver, climb, reach, comb (6); 4 of them named
+    assert said["ctx:ask_tail"] == pytest.approx(4 / 6)
+    assert "ctx:ask_tail" not in _dense(t, "Let me add 2 and 3.", TagContext(index=5, question=q))
+    assert "ctx:ask_tail" not in _dense(t, "So Oliver must climb 3,000 feet.", TagContext())
+    # a long step: only its last characters count
+    long = "Oliver must climb. " + "x " * 400 + "That gives 3,000."
+    assert "ctx:ask_tail" not in _dense(t, long, TagContext(index=5, question=q))
+    assert _dense(t, "x " * 400 + "he must climb 3,000 feet", TagContext(question=q))[
+        "ctx:ask_tail"] == pytest.approx(3 / 6)
+    # the feature is the states-answer head's: ``tag`` does not compute it, the type and role
+    # heads give it no weight
+    assert "ctx:ask_tail" not in _dense(t, "So Oliver must climb 3,000 feet.",
+                                        TagContext(index=5, question=q), sa=False)
+    w = t.weights
+    for name in SA_ONLY:
+        row = len(w.vocab) + DENSE_NAMES.index(name)
+        assert not w.coef[row].any() and not w.role_coef[row].any()
+        assert not w.joint[row].any()
+        assert w.sa_coef[row] != 0.0

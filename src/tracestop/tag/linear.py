@@ -15,13 +15,19 @@ Features (all sparse, see ``Encoder.encode``):
 - ``ctx:`` whether the step states an answer, a bucket of its index, the previous step's type;
 - ``shape:`` length, lines, digits, ``=`` signs, bullets, a trailing colon, a question mark,
   overlap with the question's words; ``ctx:`` whether the step writes no number, and the
-  share of its numbers already written in the question (all of them: a flag of its own).
+  share of its numbers already written in the question (all of them: a flag of its own);
+- ``ctx:ask_tail`` (states-answer head only, ``SA_ONLY``): the share of the words of what the
+  question asks for ("How many feet must Oliver climb?" → feet, oliver, climb, ...) named in
+  the step's last ~200 characters, where a step states its answer ("so he must climb 3,000
+  feet"). Emitted only by ``encode(..., sa=True)`` (``states_answer``, its training): ``tag``
+  skips it, and the type and role heads, trained without it, hold zero weights there.
 
-Three heads share the features: a 14-way softmax (the step type, trained with balanced class
-weights), a 3-way softmax (the macro role, unweighted) and a logistic ``states_answer`` head
-(does the step put forward a candidate answer to the whole question). ``tag`` decodes the
-product of the first two, p(type) * p(role of the type): the role head keeps the roles'
-priors (the stopping criteria consume roles), the balanced type head ranks the types; the sum
+Three heads share the features: a 14-way softmax (the step type, trained with square-root-
+balanced class weights), a 3-way softmax (the macro role, unweighted) and a logistic
+``states_answer`` head (does the step put forward a candidate answer to the whole question).
+``tag`` decodes the product of the first two, p(type) * p(role of the type): the role head
+keeps the roles' priors (the stopping criteria consume roles), the type head ranks the
+types; the sum
 of their logits is one matrix (``LinearWeights.joint``), so decoding costs one row take.
 Weights are trained by ``scripts/train_tagger.py`` (``tracestop.tag.train``) and shipped in
 ``weights/linear.npz``; they are loaded lazily once per path and shared by all instances.
@@ -57,6 +63,7 @@ __all__ = [
     "FEATURE_VERSION",
     "LABELS",
     "ROLES",
+    "SA_ONLY",
     "Encoder",
     "LinearTagger",
     "LinearWeights",
@@ -64,7 +71,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 MAX_TOKENS = 80
 HEAD_TOKENS = 6
 BODY_CHARS = 600
@@ -105,11 +112,15 @@ def _dense_names() -> list[str]:
         "ctx:no_numbers",
         "ctx:question_numbers",
         "ctx:question_numbers=all",
+        "ctx:ask_tail",
     ]
     return names
 
 
 DENSE_NAMES: tuple[str, ...] = tuple(_dense_names())
+#: Dense features only the states-answer head uses (``Encoder.encode(..., sa=True)``; the type
+#: and role heads are trained without them, so their weights there are 0).
+SA_ONLY: tuple[str, ...] = ("ctx:ask_tail",)
 _VERDICT0 = 0
 _STATES = len(LABELS) + 1
 _INDEX0 = _STATES + 1
@@ -138,18 +149,43 @@ def _scale(k: int) -> float:
     """``1 / sqrt(k)`` (tabled)."""
     return _SCALES[k] if k < 512 else 1.0 / math.sqrt(k)
 
-_QCACHE: list[tuple[str, frozenset[str], frozenset[str]]] = [("", frozenset(), frozenset())]
+_QSets = tuple[str, frozenset[str], frozenset[str], frozenset[str], float]
+_QCACHE: list[_QSets] = [("", frozenset(), frozenset(), frozenset(), 0.0)]
+_ASK = re.compile(r"[^.?!]*\?")
+_ASK_WORD = re.compile(r"[a-z]{3,}")
+#: Words that say nothing about what is asked (as ``tracestop.scorer.question_ask``).
+_ASK_STOP = frozenset((
+    "how", "many", "much", "what", "which", "who", "whom", "whose", "when", "where", "why",
+    "does", "did", "will", "would", "are", "was", "were", "the", "and", "for", "that", "this",
+    "with", "have", "has", "had", "their", "there", "they", "them", "then", "than", "her",
+    "his", "its", "she", "you", "your", "can", "could", "should", "into", "from", "find",
+    "value", "answer", "total",
+))
 
 
-def _question_sets(question: str) -> tuple[str, frozenset[str], frozenset[str]]:
-    """(question, its content words, its numbers), cached: one Monitor asks about the same
-    question."""
+def _ask_words(question: str) -> frozenset[str]:
+    """The words of what ``question`` asks for: its last sentence ending in ``?`` (else its
+    last sentence), stop words out, a plural ``s`` dropped, as ``tracestop.scorer.question_ask``
+    (which this mirrors, so the tagger does not import the scorer); each word is kept in its
+    ``s`` form too, so a step's raw tokens can be probed."""
+    asks = _ASK.findall(question)
+    ask = asks[-1] if asks else (re.split(r"(?<=[.!])\s+", question.strip())[-1]
+                                 if question.strip() else "")
+    words = {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+             for w in _ASK_WORD.findall(ask.lower()) if w not in _ASK_STOP}
+    return frozenset(words | {w + "s" for w in words})
+
+
+def _question_sets(question: str) -> _QSets:
+    """(question, its content words, its numbers, its ask words (with ``s`` forms), 1 / the
+    number of distinct ask words), cached: one Monitor asks about the same question."""
     for hit in _QCACHE:
         if hit[0] is question or hit[0] == question:
             return hit
     q = question[:3000]
     words = frozenset(t for t in _TOKEN.findall(q.lower()) if len(t) > 3)
-    hit = (question, words, frozenset(_NUM.findall(q)))
+    ask = _ask_words(q)
+    hit = (question, words, frozenset(_NUM.findall(q)), ask, 2.0 / len(ask) if ask else 0.0)
     _QCACHE.insert(0, hit)
     del _QCACHE[8:]
     return hit
@@ -226,9 +262,10 @@ class Encoder:
         """The readable name of feature row ``i``."""
         return self.vocab[i] if i < self.dense0 else DENSE_NAMES[i - self.dense0]
 
-    def encode(self, text: str, context: TagContext = _NO_CONTEXT) -> tuple[list[int],
-                                                                             list[float]]:
-        """Parallel lists of feature rows and values (a row may repeat; consumers sum)."""
+    def encode(self, text: str, context: TagContext = _NO_CONTEXT,
+               sa: bool = False) -> tuple[list[int], list[float]]:
+        """Parallel lists of feature rows and values (a row may repeat; consumers sum);
+        ``sa``: with the ``SA_ONLY`` features (the states-answer head's view)."""
         head = step_head(text)
         body = text[:BODY_CHARS].lower()
         n = len(text)
@@ -242,6 +279,7 @@ class Encoder:
         else:
             ht = find(head)[:HEAD_TOKENS]
             bt = find(body)
+        whole = n <= BODY_CHARS and len(bt) <= MAX_TOKENS  # bt holds every token of the step
         bt = bt[:MAX_TOKENS]
         mo, moo, mh, mhh, mb, mbb, mt = self._maps
         idx: list[int] = []
@@ -277,6 +315,7 @@ class Encoder:
                 if ids:
                     idx += ids
                     vals += [_SCALES[nbt - 1]] * len(ids)
+        tt = None
         if n > BODY_CHARS:
             tt = find(text[-TAIL_CHARS:].lower())
             if tt:
@@ -388,6 +427,15 @@ class Encoder:
                 if qn == 1.0:
                     idx.append(s0 + 14)
                     vals.append(1.0)
+        if sa and question and last[3]:
+            # what the question asks for, named near the step's end (where a step states its
+            # answer: "so he must climb 3,000 feet"); the states-answer head's feature
+            if tt is None:
+                tt = bt[-40:] if whole else find(text[-TAIL_CHARS:].lower())
+            hits = len(last[3].intersection(tt))
+            if hits:
+                idx.append(s0 + 15)
+                vals.append(min(1.0, hits * last[4]))
         return idx, vals
 
 
@@ -599,7 +647,7 @@ class LinearTagger:
     def states_answer(self, text: str, context: TagContext = _NO_CONTEXT) -> float:
         """Probability that the step puts forward a candidate answer to the whole question."""
         w = self.weights
-        idx, vals = self.encoder.encode(text, context)
+        idx, vals = self.encoder.encode(text, context, sa=True)
         z = float(np.asarray(vals, dtype=np.float32) @ w.sa_coef[idx]) + w.sa_intercept
         return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 

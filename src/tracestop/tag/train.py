@@ -12,7 +12,8 @@ Sources:
   pseudo-step, as the blank-line steps of the hand labels are paragraphs, not sentences).
 
 Three heads (``fit``): the type head (multinomial, balanced class weights), the role head
-(multinomial over the 3 macro roles, unweighted) and the states-answer head (binary, balanced).
+(multinomial over the 3 macro roles, unweighted) and the states-answer head (binary, balanced;
+the only head that sees the ``tracestop.tag.linear.SA_ONLY`` features).
 Training is deterministic: the vocabulary is sorted, lbfgs runs on one BLAS thread on a fixed
 feature order, and the weights are written to a zip with fixed timestamps, so two runs give
 byte-identical files.
@@ -60,10 +61,12 @@ T = StepType
 
 #: Inverse L2 strength; one value chosen a priori (features are scaled to ~unit norm).
 DEFAULT_C = 1.0
-#: Class weights of the type head: "balanced" (n / (k * count)), so rare types count as much
-#: as frequent ones; the (unweighted) role head keeps the roles' priors, and ``tag`` decodes
-#: the product of the two heads.
-TYPE_CLASS_WEIGHT: str | None = "balanced"
+#: Class weights of the type head: "sqrt-balanced", the square root of sklearn's "balanced"
+#: (sqrt(n / (k * count))): rare types count more, frequent ones keep part of their prior; the
+#: (unweighted) role head keeps the roles' priors, and ``tag`` decodes the product of the two
+#: heads. Chosen among unweighted / sqrt-balanced / balanced by grouped 5-fold CV on the extra
+#: labels alone (never the shared labels, docs/tagger.md). "balanced" and None work too.
+TYPE_CLASS_WEIGHT: str | None = "sqrt-balanced"
 #: Class weights of the states-answer head (positives are ~1 step in 5; F1 is the target).
 SA_CLASS_WEIGHT: str | None = "balanced"
 #: Sample weight of a weak (mapped) example relative to a hand-labelled one.
@@ -250,7 +253,8 @@ def load_weak(traces_dir: Path | str, max_sentences: int = 4,
 def design(examples: Sequence[Example], encoder: Encoder, sa: bool = False) -> Any:
     """The CSR feature matrix of ``examples`` (scipy, pulled in by scikit-learn).
 
-    ``sa``: the states-answer head's view (context flag = the extractor's verdict).
+    ``sa``: the states-answer head's view (context flag = the extractor's verdict, and the
+    ``SA_ONLY`` features).
     """
     from scipy.sparse import csr_matrix
 
@@ -259,7 +263,7 @@ def design(examples: Sequence[Example], encoder: Encoder, sa: bool = False) -> A
     data: list[float] = []
     for ex in examples:
         ctx = replace(ex.context, states_answer=ex.derived) if sa else ex.context
-        idx, vals = encoder.encode(ex.text, ctx)
+        idx, vals = encoder.encode(ex.text, ctx, sa=sa)
         indices.extend(idx)
         data.extend(vals)
         indptr.append(len(indices))
@@ -298,11 +302,11 @@ def _fit(examples: Sequence[Example], c: float, seed: int, max_iter: int, min_co
     logreg = _sklearn()
     encoder = Encoder(build_vocab((ex.text for ex in examples), min_count))
     n = encoder.n_features
-    x = design(examples, encoder)
+    x = design(examples, encoder)  # without the SA_ONLY features: their weights stay 0
     y = np.asarray([LABELS.index(ex.label) for ex in examples])
     sw = np.asarray([ex.weight for ex in examples], dtype=np.float64)
     model = logreg(C=c, max_iter=max_iter, tol=1e-6, random_state=seed,
-                   class_weight=class_weight)
+                   class_weight=_class_weight(y, class_weight))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, y, sample_weight=sw)
@@ -332,6 +336,17 @@ def _fit(examples: Sequence[Example], c: float, seed: int, max_iter: int, min_co
         sa_intercept = 20.0
     return LinearWeights(coef, intercept, encoder.vocab, sa_coef, sa_intercept,
                          role_coef, role_intercept)
+
+
+def _class_weight(y: np.ndarray, how: str | dict[int, float] | None
+                  ) -> str | dict[int, float] | None:
+    """sklearn's ``class_weight`` for labels ``y``: "sqrt-balanced" becomes the dict
+    {class: sqrt(n / (k * count))}; anything else is passed on."""
+    if how != "sqrt-balanced":
+        return how
+    classes, counts = np.unique(y, return_counts=True)
+    n, k = len(y), len(classes)
+    return {int(c): float(np.sqrt(n / (k * m))) for c, m in zip(classes, counts, strict=True)}
 
 
 def _softmax_weights(model: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
