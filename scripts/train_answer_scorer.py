@@ -4,8 +4,12 @@
 
 Distant supervision: every value the model states in a sentence of a math trace's thinking
 is an example; it is positive when it equals the trace's recorded final answer.
-Prints grouped 5-fold cross-validated AUC and precision/recall (no trace in two folds), then
-fits on everything. Deterministic: the same data gives the same weights.
+Prints 5-fold cross-validated AUC and precision/recall, the folds grouped by problem
+(``tracestop.evaluate.data.fold_of``: no problem in two folds, whichever model wrote the
+trace), then fits on everything. It also writes each fold's model (trained without that
+fold) beside the weights, ``answer_scorer.fold{i}.npz``: calibration scores a dev trace with
+the model that never saw its problem (cross-fitting), so the confidences it tunes on are the
+out-of-sample ones a live request gets. Deterministic: the same data gives the same weights.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ def examples(data: str | None):  # type: ignore[no-untyped-def]
     """Scorer inputs of every value-stating sentence in the decided steps of dev math traces,
     computed exactly as the Monitor computes them, labelled by the recorded final answer."""
     from tracestop.answers import equivalent, infer_format, normalize
-    from tracestop.evaluate.data import data_dir, load_traces
+    from tracestop.evaluate.data import data_dir, fold_of, load_traces
     from tracestop.evaluate.replay import prepare_many
     from tracestop.scorer import featurize, question_ask, question_numbers, remember, step_inputs
 
@@ -43,7 +47,7 @@ def examples(data: str | None):  # type: ignore[no-untyped-def]
             for x in inputs:
                 rows.append(featurize(x))
                 ys.append(normalize(x.value) == normalize(final) or equivalent(final, x.value))
-                groups.append(r.id)
+                groups.append(fold_of(by_id[r.id].question))
             remember(mentions, inputs)
     return rows, np.array(ys), np.array(groups)
 
@@ -70,28 +74,31 @@ def main() -> int:
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import GroupKFold
 
-    from tracestop.scorer import DEFAULT_WEIGHTS
+    from tracestop.evaluate.data import N_FOLDS
+    from tracestop.scorer import DEFAULT_WEIGHTS, fold_weights
 
-    rows, y, groups = examples(args.data)
+    rows, y, folds = examples(args.data)
     X = to_matrix(rows)
-    print(f"examples: {len(y)} ({int(y.sum())} positive) from {len(set(groups))} traces")
+    out = Path(args.out) if args.out else DEFAULT_WEIGHTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"examples: {len(y)} ({int(y.sum())} positive)")
     p = np.zeros(len(y))
-    for tr, te in GroupKFold(5).split(X, y, groups):
+    for f in range(N_FOLDS):
+        tr, te = folds != f, folds == f
         m = LogisticRegression(C=args.c, max_iter=5000, fit_intercept=False).fit(X[tr], y[tr])
         p[te] = m.predict_proba(X[te])[:, 1]
-    print(f"grouped 5-fold CV AUC: {roc_auc_score(y, p):.3f}")
+        meta = f"dev split without fold {f} of {N_FOLDS} (by problem), {int(tr.sum())} examples; C={args.c}"
+        np.savez_compressed(fold_weights(f, out), coef=m.coef_[0].astype(np.float32), meta=np.array(meta))
+    print(f"5-fold CV AUC (folds by problem): {roc_auc_score(y, p):.3f}")
     for th in (0.5, 0.6, 0.7, 0.8):
         sel = p >= th
         prec = y[sel].mean() if sel.any() else float("nan")
         print(f"  threshold {th}: precision {prec:.3f}, recall {(y & sel).sum() / y.sum():.3f}")
     m = LogisticRegression(C=args.c, max_iter=5000, fit_intercept=False).fit(X, y)
-    out = Path(args.out) if args.out else DEFAULT_WEIGHTS
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = f"dev split, {len(y)} examples, {int(y.sum())} positive; C={args.c}; CV AUC {roc_auc_score(y, p):.3f}"
     np.savez_compressed(out, coef=m.coef_[0].astype(np.float32), meta=np.array(meta))
-    print(f"wrote {out}")
+    print(f"wrote {out} and its {N_FOLDS} out-of-fold models ({fold_weights(0, out).name}, ...)")
     return 0
 
 

@@ -138,3 +138,54 @@ def test_calibrate_in_worker_processes_gives_the_same_scores(tmp_path):
     assert forked == serial
     assert len(ticks) == len(grid)  # one tick per (group, configuration)
     assert {s.spec for s in serial[1]["math"]} == set(grid)
+
+
+def test_fold_of_is_stable_and_spreads_problems():
+    from tracestop.evaluate.data import N_FOLDS, fold_of
+
+    qs = [f"How many apples, case {i}?" for i in range(200)]
+    folds = [fold_of(q) for q in qs]
+    assert set(folds) == set(range(N_FOLDS))
+    assert fold_of("How many  APPLES, case 3?") == folds[3]  # normalised like split_of
+
+
+def test_calibration_scores_dev_traces_with_out_of_fold_scorers(tmp_path, monkeypatch):
+    import shutil
+
+    import tracestop.evaluate.calibrate as cal
+    from tracestop.evaluate.calibrate import prepare_cross_fitted
+    from tracestop.evaluate.data import fold_of, load_traces
+    from tracestop.scorer import DEFAULT_WEIGHTS, fold_weights
+
+    qs = [f"How many apples, case {i}?" for i in range(12)]
+    root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
+    traces = load_traces(root, split="all").traces
+    weights = tmp_path / "w" / "answer_scorer.npz"
+    weights.parent.mkdir()
+    shutil.copy(DEFAULT_WEIGHTS, weights)
+    preps, crossed = prepare_cross_fitted(traces, workers=1, scorer=str(weights))
+    assert not crossed and [p.result.id for p in preps] == [t.id for t in traces]
+    for f in range(5):
+        shutil.copy(DEFAULT_WEIGHTS, fold_weights(f, weights))
+    used: dict[str, str] = {}
+    real = cal.prepare_many
+
+    def spy(ts, **kw):
+        for t in ts:
+            used[t.id] = kw["monitor_kw"]["answer_scorer"]
+        return real(ts, **kw)
+
+    monkeypatch.setattr(cal, "prepare_many", spy)
+    preps, crossed = prepare_cross_fitted(traces, workers=1, scorer=str(weights))
+    assert crossed and [p.result.id for p in preps] == [t.id for t in traces]  # order kept
+    assert len({fold_of(t.question) for t in traces}) > 1
+    # each trace scored by the model trained without its problem's fold
+    assert used == {t.id: str(fold_weights(fold_of(t.question), weights)) for t in traces}
+
+
+def test_shipped_scorer_has_its_out_of_fold_models():
+    from tracestop.evaluate.data import N_FOLDS
+    from tracestop.scorer import AnswerScorer, fold_weights
+
+    for f in range(N_FOLDS):
+        assert f"without fold {f}" in AnswerScorer(fold_weights(f)).meta

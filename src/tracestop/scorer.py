@@ -26,6 +26,7 @@ __all__ = [
     "AnswerScorer",
     "ScorerInput",
     "featurize",
+    "fold_weights",
     "question_ask",
     "question_numbers",
     "remember",
@@ -154,7 +155,14 @@ def remember(mentions: dict[str, int], inputs: list[ScorerInput]) -> None:
         mentions[v] = mentions.get(v, 0) + 1
 
 
-@lru_cache(maxsize=4)
+def fold_weights(fold: int, weights: str | Path = DEFAULT_WEIGHTS) -> Path:
+    """The out-of-fold model beside ``weights``: trained without the dev problems of ``fold``
+    (``tracestop.evaluate.data.fold_of``), for cross-fitted calibration."""
+    w = Path(weights)
+    return w.with_name(f"{w.stem}.fold{fold}{w.suffix}")
+
+
+@lru_cache(maxsize=8)
 def _load(path: str) -> tuple[list[float], str]:
     import numpy as np
 

@@ -49,9 +49,14 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     """Search policy parameters on the dev split and write the configuration that saves the
     most thinking tokens while losing at most --max-loss accuracy points as a named preset
     (usable as `tracestop eval --policy NAME`)."""
-    from tracestop.evaluate.calibrate import Choice, adopt_format_choice, calibrate, default_grid
+    from tracestop.evaluate.calibrate import (
+        Choice,
+        adopt_format_choice,
+        calibrate,
+        default_grid,
+        prepare_cross_fitted,
+    )
     from tracestop.evaluate.data import data_dir, load_traces
-    from tracestop.evaluate.replay import prepare_many
     from tracestop.policies import POLICIES, parse_policy
     from tracestop.presets import save_preset
 
@@ -65,7 +70,12 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             parse_policy(s)
         ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split="dev")
         with progress_bar(len(ts.traces), "tagging dev traces") as advance:
-            preps = prepare_many(ts.traces, tagger=tagger, workers=workers, progress=advance)
+            preps, cross_fitted = prepare_cross_fitted(ts.traces, tagger=tagger, workers=workers,
+                                                       progress=advance)
+        if not cross_fitted:
+            warn("the answer scorer's out-of-fold weights (answer_scorer.fold*.npz) are missing: "
+                 "calibrating on in-sample scorer confidences, which favour early stops; "
+                 "run scripts/train_answer_scorer.py to write them")
         n_groups = len({p.result.answer_format if by == "format" else p.result.benchmark
                         for p in preps if not p.result.excluded}) if by != "pooled" else 1
         with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
@@ -98,6 +108,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             "max_loss_pts": max_loss,
             "by": by,
             "bound": "one-sided 95% Clopper-Pearson upper bound on early-stop regret",
+            "answer_scorer": "cross-fitted (out-of-fold per problem)" if cross_fitted else "shipped (in-sample on dev)",
             "date": _dt.date.today().isoformat(),
             "groups": [c.to_json() for c in [*choices, *fallback]],
         }

@@ -16,9 +16,11 @@ from tracestop.errors import DataError, TraceFormatError
 
 __all__ = [
     "DATA_ENV",
+    "N_FOLDS",
     "Trace",
     "TraceSet",
     "data_dir",
+    "fold_of",
     "load_traces",
     "read_jsonl",
     "split_of",
@@ -60,6 +62,17 @@ def split_of(question: str) -> Literal["dev", "test"]:
     lands in the same split for every model."""
     h = hashlib.sha256(normalise_question(question).encode("utf-8")).digest()
     return "dev" if h[0] % 2 == 0 else "test"
+
+
+#: folds of the dev split for cross-fitting (the answer scorer's out-of-fold weights)
+N_FOLDS = 5
+
+
+def fold_of(question: str, folds: int = N_FOLDS) -> int:
+    """A fold in ``0..folds-1`` by a stable hash of the normalised question text (another byte
+    of the hash than ``split_of``'s), so a problem lands in the same fold for every model."""
+    h = hashlib.sha256(normalise_question(question).encode("utf-8")).digest()
+    return h[1] % folds
 
 
 @dataclass(frozen=True)
