@@ -4,8 +4,8 @@ contains the gold value anywhere (as a number, not inside a longer one).
     python scripts/rough_oracle.py [--split dev] [--data DIR]
 
 Next to the replayed ``oracle`` policy (which stops after the first step whose *extracted*
-candidate is correct; on dev with the cross-fitted answer scorer that calibration uses, so
-that its confidences are out-of-sample), it shows how much an answer extractor that missed
+candidate is correct; dev traces are scored by the out-of-fold answer scorer, as everywhere
+in replay), it shows how much an answer extractor that missed
 nothing could unlock. Math answers only (a gold of "A" or "YES" appears in most steps); traces wrong at full
 length are never stopped, as for the oracle. Thinking tokens per benchmark, models pooled.
 """
@@ -23,16 +23,12 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     ap.add_argument("--workers", type=int, default=None)
     a = ap.parse_args()
-    from tracestop.evaluate.calibrate import prepare_cross_fitted
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import apply_policy, prepare_many
 
     ts = load_traces(data_dir(a.data), split=a.split)
-    if a.split == "dev":  # the answer scorer was trained on dev: score each trace out of fold
-        preps = prepare_cross_fitted(ts.traces, workers=a.workers)[0]
-    else:
-        preps = prepare_many(ts.traces, workers=a.workers)
-    preps = [p for p in preps if not p.result.excluded]
+    # dev traces are scored by the answer scorer's out-of-fold models (cross-fitting)
+    preps = [p for p in prepare_many(ts.traces, workers=a.workers) if not p.result.excluded]
     full: dict[str, int] = defaultdict(int)
     rough: dict[str, int] = defaultdict(int)
     oracle: dict[str, int] = defaultdict(int)

@@ -149,38 +149,32 @@ def test_fold_of_is_stable_and_spreads_problems():
     assert fold_of("How many  APPLES, case 3?") == folds[3]  # normalised like split_of
 
 
-def test_calibration_scores_dev_traces_with_out_of_fold_scorers(tmp_path, monkeypatch):
-    import shutil
-
-    import tracestop.evaluate.calibrate as cal
-    from tracestop.evaluate.calibrate import prepare_cross_fitted
+def test_dev_traces_are_replayed_with_out_of_fold_scorers(tmp_path, monkeypatch):
+    from tracestop.evaluate import replay
     from tracestop.evaluate.data import fold_of, load_traces
     from tracestop.scorer import DEFAULT_WEIGHTS, fold_weights
 
-    qs = [f"How many apples, case {i}?" for i in range(12)]
+    qs = [f"How many apples, case {i}?" for i in range(16)]
     root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
     traces = load_traces(root, split="all").traces
-    weights = tmp_path / "w" / "answer_scorer.npz"
-    weights.parent.mkdir()
-    shutil.copy(DEFAULT_WEIGHTS, weights)
-    preps, crossed = prepare_cross_fitted(traces, workers=1, scorer=str(weights))
-    assert not crossed and [p.result.id for p in preps] == [t.id for t in traces]
-    for f in range(5):
-        shutil.copy(DEFAULT_WEIGHTS, fold_weights(f, weights))
-    used: dict[str, str] = {}
-    real = cal.prepare_many
+    assert {t.split for t in traces} == {"dev", "test"}
+    used: dict[str, str | None] = {}
+    real = replay.Monitor
 
-    def spy(ts, **kw):
-        for t in ts:
-            used[t.id] = kw["monitor_kw"]["answer_scorer"]
-        return real(ts, **kw)
+    def spy(*args, **kw):
+        used[kw["question"]] = kw.get("answer_scorer")
+        return real(*args, **kw)
 
-    monkeypatch.setattr(cal, "prepare_many", spy)
-    preps, crossed = prepare_cross_fitted(traces, workers=1, scorer=str(weights))
-    assert crossed and [p.result.id for p in preps] == [t.id for t in traces]  # order kept
-    assert len({fold_of(t.question) for t in traces}) > 1
-    # each trace scored by the model trained without its problem's fold
-    assert used == {t.id: str(fold_weights(fold_of(t.question), weights)) for t in traces}
+    monkeypatch.setattr(replay, "Monitor", spy)
+    replay.prepare_many(traces, workers=1)
+    assert replay.cross_fitting()
+    # a dev trace gets the model trained without its problem's fold; a test trace the shipped one
+    assert used == {t.question: str(fold_weights(fold_of(t.question))) if t.split == "dev" else None
+                    for t in traces}
+    # a scorer named by the caller wins
+    used.clear()
+    replay.prepare_many(traces, workers=1, monitor_kw={"answer_scorer": str(DEFAULT_WEIGHTS)})
+    assert set(used.values()) == {str(DEFAULT_WEIGHTS)}
 
 
 def test_shipped_scorer_has_its_out_of_fold_models():

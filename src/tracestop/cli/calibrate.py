@@ -49,14 +49,9 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     """Search policy parameters on the dev split and write the configuration that saves the
     most thinking tokens while losing at most --max-loss accuracy points as a named preset
     (usable as `tracestop eval --policy NAME`)."""
-    from tracestop.evaluate.calibrate import (
-        Choice,
-        adopt_format_choice,
-        calibrate,
-        default_grid,
-        prepare_cross_fitted,
-    )
+    from tracestop.evaluate.calibrate import Choice, adopt_format_choice, calibrate, default_grid
     from tracestop.evaluate.data import data_dir, load_traces
+    from tracestop.evaluate.replay import cross_fitting, prepare_many
     from tracestop.policies import POLICIES, parse_policy
     from tracestop.presets import save_preset
 
@@ -70,8 +65,9 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             parse_policy(s)
         ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split="dev")
         with progress_bar(len(ts.traces), "tagging dev traces") as advance:
-            preps, cross_fitted = prepare_cross_fitted(ts.traces, tagger=tagger, workers=workers,
-                                                       progress=advance)
+            # dev traces are scored by the answer scorer's out-of-fold models (cross-fitting)
+            preps = prepare_many(ts.traces, tagger=tagger, workers=workers, progress=advance)
+        cross_fitted = cross_fitting()
         if not cross_fitted:
             warn("the answer scorer's out-of-fold weights (answer_scorer.fold*.npz) are missing: "
                  "calibrating on in-sample scorer confidences, which favour early stops; "

@@ -31,8 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from tracestop.evaluate.data import N_FOLDS, Trace, fold_of
-from tracestop.evaluate.replay import Prepared, apply_policy, prepare_many
+from tracestop.evaluate.replay import Prepared, apply_policy
 from tracestop.policies import Preset
 
 __all__ = [
@@ -42,44 +41,10 @@ __all__ = [
     "calibrate",
     "clopper_pearson_upper",
     "default_grid",
-    "prepare_cross_fitted",
     "score",
 ]
 
 GroupBy = Literal["format", "benchmark", "pooled"]
-
-
-def prepare_cross_fitted(
-    traces: Sequence[Trace],
-    *,
-    tagger: str | None = None,
-    workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    scorer: str | None = None,
-) -> tuple[list[Prepared], bool]:
-    """Prepare dev traces for calibration with a cross-fitted answer scorer: each trace is
-    scored by the out-of-fold model that never saw its problem (``fold_of``), so the
-    confidences calibration tunes on are out-of-sample, as a live request's are. The answer
-    scorer is trained on the dev split: scored by the shipped model, dev traces look surer
-    than new ones, and a preset tuned on them stops too early. Returns the prepared traces
-    (in the order given) and whether cross-fitting applied (False when the out-of-fold
-    weights are missing: then the shipped scorer is used)."""
-    from tracestop.scorer import DEFAULT_WEIGHTS, fold_weights
-
-    paths = [fold_weights(f, scorer or DEFAULT_WEIGHTS) for f in range(N_FOLDS)]
-    if not all(p.is_file() for p in paths):
-        kw = {"answer_scorer": scorer} if scorer else None
-        return prepare_many(traces, tagger=tagger, workers=workers, progress=progress, monitor_kw=kw), False
-    by_fold: dict[int, list[int]] = defaultdict(list)
-    for i, t in enumerate(traces):
-        by_fold[fold_of(t.question)].append(i)
-    out: list[Prepared | None] = [None] * len(traces)
-    for f, idx in sorted(by_fold.items()):
-        preps = prepare_many([traces[i] for i in idx], tagger=tagger, workers=workers, progress=progress,
-                             monitor_kw={"answer_scorer": str(paths[f])})
-        for i, p in zip(idx, preps, strict=True):
-            out[i] = p
-    return [p for p in out if p is not None], True
 
 
 def _log_binom_cdf(k: int, n: int, p: float) -> float:

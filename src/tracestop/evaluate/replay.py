@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from tracestop.answers import AnswerFormat, equivalent, extract_candidate, infer_format
@@ -40,6 +41,8 @@ __all__ = [
     "Prepared",
     "TraceResult",
     "apply_policy",
+    "cross_fitting",
+    "out_of_fold_scorer",
     "policy_specs",
     "prepare",
     "prepare_many",
@@ -141,6 +144,33 @@ class Prepared:
         return got
 
 
+@lru_cache(maxsize=1)
+def _fold_paths() -> tuple[str, ...] | None:
+    from tracestop.evaluate.data import N_FOLDS
+    from tracestop.scorer import fold_weights
+
+    paths = [fold_weights(f) for f in range(N_FOLDS)]
+    return tuple(str(p) for p in paths) if all(p.is_file() for p in paths) else None
+
+
+def cross_fitting() -> bool:
+    """Whether the shipped answer scorer's out-of-fold models are there (then dev-split traces
+    are replayed with them)."""
+    return _fold_paths() is not None
+
+
+def out_of_fold_scorer(question: str) -> dict[str, str]:
+    """Monitor options that score a dev-split trace with the answer scorer's out-of-fold model,
+    the one trained without the trace's problem (``fold_of``). The shipped scorer is trained on
+    the dev split: on dev traces its confidences are in-sample, surer than on new traces, and
+    tuning or measuring on them promises early stops that new traces do not keep. Empty when
+    the out-of-fold weights are missing."""
+    from tracestop.evaluate.data import fold_of
+
+    paths = _fold_paths()
+    return {"answer_scorer": paths[fold_of(question)]} if paths else {}
+
+
 def prepare(
     trace: Trace,
     *,
@@ -149,7 +179,9 @@ def prepare(
     monitor_kw: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """Run the Monitor once over a recorded trace (policy ``none``): steps, tags, candidates,
-    token counts, and the recorded final answer graded."""
+    token counts, and the recorded final answer graded. A dev-split trace is scored by the
+    answer scorer's out-of-fold model (``out_of_fold_scorer``) unless ``monitor_kw`` names a
+    scorer."""
     fmt = infer_format(trace.question, trace.benchmark)
     counter = counter or counter_for(trace.model)
     gold = trace.gold or ""
@@ -161,8 +193,11 @@ def prepare(
     # for multiple choice the prompt the model saw lists the options (the question field may not)
     prompt = trace.meta.get("prompt")
     question = prompt if fmt == "choice" and isinstance(prompt, str) and prompt else trace.question
+    kw = dict(monitor_kw or {})
+    if trace.split == "dev" and "answer_scorer" not in kw:
+        kw.update(out_of_fold_scorer(trace.question))
     m = Monitor(Never(), tagger=tagger, question=question, answer_format=fmt,
-                model=trace.model, count_tokens=counter, **(monitor_kw or {}))
+                model=trace.model, count_tokens=counter, **kw)
     m.feed(trace.trace)
     m.end()
     if not m.records:
