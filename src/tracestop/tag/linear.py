@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from tracestop._types import StepType, Tag
+from tracestop.scorer import question_ask
 from tracestop.tag.base import TagContext
 from tracestop.tag.rules import RULES, step_head
 
@@ -151,28 +152,10 @@ def _scale(k: int) -> float:
 
 _QSets = tuple[str, frozenset[str], frozenset[str], frozenset[str], float]
 _QCACHE: list[_QSets] = [("", frozenset(), frozenset(), frozenset(), 0.0)]
-_ASK = re.compile(r"[^.?!]*\?")
-_ASK_WORD = re.compile(r"[a-z]{3,}")
-#: Words that say nothing about what is asked (as ``tracestop.scorer.question_ask``).
-_ASK_STOP = frozenset((
-    "how", "many", "much", "what", "which", "who", "whom", "whose", "when", "where", "why",
-    "does", "did", "will", "would", "are", "was", "were", "the", "and", "for", "that", "this",
-    "with", "have", "has", "had", "their", "there", "they", "them", "then", "than", "her",
-    "his", "its", "she", "you", "your", "can", "could", "should", "into", "from", "find",
-    "value", "answer", "total",
-))
-
-
 def _ask_words(question: str) -> frozenset[str]:
-    """The words of what ``question`` asks for: its last sentence ending in ``?`` (else its
-    last sentence), stop words out, a plural ``s`` dropped, as ``tracestop.scorer.question_ask``
-    (which this mirrors, so the tagger does not import the scorer); each word is kept in its
-    ``s`` form too, so a step's raw tokens can be probed."""
-    asks = _ASK.findall(question)
-    ask = asks[-1] if asks else (re.split(r"(?<=[.!])\s+", question.strip())[-1]
-                                 if question.strip() else "")
-    words = {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
-             for w in _ASK_WORD.findall(ask.lower()) if w not in _ASK_STOP}
+    """The words of what ``question`` asks for (``tracestop.scorer.question_ask``), each kept in
+    its ``s`` form too, so a step's raw tokens can be probed."""
+    words = question_ask(question)
     return frozenset(words | {w + "s" for w in words})
 
 
