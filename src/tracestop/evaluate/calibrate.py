@@ -252,27 +252,18 @@ def _score_all(groups: Mapping[str, list[Prepared]], tasks: Sequence[tuple[str, 
                progress: Callable[[int], None] | None) -> Iterable[Score]:
     """Score every (group, configuration) task, in order; in forked workers when asked (the
     prepared traces reach them by fork, not by pickling)."""
+    import contextlib
     import multiprocessing as mp
     import os
 
     n = workers or os.cpu_count() or 1
     jobs = [(g, spec, oracle[g]) for g, spec in tasks]
-    if n <= 1 or len(jobs) < 2 or "fork" not in mp.get_all_start_methods():
-        _GROUPS.clear()
-        _GROUPS.update(groups)
-        try:
-            for job in jobs:
-                yield _score_task(job)
-                if progress:
-                    progress(1)
-        finally:
-            _GROUPS.clear()
-        return
     _GROUPS.clear()
-    _GROUPS.update(groups)  # inherited by the forked workers
+    _GROUPS.update(groups)  # inherited by forked workers, not pickled
+    parallel = n > 1 and len(jobs) > 1 and "fork" in mp.get_all_start_methods()
     try:
-        with mp.get_context("fork").Pool(n) as pool:
-            for sc in pool.imap(_score_task, jobs, chunksize=4):
+        with mp.get_context("fork").Pool(n) if parallel else contextlib.nullcontext() as pool:
+            for sc in pool.imap(_score_task, jobs, chunksize=4) if pool else map(_score_task, jobs):
                 yield sc
                 if progress:
                     progress(1)
