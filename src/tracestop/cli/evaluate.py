@@ -19,7 +19,7 @@ from tracestop.cli._common import (
     workers_option,
 )
 from tracestop.evaluate.data import data_dir, load_traces
-from tracestop.evaluate.replay import TraceResult, policy_specs, replay_many
+from tracestop.evaluate.replay import TraceResult, cross_fitting, policy_specs, replay_many
 from tracestop.evaluate.summary import summarise
 from tracestop.tokens import counter_for
 
@@ -59,6 +59,8 @@ def run_eval(
         "an approximation for Llama- and Gemma-based models",
         "split": split,
         "candidates": candidates,
+        "answer_scorer": "dev-split traces: out-of-fold models (the scorer is trained on dev); "
+        "others: the shipped model" if cross_fitting() else "the shipped model",
         "policies": {s: presets.get(s, s) for s in specs},
         "excluded": dict(sorted(excluded.items())),
         "n_traces": sum(1 for r in results if not r.excluded),
@@ -132,7 +134,8 @@ def eval_command(data: str | None, split: str, policies: tuple[str, ...], benchm
                  models: tuple[str, ...], tagger: str | None, workers: int | None,
                  candidates: str, out: str | None, as_json: bool) -> None:
     """Replay the recorded traces and report accuracy against thinking tokens per
-    benchmark × model × policy (with full generation and the oracle)."""
+    benchmark × model × policy (with full generation and the oracle). Dev-split traces are
+    scored by the answer scorer's out-of-fold models (it is trained on dev)."""
     with errors_to_click():
         doc, results = run_eval(data, split, policies, benchmarks, models, tagger, workers,
                                 candidates=candidates)
