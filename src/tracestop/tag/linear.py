@@ -476,6 +476,7 @@ class LinearTag(Tag):
     """
 
     __slots__ = ("_why",)
+    _why: tuple[Encoder, np.ndarray, list[int], np.ndarray, int] | None
 
     def __init__(self, type: StepType, confidence: float, evidence: str | None = None,
                  why: tuple[Encoder, np.ndarray, list[int], np.ndarray, int] | None = None
@@ -485,10 +486,11 @@ class LinearTag(Tag):
         _EVIDENCE_SLOT.__set__(self, evidence)
         object.__setattr__(self, "_why", why)
 
-    @property  # type: ignore[override]
+    @property
     def evidence(self) -> str:
-        ev = _EVIDENCE_SLOT.__get__(self, Tag)
+        ev: str | None = _EVIDENCE_SLOT.__get__(self, Tag)
         if ev is None:
+            assert self._why is not None  # set until the evidence is formatted
             ev = _explain(*self._why)
             _EVIDENCE_SLOT.__set__(self, ev)
             object.__setattr__(self, "_why", None)
@@ -625,7 +627,8 @@ class LinearTagger:
         """Class probabilities in the order of ``LABELS``."""
         z = self._logits(text, context)[0]
         z = np.exp(z - z.max())
-        return z / z.sum()
+        p: np.ndarray = z / z.sum()
+        return p
 
     def states_answer(self, text: str, context: TagContext = _NO_CONTEXT) -> float:
         """Probability that the step puts forward a candidate answer to the whole question."""
@@ -640,7 +643,8 @@ class LinearTagger:
         idx, vals = self.encoder.encode(text, context)
         z = np.asarray(vals, dtype=np.float32) @ w.role_coef.take(idx, 0) + w.role_intercept
         z = np.exp(z - z.max())
-        return z / z.sum()
+        p: np.ndarray = z / z.sum()
+        return p
 
     def tag(self, text: str, context: TagContext = _NO_CONTEXT) -> Tag:
         w = self._weights or self.weights
