@@ -73,3 +73,14 @@ def test_naming_what_is_asked_raises_the_score():
                         True, True, 0, plain.question_numbers, ask)
     assert s.score(named) > s.score(plain)
     assert s.score(named) > s.score(other)
+
+
+def test_remember_text_counts_what_the_scorer_inputs_would():
+    from tracestop.scorer import remember, remember_text, step_inputs
+
+    text = "We get 12 here. So the total is 2,450. Again, 12 apples and 2450."
+    a: dict[str, int] = {}
+    b: dict[str, int] = {}
+    remember(a, step_inputs(text, StepType.OTHER, 0, {}, frozenset()))
+    remember_text(b, text)
+    assert a == b == {"12": 1, "2450": 1}

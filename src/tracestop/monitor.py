@@ -21,7 +21,14 @@ from tracestop.answers import (
 )
 from tracestop.errors import ConfigError
 from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
-from tracestop.scorer import AnswerScorer, question_ask, question_numbers, remember, step_inputs
+from tracestop.scorer import (
+    AnswerScorer,
+    question_ask,
+    question_numbers,
+    remember,
+    remember_text,
+    step_inputs,
+)
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
 from tracestop.templates import Template, template_for
@@ -214,7 +221,7 @@ class Monitor:
             weak = self._weak_candidate(step, tag.type, found)
             found, confidence = (weak[:2], weak[2]) if weak is not None else (None, 1.0)
         elif self._scorer is not None and fmt == "math":
-            remember(self._mentions, self._inputs(step, tag.type))
+            remember_text(self._mentions, step.text)
         cand = Candidate(found[0], found[1], step.index, confidence) if found is not None else None
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)

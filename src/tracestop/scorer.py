@@ -30,6 +30,7 @@ __all__ = [
     "question_ask",
     "question_numbers",
     "remember",
+    "remember_text",
     "step_inputs",
 ]
 
@@ -151,13 +152,25 @@ def step_inputs(
 
 def remember(mentions: dict[str, int], inputs: list[ScorerInput]) -> None:
     """Count each value once per step (call after scoring the step)."""
-    for v in {_key(x.value) for x in inputs}:
+    _count(mentions, {_key(x.value) for x in inputs})
+
+
+def remember_text(mentions: dict[str, int], text: str) -> None:
+    """What ``remember`` counts for a step that is not scored (it states its answer
+    explicitly), without building the scorer inputs."""
+    from tracestop.answers import value_sentences
+
+    _count(mentions, {_key(value) for _, value, _, _ in value_sentences(text)})
+
+
+def _count(mentions: dict[str, int], values: set[str]) -> None:
+    for v in values:
         mentions[v] = mentions.get(v, 0) + 1
 
 
 def fold_weights(fold: int, weights: str | Path = DEFAULT_WEIGHTS) -> Path:
     """The out-of-fold model beside ``weights``: trained without the dev problems of ``fold``
-    (``tracestop.evaluate.data.fold_of``), for cross-fitted calibration."""
+    (``tracestop.evaluate.data.fold_of``); replay scores dev-split traces with these."""
     w = Path(weights)
     return w.with_name(f"{w.stem}.fold{fold}{w.suffix}")
 
