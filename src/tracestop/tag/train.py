@@ -11,7 +11,7 @@ Sources:
   (``WEAK_MAP``; consecutive sentences with the same mapped type are joined into one
   pseudo-step, as the blank-line steps of the hand labels are paragraphs, not sentences).
 
-Three heads (``fit``): the type head (multinomial, balanced class weights), the role head
+Three heads (``fit``): the type head (multinomial, square-root-balanced class weights), the role head
 (multinomial over the 3 macro roles, unweighted) and the states-answer head (binary, balanced;
 the only head that sees the ``tracestop.tag.linear.SA_ONLY`` features).
 Training is deterministic: the vocabulary is sorted, lbfgs runs on one BLAS thread on a fixed
