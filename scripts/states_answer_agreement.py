@@ -3,7 +3,8 @@
     python scripts/states_answer_agreement.py [--data DIR]
 
 Every trace of the shared labels is replayed through the Monitor exactly as ``tracestop eval``
-does; a labelled step "states an answer" for the Monitor when it yields a candidate. Prints
+does; a labelled step "states an answer" for the Monitor when it yields a candidate (a value
+in prose is judged once the next step is known, and counts for the step that states it). Prints
 precision / recall / F1 against the labels, overall and per answer format; also for a looser
 reading that adds steps restating the candidate already current (a value or option letter
 equal to it). Nothing is trained here: the labels are only read.
@@ -31,6 +32,7 @@ def main() -> None:
     ids = {r["trace_id"] for r in rows}
     traces = {t.id: t for t in load_traces(root, require_gold=False).traces if t.id in ids}
     preps = {i: prepare(t) for i, t in traces.items()}
+    stated = {i: {r.tagged.candidate.step for r in p.records if r.tagged.candidate} for i, p in preps.items()}
 
     def restates(text: str, cur: str | None, fmt: str) -> bool:
         if cur is None:
@@ -50,7 +52,8 @@ def main() -> None:
         rec = p.records[r["index"]]
         fmt = p.result.answer_format
         prev = p.records[r["index"] - 1].answer.current if r["index"] else None
-        cand = rec.tagged.candidate is not None
+        # a value in prose is judged once the next step is known; it is stated at Candidate.step
+        cand = r["index"] in stated[r["trace_id"]]
         gold = bool(r["states_answer"])
         for name, pred in (("candidate", cand),
                            ("candidate or restatement", cand or restates(rec.tagged.step.text, prev, fmt))):

@@ -3,7 +3,8 @@
     python scripts/train_answer_scorer.py [--data DIR] [--out PATH] [--c 1.0]
 
 Distant supervision: every value the model states in a sentence of a math trace's thinking
-is an example; it is positive when it equals the trace's recorded final answer.
+is an example, seen with the step that follows it (as the Monitor judges it, one step late);
+it is positive when it equals the trace's recorded final answer.
 Prints 5-fold cross-validated AUC and precision/recall, the folds grouped by problem
 (``tracestop.evaluate.data.fold_of``: no problem in two folds, whichever model wrote the
 trace), then fits on everything. It also writes each fold's model (trained without that
@@ -22,12 +23,20 @@ import numpy as np
 
 
 def examples(data: str | None):  # type: ignore[no-untyped-def]
-    """Scorer inputs of every value-stating sentence in the decided steps of dev math traces,
-    computed exactly as the Monitor computes them, labelled by the recorded final answer."""
+    """Scorer inputs of every value-stating sentence in the thinking of dev math traces, with
+    the step that follows (none after the last), computed exactly as the Monitor computes them,
+    labelled by the recorded final answer."""
     from tracestop.answers import equivalent, infer_format, normalize
     from tracestop.evaluate.data import data_dir, fold_of, load_traces
     from tracestop.evaluate.replay import prepare_many
-    from tracestop.scorer import featurize, question_ask, question_numbers, remember, step_inputs
+    from tracestop.scorer import (
+        featurize,
+        question_ask,
+        question_numbers,
+        remember,
+        step_inputs,
+        with_next,
+    )
 
     ts = load_traces(data_dir(data), split="dev")
     traces = [t for t in ts.traces if infer_format(t.question, t.benchmark) == "math"]
@@ -42,9 +51,12 @@ def examples(data: str | None):  # type: ignore[no-untyped-def]
         qn, ask = question_numbers(q), question_ask(q)
         final = r.predicted_full
         mentions: dict[str, int] = {}
-        for rec in p.records[: p.n_decided]:
+        recs = p.records
+        for j, rec in enumerate(recs):
             inputs = step_inputs(rec.tagged.step.text, rec.type, rec.index, mentions, qn, ask)
-            for x in inputs:
+            nxt = recs[j + 1] if j + 1 < len(recs) else None
+            judged = with_next(inputs, nxt.tagged.step.text, nxt.type) if nxt else with_next(inputs, "", None)
+            for x in judged:
                 rows.append(featurize(x))
                 ys.append(normalize(x.value) == normalize(final) or equivalent(final, x.value))
                 groups.append(fold_of(by_id[r.id].question))

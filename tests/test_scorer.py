@@ -84,3 +84,66 @@ def test_remember_text_counts_what_the_scorer_inputs_would():
     remember(a, step_inputs(text, StepType.OTHER, 0, {}, frozenset()))
     remember_text(b, text)
     assert a == b == {"12": 1, "2450": 1}
+
+
+def test_the_following_step_adds_features_only_once_known():
+    from tracestop.scorer import with_next
+
+    base = x("So she pays 32 dollars.", "32")
+    ended = featurize(with_next([base], "", None)[0])
+    assert set(ended) - set(featurize(base))  # "nothing follows" is a feature of its own
+    check = featurize(with_next([base], "Wait, let me verify: 96 / 3 = 32. Yes.", StepType.VERIFICATION)[0])
+    more = featurize(with_next([base], "Next, the tax on 32 is 4.", StepType.FORMULA_SUBSTITUTION)[0])
+    assert check != more and set(check) - set(featurize(base))
+    assert with_next([], "text", StepType.VERIFICATION) == []
+
+
+def test_the_following_step_moves_the_score():
+    from tracestop.scorer import with_next
+
+    s = AnswerScorer()
+    x0 = x("So each person pays 32 dollars.", "32", StepType.FORMULA_SUBSTITUTION)
+    checked = s.score(with_next([x0], "Wait, let me double-check: 12 + 43 + 15 + 4 + 22 = 96, "
+                                      "and 96 / 3 = 32. Yes, that's right.", StepType.VERIFICATION)[0])
+    went_on = s.score(with_next([x0], "Then we need to add the tip of 15% on 32, which is 4.8.",
+                                StepType.FORMULA_SUBSTITUTION)[0])
+    assert checked > went_on
+
+
+class _Fixed:
+    """A stand-in answer scorer: every value scores ``p``; it records what it was asked."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+        self.seen: list[ScorerInput] = []
+
+    def score(self, x: ScorerInput) -> float:
+        self.seen.append(x)
+        return self.p
+
+
+def test_prose_values_are_judged_one_step_late():
+    m = Monitor("none", tagger=PrefixTagger(), question="How much does each pay?")
+    fake = _Fixed(0.9)
+    m._scorer = fake  # type: ignore[assignment]
+    m.feed("[formula_substitution]\nSo each person pays 32 dollars here.\n\n"
+           "[verification]\nWait, let me verify that 96 / 3 is 32 indeed.\n\n"
+           "[formula_substitution]\nNow the tip adds 7 more on top of that.\n\n")
+    r = m.records
+    assert r[0].tagged.candidate is None and r[0].answer.current is None
+    c = r[1].tagged.candidate
+    # step 0's value becomes a candidate once step 1 is known, credited to step 0
+    assert c is not None and (c.value, c.step, c.confidence) == ("32", 0, 0.9)
+    assert r[1].answer.current == "32" and r[1].answer.since == 0
+    assert fake.seen[0].next_text.startswith("[verification]") and fake.seen[0].next_type is StepType.VERIFICATION
+    m.end()  # the last step's value is judged with nothing after it
+    assert fake.seen[-1].next_text == "" and fake.seen[-1].next_type is None
+    assert m.answer.current == "7"
+
+
+def test_values_below_the_threshold_stay_out():
+    m = Monitor("none", tagger=PrefixTagger())
+    m._scorer = _Fixed(0.2)  # type: ignore[assignment]
+    m.feed("[formula_substitution]\nSo each person pays 32 dollars here.\n\n[verification]\nYes, that holds.\n\n")
+    m.end()
+    assert all(r.tagged.candidate is None for r in m.records) and m.answer.current is None

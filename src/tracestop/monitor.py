@@ -23,11 +23,13 @@ from tracestop.errors import ConfigError
 from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
 from tracestop.scorer import (
     AnswerScorer,
+    ScorerInput,
     question_ask,
     question_numbers,
     remember,
     remember_text,
     step_inputs,
+    with_next,
 )
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
@@ -112,6 +114,8 @@ class Monitor:
         self._ask = question_ask(question)
         self._options = option_texts(question) if self.answer_format == "choice" else {}
         self._mentions: dict[str, int] = {}
+        #: the last step's prose values, judged by the answer scorer once the next step is known
+        self._pending: list[ScorerInput] = []
         self.records: list[StepRecord] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
@@ -165,6 +169,9 @@ class Monitor:
         self.thinking_closed = True
         if not self.stopped:
             self._add_steps(self._segmenter.end(), decide=False)
+            late = self._judge_pending("", None)  # the last step's values: nothing follows
+            if late is not None:
+                self._tracker.update(late.step, late)
 
     def end(self) -> Decision:
         """The stream ended. Returns the final decision (STOP if the policy stopped)."""
@@ -216,25 +223,33 @@ class Monitor:
                 question=self.question,
             ),
         )
-        confidence = 1.0
-        if not strong:
+        # the previous step's prose values, judged now that the step after them is known
+        late = self._judge_pending(step.text, tag.type)
+        if late is not None:
+            self._tracker.update(late.step, late)
+        cand: Candidate | None = None
+        if strong:
+            assert found is not None
+            cand = Candidate(found[0], found[1], step.index, 1.0)
+            if self._scorer is not None:
+                remember_text(self._mentions, step.text)
+        else:
             weak = self._weak_candidate(step, tag.type, found)
-            found, confidence = (weak[:2], weak[2]) if weak is not None else (None, 1.0)
-        elif self._scorer is not None and fmt == "math":
-            remember_text(self._mentions, step.text)
-        cand = Candidate(found[0], found[1], step.index, confidence) if found is not None else None
+            if weak is not None:
+                cand = Candidate(weak[0], weak[1], step.index, weak[2])
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
-        rec = record_for(TaggedStep(step, tag, cand, tokens), answer, prev)
+        rec = record_for(TaggedStep(step, tag, cand or late, tokens), answer, prev)
         self.records.append(rec)
         return rec
 
     def _weak_candidate(
         self, step: Any, type_: StepType, found: tuple[str, str] | None
     ) -> tuple[str, str, float] | None:
-        """A value stated in plain prose ("So, half of that is 2450."), trusted when the
-        tagger reads the step as a conclusion or the answer scorer vouches for it; with the
-        scorer's probability as its confidence."""
+        """A value stated in plain prose ("So, half of that is 2450."), trusted at once when
+        the tagger reads the step as a conclusion that opens with a concluding word; with the
+        answer scorer, the step's values are otherwise judged one step late
+        (``_judge_pending``)."""
         if self.conclusions == "never":
             return None
         if self.answer_format != "math":
@@ -246,15 +261,28 @@ class Monitor:
                 return stated[-1][1], "conclusion", 1.0
             return None
         inputs = self._inputs(step, type_)
+        remember(self._mentions, inputs)
+        if type_ in _CONCLUDING:
+            concluding = [x for x in inputs if x.last_sentence and x.cue]
+            if concluding:
+                return concluding[-1].value, "conclusion", 1.0
+        self._pending = inputs
+        return None
+
+    def _judge_pending(self, next_text: str, next_type: StepType | None) -> Candidate | None:
+        """The pending step's value most likely to state the answer, given the step that
+        follows it, if the answer scorer gives it at least ``answer_threshold``."""
+        pending, self._pending = self._pending, []
+        if not pending or self._scorer is None:
+            return None
         best, best_p = None, self.answer_threshold
-        for x in inputs:  # the sentence most likely to state the answer, if any passes
-            p = 1.0 if (type_ in _CONCLUDING and x.last_sentence and x.cue) else self._scorer.score(x)
+        for x in with_next(pending, next_text, next_type):
+            p = self._scorer.score(x)
             if p >= best_p:
                 best, best_p = x, p
-        remember(self._mentions, inputs)
         if best is None:
             return None
-        return best.value, "conclusion" if best.cue else "statement", best_p
+        return Candidate(best.value, "conclusion" if best.cue else "statement", best.index, best_p)
 
     def _inputs(self, step: Any, type_: StepType) -> list[Any]:
         return step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers,

@@ -5,7 +5,11 @@ answers the question. ``AnswerScorer`` is a logistic model over cheap text featu
 sentence (hashed words, numbers masked) and of its context (step type, whether the value is a
 number given in the question, whether the sentence ends the step, step position, how often the
 value was stated before, how many of the words naming what the question asks for — "How many
-*women* are *left*?" — the sentence repeats). It is trained by ``scripts/train_answer_scorer.py`` on the
+*women* are *left*?" — the sentence repeats), and of **the step that follows** (its first words
+and type, whether it restates the value or brings new ones): a model that has its answer turns
+to checking it ("Wait, let me verify: 3 × 4 + 5 × 6 = 42."), one with an intermediate result
+goes on computing. The Monitor therefore judges a step's prose values one step late, when the
+next step is complete. It is trained by ``scripts/train_answer_scorer.py`` on the
 dev split of the recorded traces with distant supervision (a value is positive when it is the
 trace's recorded final answer), and ships as a small ``.npz``. Inference is pure numpy-free
 Python: a dot product over a few dozen active features.
@@ -16,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +36,7 @@ __all__ = [
     "remember",
     "remember_text",
     "step_inputs",
+    "with_next",
 ]
 
 N_HASH = 1 << 14
@@ -39,7 +44,9 @@ _TYPES = list(StepType)
 _DENSE = [f"type={t.value}" for t in _TYPES] + [
     "in_question", "last_sentence", "log_index", "cue", "log_mentions", "integer", "bias",
     "ask_overlap", "ask_any",
-]
+    # the step that follows (``with_next``)
+    "next_none", "next_same", "next_other", "next_mentions",
+] + [f"next={t.value}" for t in _TYPES]
 N_FEATURES = N_HASH + len(_DENSE)
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "answer_scorer.npz"
 
@@ -60,6 +67,10 @@ class ScorerInput:
     mentions: int  # earlier steps that stated the same value
     question_numbers: frozenset[str]
     ask: frozenset[str] = frozenset()  # content words of what the question asks for
+    # the step that follows: None until it is known (``with_next``); "" when the thinking ended
+    next_text: str | None = None
+    next_type: StepType | None = None
+    next_values: frozenset[str] = frozenset()  # the values the following step states
 
 
 def question_numbers(question: str) -> frozenset[str]:
@@ -124,7 +135,44 @@ def featurize(x: ScorerInput) -> dict[int, float]:
         if hit:
             feats[d + 7] = hit / len(x.ask)
             feats[d + 8] = 1.0
+    if x.next_text is not None:
+        _next_features(x, v, feats, d + 9)
     return feats
+
+
+_NEXT_WORD = re.compile(r"[a-z]+")
+
+
+def _next_features(x: ScorerInput, v: str, feats: dict[int, float], d: int) -> None:
+    """What the following step does with the value: its opening words ("wait", "let me
+    check", "first"), its type, whether it states the value again or other values."""
+    text = x.next_text or ""
+    if not text.strip() or x.next_type is None:
+        feats[d] = 1.0
+        return
+    head = _NEXT_WORD.findall(text[:60].lower())[:2]
+    for g in (f"next1:{'_'.join(head[:1])}", f"next2:{'_'.join(head)}"):
+        i = _h(g)
+        feats[i] = feats.get(i, 0.0) + 0.5
+    values = x.next_values
+    if v in values:
+        feats[d + 1] = 1.0
+    if values - {v}:
+        feats[d + 2] = 1.0
+    if v and re.search(r"(?<![\d.])" + re.escape(v) + r"(?![\d])", text.replace(",", "")):
+        feats[d + 3] = 1.0
+    feats[d + 4 + _TYPES.index(x.next_type)] = 1.0
+
+
+def with_next(inputs: list[ScorerInput], text: str, type_: StepType | None) -> list[ScorerInput]:
+    """The inputs of a step, completed with the step that follows it (``text=""`` and
+    ``type_=None`` when the thinking ended after it)."""
+    if not inputs:
+        return inputs
+    from tracestop.answers import value_sentences
+
+    values = frozenset(_key(v) for _, v, _, _ in value_sentences(text)) if text else frozenset()
+    return [replace(x, next_text=text, next_type=type_, next_values=values) for x in inputs]
 
 
 def _key(value: str) -> str:

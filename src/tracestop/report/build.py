@@ -195,12 +195,17 @@ def _render_trace(job: _Job, result: TraceResult, records: Sequence[StepRecord],
             stops.setdefault(o.step, []).append(_outcome_view(o, result))
     steps = []
     candidates = []
-    for i, r in enumerate(records):
-        cand = r.tagged.candidate
-        ok = cand is not None and is_correct(cand.value)
-        if cand is not None:
-            candidates.append({"step": i + 1, "value": cand.value, "correct": ok,
+    # a value stated in prose is judged once the next step is known: show it on the step
+    # that states it (``Candidate.step``), tracked as of the step it was judged at
+    stated = {r.tagged.candidate.step: r.tagged.candidate for r in records if r.tagged.candidate}
+    for r in records:
+        c = r.tagged.candidate
+        if c is not None:
+            candidates.append({"step": c.step + 1, "value": c.value, "correct": is_correct(c.value),
                                "tracked": r.answer.current})
+    for i, r in enumerate(records):
+        cand = stated.get(i)
+        ok = cand is not None and is_correct(cand.value)
         steps.append({
             "n": i + 1, "type": r.type.value, "role": r.tagged.tag.role.value,
             "confidence": r.tagged.tag.confidence, "evidence": r.tagged.tag.evidence,

@@ -53,11 +53,12 @@ def family_of(model: str) -> str:
 
 
 def first_correct_step(records: Sequence[StepRecord], is_correct: Callable[[str], bool]) -> int | None:
-    """Index of the first step that states a candidate while the tracked candidate is correct."""
-    for i, r in enumerate(records):
+    """Index of the first step that states a candidate while the tracked candidate is correct
+    (the step that states it: a value in prose is judged a step later, ``Candidate.step``)."""
+    for r in records:
         cand = r.tagged.candidate
         if cand is not None and is_correct(r.answer.current or cand.value):
-            return i
+            return cand.step
     return None
 
 
