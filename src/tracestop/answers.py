@@ -305,11 +305,13 @@ _CUE = re.compile(r"^\W*(?:so|therefore|thus|hence|finally|in conclusion|that me
                   r"the answer|the final answer|final answer|i think|i'm confident|yes)\b", re.IGNORECASE)
 
 
-def value_sentences(text: str) -> list[tuple[int, str, str, bool]]:
+@lru_cache(maxsize=16)
+def value_sentences(text: str) -> tuple[tuple[int, str, str, bool], ...]:
     """Every sentence of a step that states a mathematical value, as ``(offset, value,
     sentence, cue)``; ``cue`` is true when it opens with a concluding word ("So,",
     "Therefore", "The answer"). Questions are skipped. The answer scorer decides which, if
-    any, states the answer."""
+    any, states the answer. (Memoised: the Monitor reads a step's values twice, as the step
+    after a pending one and as a step of its own.)"""
     out = []
     start = 0
     for m in _SENTENCE_END.finditer(text + "\n"):
@@ -321,7 +323,7 @@ def value_sentences(text: str) -> list[tuple[int, str, str, bool]]:
         v = _math_value(sent)
         if v:
             out.append((offset, v, sent.strip(), bool(_CUE.match(sent))))
-    return out
+    return tuple(out)
 
 
 _KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3, "statement": 4}

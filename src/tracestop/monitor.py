@@ -38,8 +38,9 @@ from tracestop.tokens import ApproxCounter, TokenCounter
 
 __all__ = ["Monitor"]
 
-# A value stated in prose is always trusted in a step the tagger reads as a final conclusion;
-# elsewhere only when the answer scorer vouches for it (``conclusions="scored"``).
+# A value stated in prose is trusted at once in a step the tagger reads as a final conclusion
+# (with the answer scorer: in its last sentence, opening with a concluding word); elsewhere only
+# when the answer scorer vouches for it, judged once the next step is known.
 _CONCLUDING = {StepType.FINAL_CONCLUSION}
 
 
@@ -65,9 +66,11 @@ class Monitor:
     * **count_tokens** - a token counter (``text -> int`` with a ``name``); chars/4 by default.
     * **observe** - never stop, only record where the policy would have stopped.
     * **conclusions** - when a value in a concluding sentence ("So, ... is 42.") counts as a
-      candidate answer: ``"scored"`` (the tagger reads the step as a conclusion, or the
-      answer scorer gives it at least ``answer_threshold``), ``"tagged"`` (the tagger only),
-      ``"always"`` or ``"never"`` (only boxed / "the answer is" / "Final Answer" forms).
+      candidate answer: ``"scored"`` (the tagger reads the step as a conclusion opening with a
+      concluding word, or the answer scorer gives it at least ``answer_threshold`` once the
+      next step is known: such a candidate enters the answer picture one step late, credited to
+      the step that states it), ``"tagged"`` (the tagger only), ``"always"`` or ``"never"``
+      (only boxed / "the answer is" / "Final Answer" forms).
     * **answer_scorer** - path of answer-scorer weights (``.npz``); the shipped ones by default.
     """
 
