@@ -1,6 +1,6 @@
 """Train the answer scorer (src/tracestop/weights/answer_scorer.npz) on the dev split.
 
-    python scripts/train_answer_scorer.py [--data DIR] [--out PATH] [--c 1.0]
+    python scripts/train_answer_scorer.py [--data DIR] [--out PATH] [--c 1.0] [--without-next]
 
 Distant supervision: every value the model states in a sentence of a math trace's thinking
 is an example, seen with the step that follows it (as the Monitor judges it, one step late);
@@ -10,7 +10,9 @@ Prints 5-fold cross-validated AUC and precision/recall, the folds grouped by pro
 trace), then fits on everything. It also writes each fold's model (trained without that
 fold) beside the weights, ``answer_scorer.fold{i}.npz``: calibration scores a dev trace with
 the model that never saw its problem (cross-fitting), so the confidences it tunes on are the
-out-of-sample ones a live request gets. Deterministic: the same data gives the same weights.
+out-of-sample ones a live request gets. Deterministic: the same data gives the same weights. ``--without-next`` drops the
+next-step features (same examples) and only prints the cross-validation: the comparison the
+next-step features were chosen by.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 
-def examples(data: str | None):  # type: ignore[no-untyped-def]
+def examples(data: str | None, with_next_step: bool = True):  # type: ignore[no-untyped-def]
     """Scorer inputs of every value-stating sentence in the thinking of dev math traces, with
     the step that follows (none after the last), computed exactly as the Monitor computes them,
     labelled by the recorded final answer."""
@@ -56,6 +58,8 @@ def examples(data: str | None):  # type: ignore[no-untyped-def]
             inputs = step_inputs(rec.tagged.step.text, rec.type, rec.index, mentions, qn, ask)
             nxt = recs[j + 1] if j + 1 < len(recs) else None
             judged = with_next(inputs, nxt.tagged.step.text, nxt.type) if nxt else with_next(inputs, "", None)
+            if not with_next_step:
+                judged = inputs
             for x in judged:
                 rows.append(featurize(x))
                 ys.append(normalize(x.value) == normalize(final) or equivalent(final, x.value))
@@ -83,6 +87,8 @@ def main() -> int:
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--c", type=float, default=1.0)
+    ap.add_argument("--without-next", action="store_true",
+                    help="no next-step features; print the cross-validation only, write nothing")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -90,23 +96,28 @@ def main() -> int:
     from tracestop.evaluate.data import N_FOLDS
     from tracestop.scorer import DEFAULT_WEIGHTS, fold_weights
 
-    rows, y, folds = examples(args.data)
+    rows, y, folds = examples(args.data, not args.without_next)
     X = to_matrix(rows)
     out = Path(args.out) if args.out else DEFAULT_WEIGHTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"examples: {len(y)} ({int(y.sum())} positive)")
+    write = not args.without_next
+    if write:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"examples: {len(y)} ({int(y.sum())} positive)" + ("; without next-step features" if not write else ""))
     p = np.zeros(len(y))
     for f in range(N_FOLDS):
         tr, te = folds != f, folds == f
         m = LogisticRegression(C=args.c, max_iter=5000, fit_intercept=False).fit(X[tr], y[tr])
         p[te] = m.predict_proba(X[te])[:, 1]
         meta = f"dev split without fold {f} of {N_FOLDS} (by problem), {int(tr.sum())} examples; C={args.c}"
-        np.savez_compressed(fold_weights(f, out), coef=m.coef_[0].astype(np.float32), meta=np.array(meta))
+        if write:
+            np.savez_compressed(fold_weights(f, out), coef=m.coef_[0].astype(np.float32), meta=np.array(meta))
     print(f"5-fold CV AUC (folds by problem): {roc_auc_score(y, p):.3f}")
     for th in (0.5, 0.6, 0.7, 0.8):
         sel = p >= th
         prec = y[sel].mean() if sel.any() else float("nan")
         print(f"  threshold {th}: precision {prec:.3f}, recall {(y & sel).sum() / y.sum():.3f}")
+    if not write:
+        return 0
     m = LogisticRegression(C=args.c, max_iter=5000, fit_intercept=False).fit(X, y)
     meta = f"dev split, {len(y)} examples, {int(y.sum())} positive; C={args.c}; CV AUC {roc_auc_score(y, p):.3f}"
     np.savez_compressed(out, coef=m.coef_[0].astype(np.float32), meta=np.array(meta))

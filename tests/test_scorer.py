@@ -139,6 +139,10 @@ def test_prose_values_are_judged_one_step_late():
     m.end()  # the last step's value is judged with nothing after it
     assert fake.seen[-1].next_text == "" and fake.seen[-1].next_type is None
     assert m.answer.current == "7"
+    # no decision is taken on the last step: its record shows what it stated
+    last = m.records[-1]
+    assert last.tagged.candidate.step == last.index == 2 and last.answer.current == "7"
+    assert last.tokens_cum == m.records[-2].tokens_cum + last.tagged.tokens
 
 
 def test_values_below_the_threshold_stay_out():

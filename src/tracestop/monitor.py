@@ -7,6 +7,7 @@ runs live (adapters feed it deltas) and offline (replay feeds it a recorded trac
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from tracestop._types import Action, Candidate, Decision, StepType, TaggedStep
@@ -174,7 +175,13 @@ class Monitor:
             self._add_steps(self._segmenter.end(), decide=False)
             late = self._judge_pending("", None)  # the last step's values: nothing follows
             if late is not None:
-                self._tracker.update(late.step, late)
+                answer = self._tracker.update(late.step, late)
+                if len(self.records) > self.n_decided:
+                    # no decision was taken on the last step: its record can show what it stated
+                    prev = self.records[-2] if len(self.records) > 1 else None
+                    self.records[-1] = record_for(
+                        replace(self.records[-1].tagged, candidate=late), answer, prev
+                    )
 
     def end(self) -> Decision:
         """The stream ended. Returns the final decision (STOP if the policy stopped)."""

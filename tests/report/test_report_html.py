@@ -184,6 +184,19 @@ def test_behaviour_shift_without_correct_step() -> None:
     assert first_correct_step([], lambda v: True) is None
 
 
+def test_behaviour_shift_by_benchmark() -> None:
+    one = tuple(1 if i == 0 else 0 for i in range(14))
+    shifts = [TraceShift("a", "qwq-32b", "aime", 10, 3, one, one),
+              TraceShift("b", "qwq-32b", "gsm8k", 10, None, (0,) * 14, (0,) * 14),
+              TraceShift("c", "gemma-4-12b-it", "gsm8k", 8, 2, one, one)]
+    by_family = behaviour_shift(shifts)
+    assert [f.family for f in by_family.families] == ["qwq", "gemma"]
+    by_bench = behaviour_shift(shifts, by="benchmark")
+    assert [(f.family, f.traces, f.with_correct) for f in by_bench.families] == [("aime", 1, 1), ("gsm8k", 2, 1)]
+    with pytest.raises(ValueError, match="family, benchmark"):
+        behaviour_shift(shifts, by="model")
+
+
 def test_cli_report(tiny_data: Path, tmp_path: Path) -> None:
     from tracestop.cli import cli
 

@@ -54,11 +54,13 @@ def _limit(traces: list[Trace], limit: int | None) -> list[Trace]:
 @click.option("--markdown", is_flag=True, help="With --shift-only: print the table as Markdown.")
 @click.option("--figure", type=click.Path(dir_okay=False), default=None,
               help="With --shift-only: also write the behaviour-shift figure (PNG, or SVG by suffix).")
+@click.option("--shift-by", type=click.Choice(["family", "benchmark"]), default="family", show_default=True,
+              help="With --shift-only: one column pair per model family or per benchmark.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (summary) at the end.")
 def report_command(data: str | None, split: str, policies: tuple[str, ...], benchmarks: tuple[str, ...],
                    models: tuple[str, ...], out: str, limit: int | None, tagger: str | None,
                    workers: int | None, page_size: int, shift_only: bool, markdown: bool,
-                   figure: str | None, as_json: bool) -> None:
+                   figure: str | None, shift_by: str, as_json: bool) -> None:
     """Write a static HTML report (opens from disk, no network): per benchmark × model accuracy
     and tokens, a page per trace with coloured steps and stop markers, the accuracy–tokens
     frontier and the behaviour shift. Prints the path of index.html."""
@@ -75,7 +77,7 @@ def report_command(data: str | None, split: str, policies: tuple[str, ...], benc
         traces = _limit(ts.traces, limit)
         with progress_bar(len(traces), "replaying and rendering traces") as advance:
             if shift_only:
-                table = run_shift(traces, tagger=tagger, workers=workers, progress=advance)
+                table = run_shift(traces, tagger=tagger, workers=workers, progress=advance, by=shift_by)
             else:
                 res = build_report(traces, out, policies, tagger=tagger, workers=workers,
                                    progress=advance, page_size=page_size, split=split,

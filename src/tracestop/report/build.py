@@ -389,9 +389,10 @@ def build_report(
 
 def shift_only(
     traces: Sequence[Trace], *, tagger: str | None = None, workers: int | None = None,
-    progress: Callable[[int], None] | None = None, counter: str | None = None,
+    progress: Callable[[int], None] | None = None, counter: str | None = None, by: str = "family",
 ) -> ShiftTable:
-    """The behaviour-shift table of ``traces`` without writing a report."""
+    """The behaviour-shift table of ``traces`` (per model family, or ``by="benchmark"``)
+    without writing a report."""
     done = process_traces(make_jobs(traces), ["none"], ["none"], tagger=tagger, workers=workers,
                           progress=progress, counter=counter)
-    return behaviour_shift(s for _, s in done if s is not None)
+    return behaviour_shift((s for _, s in done if s is not None), by=by)

@@ -3,7 +3,8 @@
 For each trace whose thinking states a correct candidate, the first correct step is the first
 step stating a candidate while the tracked candidate is graded correct (the oracle's rule,
 ``tracestop.answers.equivalent``). Steps before it and steps after it are counted by type and
-macro role, per model family. The first correct step itself is in neither group.
+macro role, per model family (or per benchmark). The first correct step itself is in neither
+group.
 
 Example::
 
@@ -22,6 +23,7 @@ from tracestop.policies import StepRecord
 
 __all__ = [
     "FAMILIES",
+    "SHIFT_GROUPS",
     "ShiftTable",
     "TraceShift",
     "behaviour_shift",
@@ -192,11 +194,18 @@ class ShiftTable:
         return "\n".join(lines)
 
 
-def behaviour_shift(shifts: Iterable[TraceShift]) -> ShiftTable:
-    """Aggregate per-trace counts into a table per model family (known families first)."""
+#: what ``behaviour_shift`` can group traces by
+SHIFT_GROUPS = ("family", "benchmark")
+
+
+def behaviour_shift(shifts: Iterable[TraceShift], by: str = "family") -> ShiftTable:
+    """Aggregate per-trace counts into a table per model family (known families first) or,
+    with ``by="benchmark"``, per benchmark."""
+    if by not in SHIFT_GROUPS:
+        raise ValueError(f"behaviour shift: by must be one of {', '.join(SHIFT_GROUPS)}, got {by!r}")
     fams: dict[str, FamilyShift] = {}
     for s in shifts:
-        name = family_of(s.model)
+        name = family_of(s.model) if by == "family" else s.benchmark
         f = fams.setdefault(name, FamilyShift(name))
         f.traces += 1
         if s.first_correct is None:
