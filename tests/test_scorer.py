@@ -136,6 +136,8 @@ def test_prose_values_are_judged_one_step_late():
     assert c is not None and (c.value, c.step, c.confidence) == ("32", 0, 0.9)
     assert r[1].answer.current == "32" and r[1].answer.since == 0
     assert fake.seen[0].next_text.startswith("[verification]") and fake.seen[0].next_type is StepType.VERIFICATION
+    # the report shows it on the step that states it
+    assert [s["candidate"] for s in m.report()["steps"]] == ["32", None]
     m.end()  # the last step's value is judged with nothing after it
     assert fake.seen[-1].next_text == "" and fake.seen[-1].next_type is None
     assert m.answer.current == "7"

@@ -359,6 +359,9 @@ class Monitor:
             "token_counter": self.count_tokens.name,
         }
         if include_steps:
+            kept = self.records[: self.kept_steps]
+            # on the step that states it (a value in prose is judged a step later)
+            stated = {r.tagged.candidate.step: r.tagged.candidate.value for r in kept if r.tagged.candidate}
             out["steps"] = [
                 {
                     "index": r.index,
@@ -366,8 +369,8 @@ class Monitor:
                     "role": r.tagged.tag.role.value,
                     "confidence": round(r.tagged.tag.confidence, 3),
                     "tokens": r.tagged.tokens,
-                    "candidate": r.tagged.candidate.value if r.tagged.candidate else None,
+                    "candidate": stated.get(r.index),
                 }
-                for r in self.records[: self.kept_steps]
+                for r in kept
             ]
         return out
