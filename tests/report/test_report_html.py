@@ -97,6 +97,9 @@ def test_candidates_marked_correct_or_not(tiny_report: ReportResult) -> None:
     html = page_of(tiny_report, "tiny:m-llama:gsm8k:3").read_text(encoding="utf-8")
     assert "step 1: 24" in html and "step 2: 25 ✓" in html
     assert 'class="cand ok"' in html
+    # a value stated in prose is trusted once the next step is known: the page says when
+    html = page_of(tiny_report, "tiny:m-qwen:gsm8k:1").read_text(encoding="utf-8")
+    assert "step 3: 42 ✓ (trusted at step 4)" in html and "step 2: 42 ✓</a>" in html
 
 
 def test_trace_text_is_escaped(tiny_report: ReportResult) -> None:

@@ -202,7 +202,7 @@ def _render_trace(job: _Job, result: TraceResult, records: Sequence[StepRecord],
         c = r.tagged.candidate
         if c is not None:
             candidates.append({"step": c.step + 1, "value": c.value, "correct": is_correct(c.value),
-                               "tracked": r.answer.current})
+                               "tracked": r.answer.current, "judged": r.index + 1})
     for i, r in enumerate(records):
         cand = stated.get(i)
         ok = cand is not None and is_correct(cand.value)
