@@ -25,6 +25,7 @@ def main() -> None:
     from tracestop.answers import normalize, value_sentences
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import prepare
+    from tracestop.policies import candidates_by_step
 
     root = data_dir(a.data)
     rows = [json.loads(line) for line in (root / "labels" / "reasontype-dev.jsonl").open(encoding="utf-8")
@@ -32,7 +33,7 @@ def main() -> None:
     ids = {r["trace_id"] for r in rows}
     traces = {t.id: t for t in load_traces(root, require_gold=False).traces if t.id in ids}
     preps = {i: prepare(t) for i, t in traces.items()}
-    stated = {i: {r.tagged.candidate.step for r in p.records if r.tagged.candidate} for i, p in preps.items()}
+    stated = {i: candidates_by_step(p.records) for i, p in preps.items()}
 
     def restates(text: str, cur: str | None, fmt: str) -> bool:
         if cur is None:

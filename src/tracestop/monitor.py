@@ -21,7 +21,15 @@ from tracestop.answers import (
     option_texts,
 )
 from tracestop.errors import ConfigError
-from tracestop.policies import Policy, Preset, StepRecord, TraceState, parse_policy, record_for
+from tracestop.policies import (
+    Policy,
+    Preset,
+    StepRecord,
+    TraceState,
+    candidates_by_step,
+    parse_policy,
+    record_for,
+)
 from tracestop.scorer import (
     AnswerScorer,
     ScorerInput,
@@ -360,8 +368,7 @@ class Monitor:
         }
         if include_steps:
             kept = self.records[: self.kept_steps]
-            # on the step that states it (a value in prose is judged a step later)
-            stated = {r.tagged.candidate.step: r.tagged.candidate.value for r in kept if r.tagged.candidate}
+            stated = candidates_by_step(kept)
             out["steps"] = [
                 {
                     "index": r.index,
@@ -369,7 +376,7 @@ class Monitor:
                     "role": r.tagged.tag.role.value,
                     "confidence": round(r.tagged.tag.confidence, 3),
                     "tokens": r.tagged.tokens,
-                    "candidate": stated.get(r.index),
+                    "candidate": stated[r.index].value if r.index in stated else None,
                 }
                 for r in kept
             ]

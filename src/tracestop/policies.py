@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from tracestop._types import Action, Decision, Role, StepType, TaggedStep
+from tracestop._types import Action, Candidate, Decision, Role, StepType, TaggedStep
 from tracestop.answers import AnswerState
 from tracestop.errors import ConfigError
 
@@ -37,6 +37,7 @@ __all__ = [
     "TraceState",
     "TracesCount",
     "TracesShift",
+    "candidates_by_step",
     "parse_policy",
     "resolve_preset",
 ]
@@ -67,6 +68,12 @@ class StepRecord:
     @property
     def type(self) -> StepType:
         return self.tagged.tag.type
+
+
+def candidates_by_step(records: Sequence[StepRecord]) -> dict[int, Candidate]:
+    """Each candidate on the step that states it (``Candidate.step``): a value stated in prose
+    reaches a record only once the next step is known, so it sits on a later record."""
+    return {r.tagged.candidate.step: r.tagged.candidate for r in records if r.tagged.candidate}
 
 
 class TraceState:

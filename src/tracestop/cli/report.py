@@ -19,6 +19,7 @@ from tracestop.cli._common import (
     workers_option,
 )
 from tracestop.evaluate.data import Trace, data_dir, load_traces
+from tracestop.report.shift import SHIFT_GROUPS
 
 
 def _limit(traces: list[Trace], limit: int | None) -> list[Trace]:
@@ -54,7 +55,7 @@ def _limit(traces: list[Trace], limit: int | None) -> list[Trace]:
 @click.option("--markdown", is_flag=True, help="With --shift-only: print the table as Markdown.")
 @click.option("--figure", type=click.Path(dir_okay=False), default=None,
               help="With --shift-only: also write the behaviour-shift figure (PNG, or SVG by suffix).")
-@click.option("--shift-by", type=click.Choice(["family", "benchmark"]), default="family", show_default=True,
+@click.option("--shift-by", type=click.Choice(SHIFT_GROUPS), default="family", show_default=True,
               help="With --shift-only: one column pair per model family or per benchmark.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (summary) at the end.")
 def report_command(data: str | None, split: str, policies: tuple[str, ...], benchmarks: tuple[str, ...],

@@ -25,7 +25,7 @@ from tracestop._types import Role, StepType
 from tracestop.evaluate.data import Trace
 from tracestop.evaluate.replay import Outcome, TraceResult, apply_policy, policy_specs, prepare
 from tracestop.evaluate.summary import summarise
-from tracestop.policies import StepRecord
+from tracestop.policies import StepRecord, candidates_by_step
 from tracestop.report.frontier import FRONTIER_GRID, frontier_rows, frontier_specs, plot_frontier
 from tracestop.report.shift import ShiftTable, TraceShift, behaviour_shift, plot_shift, trace_shift
 
@@ -195,9 +195,8 @@ def _render_trace(job: _Job, result: TraceResult, records: Sequence[StepRecord],
             stops.setdefault(o.step, []).append(_outcome_view(o, result))
     steps = []
     candidates = []
-    # a value stated in prose is judged once the next step is known: show it on the step
-    # that states it (``Candidate.step``), tracked as of the step it was judged at
-    stated = {r.tagged.candidate.step: r.tagged.candidate for r in records if r.tagged.candidate}
+    # a candidate is shown on the step that states it, tracked as of the step it was judged at
+    stated = candidates_by_step(records)
     for r in records:
         c = r.tagged.candidate
         if c is not None:
