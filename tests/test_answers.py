@@ -87,6 +87,16 @@ def test_infer_format(question, bench, fmt):
         ("0.5", r"\frac{1}{2}", True),
         ("18", "19", False),
         (r"\frac{13}{18}", r"\frac{13}{19}", False),
+        # unicode math as models write it in prose
+        (r"\sqrt{51}", "√51", True),
+        (r"3\sqrt{13}", "3√13", True),
+        (r"\frac{\sqrt{3}}{2}", "√3/2", True),
+        (r"\sqrt{x+1}", "√(x+1)", True),
+        (r"18+2\pi", "18 + 2π", True),
+        ("-5", "−5", True),
+        (r"\frac{1}{2}", "½", True),
+        (r"\sqrt{52}", "√51", False),
+        ("5", "√5", False),
     ],
 )
 def test_equivalent_math(gold, pred, same):

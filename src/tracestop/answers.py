@@ -384,10 +384,33 @@ def _verify(gold: str, pred: str, main: bool) -> bool:
     return bool(verify(g, p, timeout_seconds=5 if main else None))
 
 
+_UNICODE_MATH = {"π": "\\pi ", "∞": "\\infty ", "×": "\\times ", "·": "\\cdot ", "−": "-", "–": "-",
+                 "²": "^2", "³": "^3", "½": "\\frac{1}{2}", "¼": "\\frac{1}{4}", "¾": "\\frac{3}{4}",
+                 "≤": "\\le ", "≥": "\\ge ", "°": "^\\circ"}
+_UNICODE_ROOT = re.compile(r"([√∛∜])\s*(\([^()]*\)|\{[^{}]*\}|\d+(?:\.\d+)?|[a-zA-Z])")
+_ROOT_INDEX = {"√": "", "∛": "[3]", "∜": "[4]"}
+
+
+def latex_math(value: str) -> str:
+    """Unicode math written in prose (``3√13``, ``18 + 2π``, ``√(x+1)``) as LaTeX, so that
+    Math-Verify reads it: a model's prose states ``√51`` where the gold answer says
+    ``\\sqrt{51}``."""
+    if value.isascii():
+        return value
+    v = _UNICODE_ROOT.sub(
+        lambda m: f"\\sqrt{_ROOT_INDEX[m.group(1)]}{{{m.group(2).strip('(){}')}}}", value
+    )
+    for u, tex in _UNICODE_MATH.items():
+        v = v.replace(u, tex)
+    return v.strip()
+
+
 def equivalent(gold: str, pred: str, answer_format: AnswerFormat = "math") -> bool:
-    """Whether ``pred`` is the same answer as ``gold`` (Math-Verify for math answers)."""
+    """Whether ``pred`` is the same answer as ``gold`` (Math-Verify for math answers; unicode
+    math in either is read as LaTeX first)."""
     if answer_format != "math":
         return gold.strip().strip("()*.").upper() == pred.strip().strip("()*.").upper()
+    gold, pred = latex_math(gold), latex_math(pred)
     if normalize(gold) == normalize(pred):
         return True
     try:
