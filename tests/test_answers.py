@@ -152,6 +152,12 @@ def test_options_named_by_content():
     ("Okay, I'm leaning towards A. Let's look at the options one more time.", "A"),
     ("Looking at most legal exams, Choice F is the more standard answer.", "F"),
     ("So option C remains the most likely one.", "C"),
+    ("F is the only one left.", "F"),
+    ("H seems like the most professional and theoretically sound archaeological answer.", "H"),
+    ("So (C) is the best answer here.", "C"),
+    ("F. not prevail, because she matched the description. (Yes)\nG. prevail (No)", "F"),
+    ("*   G: No\n*   H: Yes, establishing associations is fundamental.\n*   I: No", "H"),
+    ("E. No grounds - Incorrect.\nF. Matched description - Correct reason why she loses.", "F"),
 ])
 def test_choice_leanings_are_candidates(text, letter):
     assert extract_candidate(text, "choice") == (letter, "conclusion")
@@ -159,6 +165,9 @@ def test_choice_leanings_are_candidates(text, letter):
 
 def test_choice_rejections_are_not_candidates():
     assert extract_candidate("Option B is wrong, the force was not needed.", "choice") is None
+    assert extract_candidate("A is wrong (force). C is wrong (consent to search).", "choice") is None
+    assert extract_candidate("A. No physical force - Not a requirement.\nB. Falsely accused (No)", "choice") is None
+    assert extract_candidate("A is a good start, but I is the question.", "choice") is None
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,24 @@ _CHOICE_PATTERNS = (
             re.IGNORECASE,
         ),
     ),
+    (
+        # "F is the only one left", "H seems like the most sound answer" (a capital letter
+        # directly before "is" is an option, not the article)
+        "conclusion",
+        re.compile(
+            r"(?<![\w'])(?<![Oo]ption )(?<![Cc]hoice )\(?\**([A-J])\**\)?\s+(?:is|seems|looks)\s+(?:like\s+)?(?:the\s+|clearly\s+|definitely\s+)*"
+            r"(?:only|most|best|correct|right)\b"
+        ),
+    ),
+    (
+        # an option list judged line by line: "F. not prevail, because ... (Yes)", "H: Yes, ...",
+        # "F. Matched description - Correct reason ..."
+        "conclusion",
+        re.compile(
+            r"(?im)^[ \t]*(?:[*-][ \t]*)?\(?([A-J])[.):][ \t]*(?:yes\b|[^\n]*\((?:yes|correct)\)[ \t]*$"
+            r"|[^\n]*?[ \t][-–—][ \t]*correct\b)"
+        ),
+    ),
     ("final-answer", re.compile(r"==>\s*\(?([A-J])\b")),
 )
 _YESNO_PATTERNS = (
