@@ -183,3 +183,29 @@ def test_shipped_scorer_has_its_out_of_fold_models():
 
     for f in range(N_FOLDS):
         assert f"without fold {f}" in AnswerScorer(fold_weights(f)).meta
+
+
+def test_a_lower_confidence_admits_more_regret(tmp_path):
+    """The bound's level is the user's choice: on 320 traces with 1 regret, the one-sided 95%
+    bound (1.47 points) rejects a 1-point budget while an 80% bound (0.94 points) admits it."""
+    from tracestop.evaluate.calibrate import calibrate
+
+    assert 100 * clopper_pearson_upper(1, 320) > 1.0 > 100 * clopper_pearson_upper(1, 320, 0.2)
+    assert bound_applies(170, 1.0, 0.2) and not bound_applies(170, 1.0)
+    with pytest.raises(ValueError, match="confidence must be in"):
+        calibrate([], 1.0, confidence=1.0)
+    root = make_data(tmp_path / "data", [rec(1)])
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--confidence", "0.3"])
+    assert r.exit_code == 2 and "--confidence" in r.output
+
+
+def test_calibrate_records_the_confidence_in_the_preset(tmp_path, monkeypatch):
+    qs = [q for q in (f"How many apples, case {i}?" for i in range(40)) if split_of(q) == "dev"][:4]
+    root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
+    monkeypatch.setenv("TRACESTOP_PRESETS", str(tmp_path / "presets.json"))
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "0", "--data", str(root), "--workers", "1",
+                                 "--grid", "traces-count:k=2", "--confidence", "0.8", "--json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["confidence"] == 0.8 and doc["bound"].startswith("one-sided 80% Clopper-Pearson")

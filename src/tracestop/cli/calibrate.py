@@ -26,6 +26,10 @@ from tracestop.errors import ConfigError
 @data_option
 @benchmark_option
 @model_option
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
+              help="Level of the one-sided Clopper-Pearson bound on early-stop regret: the "
+                   "chance that the preset's regret on new traces of the same kind stays within "
+                   "--max-loss. Lower levels admit more aggressive presets.")
 @click.option("--by", type=click.Choice(["format", "benchmark", "pooled"]), default="format",
               show_default=True,
               help="One configuration per answer format (chosen from the question text alone), "
@@ -42,7 +46,7 @@ from tracestop.errors import ConfigError
 @workers_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
-                      models: tuple[str, ...], by: str, grid: tuple[str, ...], budget_caps: bool,
+                      models: tuple[str, ...], confidence: float, by: str, grid: tuple[str, ...], budget_caps: bool,
                       name: str,
                       presets_file: str | None, tagger: str | None, workers: int | None,
                       as_json: bool) -> None:
@@ -55,6 +59,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     from tracestop.policies import POLICIES, parse_policy
     from tracestop.presets import save_preset
 
+    bound_level = f"{100 * confidence:g}%"
     with errors_to_click():
         if not 0 <= max_loss <= 100:
             raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
@@ -76,14 +81,15 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
                         for p in preps if not p.result.excluded}) if by != "pooled" else 1
         with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
             choices, frontier = calibrate(preps, max_loss, by=by, grid=specs,  # type: ignore[arg-type]
-                                          progress=advance, workers=workers)
+                                          progress=advance, workers=workers, confidence=confidence)
         value: str | dict[str, str]
         fallback: list[Choice] = []
         if by == "benchmark":
             # questions from other benchmarks (or live traffic) fall back to their format
             with progress_bar(len(specs) * 3, "searching per answer format") as advance:
                 fallback, fmt_frontier = calibrate(preps, max_loss, by="format", grid=specs,
-                                                   progress=advance, workers=workers)
+                                                   progress=advance, workers=workers,
+                                                   confidence=confidence)
             # a benchmark too small for the regret bound gets a configuration chosen for its
             # format (over more traces) that also holds on its own dev traces
             fmt_of = {p.result.benchmark: p.result.answer_format for p in preps if not p.result.excluded}
@@ -103,7 +109,8 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             "chosen_on": "dev split",
             "max_loss_pts": max_loss,
             "by": by,
-            "bound": "one-sided 95% Clopper-Pearson upper bound on early-stop regret",
+            "bound": f"one-sided {bound_level} Clopper-Pearson upper bound on early-stop regret",
+            "confidence": confidence,
             "answer_scorer": "cross-fitted (out-of-fold per problem)" if cross_fitted else "shipped (in-sample on dev)",
             "date": _dt.date.today().isoformat(),
             "groups": [c.to_json() for c in [*choices, *fallback]],
@@ -124,4 +131,4 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         click.echo(f"{c.group:10s} {sc.n:5d} {100 * sc.saved:6.1f}% {sc.loss_pts:+6.2f}p {sc.regret:6d} "
                    f"{sc.regret_ucb_pts:5.2f}p {100 * sc.oracle_saved:6.1f}%  {c.spec}{flag}")
     click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")
-    warn("bound: one-sided 95% Clopper-Pearson upper bound on the early-stop regret rate")
+    warn(f"bound: one-sided {bound_level} Clopper-Pearson upper bound on the early-stop regret rate")

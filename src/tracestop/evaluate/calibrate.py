@@ -5,10 +5,10 @@ question text alone), every configuration of a grid is replayed; a configuration
 *admissible* when
 
 - its accuracy loss against full generation is at most ``max_loss`` points, and
-- the one-sided 95% Clopper–Pearson upper bound on its early-stop regret rate (traces right at
-  full length but wrong when stopped) is at most ``max_loss`` points — applied only where the
-  group is large enough for a regret-free policy to pass it (n ≥ ln(0.05)/ln(1 − max_loss/100),
-  about 300 traces for 1 point); smaller groups fall back to the point estimates — the loss,
+- the one-sided Clopper–Pearson upper bound (95% by default: ``confidence``) on its early-stop
+  regret rate (traces right at full length but wrong when stopped) is at most ``max_loss``
+  points — applied only where the group is large enough for a regret-free policy to pass it
+  (n ≥ ln(1 − confidence)/ln(1 − max_loss/100), about 300 traces for 1 point at 95%); smaller groups fall back to the point estimates — the loss,
   and the regret itself (not offset by traces a stop happens to rescue) within ``max_loss``
   points or one trace — and are flagged.
 
@@ -125,7 +125,7 @@ class Score:
 
 
 def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | None = None,
-          oracle_tokens: int | None = None) -> Score:
+          oracle_tokens: int | None = None, confidence: float = 0.95) -> Score:
     n = len(preps)
     right = right_full = regret = 0
     used = full = 0
@@ -139,7 +139,7 @@ def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | 
     saved = 1 - used / full if full else 0.0
     return Score(
         spec, n, right / n, right_full / n, 100 * (right_full - right) / n, saved, regret,
-        100 * clopper_pearson_upper(regret, n),
+        100 * clopper_pearson_upper(regret, n, 1 - confidence),
         (1 - oracle_tokens / full) if (oracle_tokens is not None and full) else 0.0,
     )
 
@@ -214,10 +214,14 @@ def calibrate(
     grid: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int | None = 1,
+    confidence: float = 0.95,
 ) -> tuple[list[Choice], dict[str, list[Score]]]:
     """Pick, per group, the admissible configuration that saves the most thinking tokens.
     Returns the choices and every score (the frontier), per group. ``workers`` > 1 (None: all
-    cores) scores configurations in forked worker processes; the result is the same."""
+    cores) scores configurations in forked worker processes; the result is the same.
+    ``confidence`` is the level of the regret bound."""
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
     groups: dict[str, list[Prepared]] = defaultdict(list)
     for p in preps:
         if not p.result.excluded:
@@ -227,12 +231,12 @@ def calibrate(
     frontier: dict[str, list[Score]] = {}
     oracle = {g: sum(apply_policy(p, "oracle").tokens for p in ps) for g, ps in groups.items()}
     tasks = [(g, spec) for g in sorted(groups) for spec in grid]
-    scored = dict(zip(tasks, _score_all(groups, tasks, oracle, workers, progress), strict=True))
+    scored = dict(zip(tasks, _score_all(groups, tasks, oracle, workers, progress, confidence), strict=True))
     for g in sorted(groups):
         ps = groups[g]
         scores = [scored[g, spec] for spec in grid]
         frontier[g] = scores
-        use_bound = bound_applies(len(ps), max_loss)
+        use_bound = bound_applies(len(ps), max_loss, 1 - confidence)
         ok = [s for s in scores if s.admissible(max_loss, use_bound)]
         best = max(ok, key=lambda s: (round(s.saved, 6), -s.loss_pts, s.spec == "none"))
         choices.append(Choice(g, best.spec, best, use_bound, len(ok), len(scores)))
@@ -242,14 +246,14 @@ def calibrate(
 _GROUPS: dict[str, list[Prepared]] = {}
 
 
-def _score_task(task: tuple[str, str, int]) -> Score:
-    g, spec, oracle = task
-    return score(_GROUPS[g], spec, oracle_tokens=oracle)
+def _score_task(task: tuple[str, str, int, float]) -> Score:
+    g, spec, oracle, confidence = task
+    return score(_GROUPS[g], spec, oracle_tokens=oracle, confidence=confidence)
 
 
 def _score_all(groups: Mapping[str, list[Prepared]], tasks: Sequence[tuple[str, str]],
                oracle: Mapping[str, int], workers: int | None,
-               progress: Callable[[int], None] | None) -> Iterable[Score]:
+               progress: Callable[[int], None] | None, confidence: float = 0.95) -> Iterable[Score]:
     """Score every (group, configuration) task, in order; in forked workers when asked (the
     prepared traces reach them by fork, not by pickling)."""
     import contextlib
@@ -257,7 +261,7 @@ def _score_all(groups: Mapping[str, list[Prepared]], tasks: Sequence[tuple[str, 
     import os
 
     n = workers or os.cpu_count() or 1
-    jobs = [(g, spec, oracle[g]) for g, spec in tasks]
+    jobs = [(g, spec, oracle[g], confidence) for g, spec in tasks]
     _GROUPS.clear()
     _GROUPS.update(groups)  # inherited by forked workers, not pickled
     parallel = n > 1 and len(jobs) > 1 and "fork" in mp.get_all_start_methods()
