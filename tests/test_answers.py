@@ -184,6 +184,21 @@ def test_mixed_numbers_are_read_whole(text, value):
     assert extract_candidate(text) == (value, "answer-is" if "answer is" in text else "conclusion")
 
 
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("Therefore, the original sum is congruent to 3 modulo 9.", "3"),
+        ("So x ≡ 5 (mod 11).", "5"),
+        ("So $x \\equiv 5 \\pmod{11}$.", "5"),
+        ("So the remainder is 4 mod 7.", "4"),
+        ("So 2^10 mod 7 = 2.", "2"),
+    ],
+)
+def test_a_modulus_is_not_the_value_stated(text, value):
+    assert extract_candidate(text) == (value, "conclusion")
+    assert extract_candidate("So, next I need to find N modulo 1000.") is None
+
+
 def test_adjacent_boxed_values_are_one_answer():
     assert extract_candidates("The integers are \\boxed{-2} and \\boxed{1}.") == [("-2, 1", "boxed")]
     assert extract_candidates("So, the final answer is \\boxed{-2}, \\boxed{1}.") == [("-2, 1", "boxed")]

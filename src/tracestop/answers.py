@@ -164,9 +164,11 @@ def _math_value(sentence: str) -> str | None:
             return _clean(got[0])
     expr = _stated_expression(s)
     if expr:
+        expr = _MOD_TAIL.sub("", expr) or expr  # "4 mod 7" states 4
         mixed = _MIXED.fullmatch(expr)
         return _mixed_latex(mixed) if mixed and int(mixed["num"]) < int(mixed["den"]) else expr
-    nums = list(_NUMBER.finditer(s)) + list(_LATEX_VALUE.finditer(s))
+    # a modulus is not a value stated: "congruent to 3 modulo 9" states 3, "find N mod 1000" nothing
+    nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)] if not _MOD_BEFORE.search(s, 0, m.start())]
     if not nums:
         return None
     last = max(nums, key=lambda m: m.end())
@@ -174,6 +176,10 @@ def _math_value(sentence: str) -> str | None:
         if mixed.end() == last.end() and int(mixed["num"]) < int(mixed["den"]):
             return _mixed_latex(mixed)  # "137 and 1/2"
     return _clean(last.group(0).replace("$", "").replace(",", "").replace(" ", ""))
+
+
+_MOD_BEFORE = re.compile(r"(?:\bmod(?:ulo)?|\\[pb]?mod)\s*\{?\s*$")
+_MOD_TAIL = re.compile(r"\s*\(?\s*(?:\bmod(?:ulo)?|\\[pb]?mod)\s*\{?\s*\d+\s*\}?\s*\)?\s*$")
 
 
 def _mixed_latex(m: re.Match[str]) -> str:
