@@ -194,9 +194,13 @@ def test_mixed_numbers_are_read_whole(text, value):
         ("So 2^10 mod 7 = 2.", "2"),
     ],
 )
-def test_a_modulus_is_not_the_value_stated(text, value):
+def test_a_modulus_or_a_label_is_not_the_value_stated(text, value):
     assert extract_candidate(text) == (value, "conclusion")
     assert extract_candidate("So, next I need to find N modulo 1000.") is None
+    # nor is a label
+    assert extract_candidate("So, after step 3, the function is even.") is None
+    assert extract_candidate("So I got that as equation (1).") is None
+    assert extract_candidate("So it takes 4 steps.") == ("4", "conclusion")
 
 
 def test_adjacent_boxed_values_are_one_answer():

@@ -167,8 +167,9 @@ def _math_value(sentence: str) -> str | None:
         expr = _MOD_TAIL.sub("", expr) or expr  # "4 mod 7" states 4
         mixed = _MIXED.fullmatch(expr)
         return _mixed_latex(mixed) if mixed and int(mixed["num"]) < int(mixed["den"]) else expr
-    # a modulus is not a value stated: "congruent to 3 modulo 9" states 3, "find N mod 1000" nothing
-    nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)] if not _MOD_BEFORE.search(s, 0, m.start())]
+    # a modulus or a label is not a value stated: "congruent to 3 modulo 9" states 3, "find N
+    # mod 1000" and "after step 3, the function is even" nothing
+    nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)] if not _NOT_A_VALUE.search(s, 0, m.start())]
     if not nums:
         return None
     last = max(nums, key=lambda m: m.end())
@@ -178,7 +179,9 @@ def _math_value(sentence: str) -> str | None:
     return _clean(last.group(0).replace("$", "").replace(",", "").replace(" ", ""))
 
 
-_MOD_BEFORE = re.compile(r"(?:\bmod(?:ulo)?|\\[pb]?mod)\s*\{?\s*$")
+_NOT_A_VALUE = re.compile(
+    r"(?:\bmod(?:ulo)?|\\[pb]?mod|\b(?:[Ss]tep|[Cc]ase|[Ee]quation|[Ll]emma|[Pp]age|[Cc]hapter|[Ff]igure)s?)\s*[{(]?\s*$"
+)
 _MOD_TAIL = re.compile(r"\s*\(?\s*(?:\bmod(?:ulo)?|\\[pb]?mod)\s*\{?\s*\d+\s*\}?\s*\)?\s*$")
 
 
