@@ -25,6 +25,7 @@ __all__ = [
     "extract_candidate",
     "extract_candidates",
     "infer_format",
+    "latex_math",
     "normalize",
     "value_sentences",
 ]
@@ -169,7 +170,8 @@ def _math_value(sentence: str) -> str | None:
         return _mixed_latex(mixed) if mixed and int(mixed["num"]) < int(mixed["den"]) else expr
     # a modulus or a label is not a value stated: "congruent to 3 modulo 9" states 3, "find N
     # mod 1000" and "after step 3, the function is even" nothing
-    nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)] if not _NOT_A_VALUE.search(s, 0, m.start())]
+    nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)]
+            if not _NOT_A_VALUE.search(s, 0, m.start())]
     if not nums:
         return None
     last = max(nums, key=lambda m: m.end())

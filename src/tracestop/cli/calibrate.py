@@ -27,9 +27,9 @@ from tracestop.errors import ConfigError
 @benchmark_option
 @model_option
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
-              help="Level of the one-sided Clopper-Pearson bound on early-stop regret: the "
-                   "chance that the preset's regret on new traces of the same kind stays within "
-                   "--max-loss. Lower levels admit more aggressive presets.")
+              help="Confidence level of the one-sided Clopper-Pearson upper bound on the "
+                   "early-stop regret rate, which must stay within --max-loss. Lower levels "
+                   "admit more aggressive presets.")
 @click.option("--by", type=click.Choice(["format", "benchmark", "pooled"]), default="format",
               show_default=True,
               help="One configuration per answer format (chosen from the question text alone), "
@@ -46,8 +46,8 @@ from tracestop.errors import ConfigError
 @workers_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
-                      models: tuple[str, ...], confidence: float, by: str, grid: tuple[str, ...], budget_caps: bool,
-                      name: str,
+                      models: tuple[str, ...], confidence: float, by: str, grid: tuple[str, ...],
+                      budget_caps: bool, name: str,
                       presets_file: str | None, tagger: str | None, workers: int | None,
                       as_json: bool) -> None:
     """Search policy parameters on the dev split and write the configuration that saves the

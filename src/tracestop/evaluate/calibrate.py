@@ -8,9 +8,10 @@ question text alone), every configuration of a grid is replayed; a configuration
 - the one-sided Clopper–Pearson upper bound (95% by default: ``confidence``) on its early-stop
   regret rate (traces right at full length but wrong when stopped) is at most ``max_loss``
   points — applied only where the group is large enough for a regret-free policy to pass it
-  (n ≥ ln(1 − confidence)/ln(1 − max_loss/100), about 300 traces for 1 point at 95%); smaller groups fall back to the point estimates — the loss,
-  and the regret itself (not offset by traces a stop happens to rescue) within ``max_loss``
-  points or one trace — and are flagged.
+  (n ≥ ln(1 − confidence)/ln(1 − max_loss/100), about 300 traces for 1 point at 95%);
+  smaller groups fall back to the point estimates — the loss, and the regret itself (not
+  offset by traces a stop happens to rescue) within ``max_loss`` points or one trace — and
+  are flagged.
 
 Among admissible configurations the one that saves the most thinking tokens wins; ``none`` is
 always admissible.
