@@ -171,7 +171,7 @@ def _math_value(sentence: str) -> str | None:
     # a modulus or a label is not a value stated: "congruent to 3 modulo 9" states 3, "find N
     # mod 1000" and "after step 3, the function is even" nothing
     nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)]
-            if not _NOT_A_VALUE.search(s, 0, m.start())]
+            if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())]
     if not nums:
         return None
     last = max(nums, key=lambda m: m.end())
