@@ -209,3 +209,33 @@ def test_calibrate_records_the_confidence_in_the_preset(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["confidence"] == 0.8 and doc["bound"].startswith("one-sided 80% Clopper-Pearson")
+
+
+def test_regret_frontier_keeps_what_each_extra_regret_buys():
+    from tracestop.evaluate.calibrate import Score, regret_frontier
+
+    def sc(spec, regret, saved, loss=0.0):
+        return Score(spec, 100, 0.9, 0.9, loss, saved, regret, 0.0, 0.3)
+
+    got = regret_frontier([sc("none", 0, 0.0), sc("a", 0, 0.10), sc("b", 1, 0.08), sc("c", 2, 0.20),
+                           sc("d", 2, 0.20, loss=1.0), sc("e", 5, 0.35), sc("f", 3, 0.15)])
+    # b and f save less than a configuration with fewer regrets; of c and d, c loses less
+    assert [(s.spec, s.regret) for s in got] == [("a", 0), ("c", 2), ("e", 5)]
+    assert regret_frontier([]) == []
+
+
+def test_calibrate_frontier_in_json_and_text(tmp_path, monkeypatch):
+    qs = [q for q in (f"How many apples, case {i}?" for i in range(40)) if split_of(q) == "dev"][:4]
+    root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
+    monkeypatch.setenv("TRACESTOP_PRESETS", str(tmp_path / "presets.json"))
+    args = ["calibrate", "--max-loss", "0", "--data", str(root), "--workers", "1",
+            "--grid", "traces-count:k=2", "--grid", "traces-count:k=9"]
+    r = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    front = json.loads(r.stdout)["frontier"]["math"]
+    assert [(f["spec"], f["regret"]) for f in front] == [("traces-count:k=2", 0)]
+    assert front[0]["saved"] > 0.2
+    r = CliRunner().invoke(cli, [*args, "--frontier"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "math: the most thinking tokens saved for each number of early-stop regrets" in r.stdout
+    assert "traces-count:k=2" in r.stdout.split("math: the most")[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from dataclasses import asdict
 
 import click
 
@@ -44,16 +45,26 @@ from tracestop.errors import ConfigError
                    "~/.config/tracestop/presets.json).")
 @tagger_option
 @workers_option
+@click.option("--frontier", "show_frontier", is_flag=True,
+              help="Also print, per group, the most tokens each number of early-stop regrets "
+                   "buys (the configurations behind the choice; always in --json).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
                       models: tuple[str, ...], confidence: float, by: str, grid: tuple[str, ...],
                       budget_caps: bool, name: str,
                       presets_file: str | None, tagger: str | None, workers: int | None,
-                      as_json: bool) -> None:
+                      show_frontier: bool, as_json: bool) -> None:
     """Search policy parameters on the dev split and write the configuration that saves the
     most thinking tokens while losing at most --max-loss accuracy points as a named preset
     (usable as `tracestop eval --policy NAME`)."""
-    from tracestop.evaluate.calibrate import Choice, adopt_format_choice, calibrate, default_grid
+    from tracestop.evaluate.calibrate import (
+        Choice,
+        Score,
+        adopt_format_choice,
+        calibrate,
+        default_grid,
+        regret_frontier,
+    )
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import cross_fitting, prepare_many
     from tracestop.policies import POLICIES, parse_policy
@@ -84,6 +95,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
                                           progress=advance, workers=workers, confidence=confidence)
         value: str | dict[str, str]
         fallback: list[Choice] = []
+        fmt_frontier: dict[str, list[Score]] = {}
         if by == "benchmark":
             # questions from other benchmarks (or live traffic) fall back to their format
             with progress_bar(len(specs) * 3, "searching per answer format") as advance:
@@ -98,10 +110,10 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
                        adopt_format_choice(c.group, frontier[c.group], by_fmt[fmt_of[c.group]],
                                            fmt_frontier[fmt_of[c.group]], max_loss)
                        for c in choices]
+        prefix = "benchmark:" if by == "benchmark" else ""  # preset keys: benchmark:NAME, or the format
         if by == "pooled":
             value = choices[0].spec
         else:
-            prefix = "benchmark:" if by == "benchmark" else ""
             value = {f"{prefix}{c.group}": c.spec for c in choices}
             value.update({c.group: c.spec for c in fallback})
             value["*"] = "none"
@@ -116,7 +128,10 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
             "groups": [c.to_json() for c in [*choices, *fallback]],
         }
         path = save_preset(name, value, meta, presets_file)
-    doc = {"preset": name, "value": value, "written_to": str(path), **meta}
+        fronts: dict[str, list[Score]] = {f"{prefix}{g}": regret_frontier(scs) for g, scs in frontier.items()}
+        fronts.update({g: regret_frontier(scs) for g, scs in fmt_frontier.items()})
+    doc = {"preset": name, "value": value, "written_to": str(path), **meta,
+           "frontier": {g: [asdict(sc) for sc in f] for g, f in fronts.items()}}
     if as_json:
         click.echo(json.dumps(doc))
         return
@@ -130,5 +145,12 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
                     "most max(PTS, one trace) here)")
         click.echo(f"{c.group:10s} {sc.n:5d} {100 * sc.saved:6.1f}% {sc.loss_pts:+6.2f}p {sc.regret:6d} "
                    f"{sc.regret_ucb_pts:5.2f}p {100 * sc.oracle_saved:6.1f}%  {c.spec}{flag}")
+    if show_frontier:
+        for g, f in fronts.items():
+            click.echo(f"\n{g}: the most thinking tokens saved for each number of early-stop regrets (dev)")
+            click.echo(f"{'regret':>6s} {'ucb':>6s} {'loss':>7s} {'saved':>7s}  configuration")
+            for sc in f:
+                click.echo(f"{sc.regret:6d} {sc.regret_ucb_pts:5.2f}p {sc.loss_pts:+6.2f}p "
+                           f"{100 * sc.saved:6.1f}%  {sc.spec}")
     click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")
     warn(f"bound: one-sided {bound_level} Clopper-Pearson upper bound on the early-stop regret rate")

@@ -42,6 +42,7 @@ __all__ = [
     "calibrate",
     "clopper_pearson_upper",
     "default_grid",
+    "regret_frontier",
     "score",
 ]
 
@@ -274,6 +275,22 @@ def _score_all(groups: Mapping[str, list[Prepared]], tasks: Sequence[tuple[str, 
                     progress(1)
     finally:
         _GROUPS.clear()
+
+
+def regret_frontier(scores: Iterable[Score]) -> list[Score]:
+    """The configurations that save the most thinking tokens for their number of early-stop
+    regrets, fewest regrets first, each saving more than every one before it: what each extra
+    regret buys (``tracestop calibrate --frontier``)."""
+    best: dict[int, Score] = {}
+    for sc in scores:
+        cur = best.get(sc.regret)
+        if cur is None or (round(sc.saved, 6), -sc.loss_pts) > (round(cur.saved, 6), -cur.loss_pts):
+            best[sc.regret] = sc
+    out: list[Score] = []
+    for r in sorted(best):
+        if not out or best[r].saved > out[-1].saved:
+            out.append(best[r])
+    return out
 
 
 def adopt_format_choice(group: str, scores: Sequence[Score], format_choice: Choice,
