@@ -245,16 +245,14 @@ class Monitor:
         late = self._judge_pending(step.text, tag.type)
         if late is not None:
             self._tracker.update(late.step, late)
-        cand: Candidate | None = None
+        cand: Candidate | None
         if strong:
             assert found is not None
             cand = Candidate(found[0], found[1], step.index, 1.0)
             if self._scorer is not None:
                 remember_text(self._mentions, step.text)
         else:
-            weak = self._weak_candidate(step, tag.type, found)
-            if weak is not None:
-                cand = Candidate(weak[0], weak[1], step.index, weak[2])
+            cand = self._weak_candidate(step, tag.type, found)
         answer = self._tracker.update(step.index, cand)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, cand or late, tokens), answer, prev)
@@ -263,7 +261,7 @@ class Monitor:
 
     def _weak_candidate(
         self, step: Any, type_: StepType, found: tuple[str, str] | None
-    ) -> tuple[str, str, float] | None:
+    ) -> Candidate | None:
         """A value stated in plain prose ("So, half of that is 2450."), trusted at once when
         the tagger reads the step as a conclusion that opens with a concluding word; with the
         answer scorer, the step's values are otherwise judged one step late
@@ -272,18 +270,18 @@ class Monitor:
             return None
         if self.answer_format != "math":
             # choice / yes-no cues are specific ("I'll go with F"): trust them
-            return (*found, 1.0) if found is not None else None
+            return Candidate(found[0], found[1], step.index) if found is not None else None
         if self._scorer is None:
             stated = conclusions(step.text)
             if stated and (self.conclusions == "always" or type_ in _CONCLUDING):
-                return stated[-1][1], "conclusion", 1.0
+                return Candidate(stated[-1][1], "conclusion", step.index)
             return None
         inputs = self._inputs(step, type_)
         remember(self._mentions, inputs)
         if type_ in _CONCLUDING:
             concluding = [x for x in inputs if x.last_sentence and x.cue]
             if concluding:
-                return concluding[-1].value, "conclusion", 1.0
+                return Candidate(concluding[-1].value, "conclusion", step.index)
         self._pending = inputs
         return None
 
