@@ -35,6 +35,7 @@ def examples(data: str | None, with_next_step: bool = True):  # type: ignore[no-
         featurize,
         question_ask,
         question_numbers,
+        question_unit,
         remember,
         step_inputs,
         with_next,
@@ -50,12 +51,12 @@ def examples(data: str | None, with_next_step: bool = True):  # type: ignore[no-
         if r.excluded or not r.predicted_full:
             continue
         q = by_id[r.id].question
-        qn, ask = question_numbers(q), question_ask(q)
+        qn, ask, unit = question_numbers(q), question_ask(q), question_unit(q)
         final = r.predicted_full
         mentions: dict[str, int] = {}
         recs = p.records
         for j, rec in enumerate(recs):
-            inputs = step_inputs(rec.tagged.step.text, rec.type, rec.index, mentions, qn, ask)
+            inputs = step_inputs(rec.tagged.step.text, rec.type, rec.index, mentions, qn, ask, unit)
             nxt = recs[j + 1] if j + 1 < len(recs) else None
             judged = with_next(inputs, nxt.tagged.step.text, nxt.type) if nxt else with_next(inputs, "", None)
             if not with_next_step:

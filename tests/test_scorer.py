@@ -153,3 +153,41 @@ def test_values_below_the_threshold_stay_out():
     m.feed("[formula_substitution]\nSo each person pays 32 dollars here.\n\n[verification]\nYes, that holds.\n\n")
     m.end()
     assert all(r.tagged.candidate is None for r in m.records) and m.answer.current is None
+
+
+def test_question_unit_names_the_unit_asked_for():
+    from tracestop.scorer import question_unit
+
+    assert question_unit("Each guest pays $25. How many guests make both venues cost the same?") == "guest"
+    assert question_unit("She earns $8 an hour. How many more hours must she work?") == "hour"
+    assert question_unit("Pens cost $2. How much money did Theo spend?") == "$"
+    assert question_unit("How many dollars are left?") == "$"
+    assert question_unit("What percent of the class passed?") == "%"
+    assert question_unit("Find the value of x.") == ""
+    assert question_unit("") == ""
+
+
+def test_value_unit_reads_the_unit_a_value_is_given():
+    from tracestop.scorer import value_unit
+
+    assert value_unit("Yep, so at 10 guests, both venues cost $250.", "250") == "$"
+    assert value_unit("Yep, so at 10 guests, both venues cost $250.", "10") == "guest"
+    assert value_unit("The total is 1,245 dollars.", "1245") == "$"
+    assert value_unit("That leaves 45 more apples.", "45") == "apple"
+    assert value_unit("So 3 of 4 is 75%.", "75") == "%"
+    assert value_unit("So the answer is 12.", "12") == ""
+    assert value_unit("So the answer is 12.", "7") == ""
+
+
+def test_a_value_in_another_unit_than_asked_scores_lower():
+    from dataclasses import replace
+
+    from tracestop.scorer import question_unit
+
+    unit = question_unit("A venue charges $200 plus $5 per guest. How many guests make both cost the same?")
+    s = AnswerScorer()
+    cost = replace(x("So both venues cost $250 for that many.", "250"), ask_unit=unit)
+    guests = replace(x("So both venues cost the same for 250 guests.", "250"), ask_unit=unit)
+    assert s.score(guests) > s.score(cost)
+    # without a unit asked for, the unit feature is silent
+    assert featurize(replace(cost, ask_unit="")) == featurize(x("So both venues cost $250 for that many.", "250"))

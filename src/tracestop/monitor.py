@@ -35,6 +35,7 @@ from tracestop.scorer import (
     ScorerInput,
     question_ask,
     question_numbers,
+    question_unit,
     remember,
     remember_text,
     step_inputs,
@@ -124,6 +125,7 @@ class Monitor:
         self._scorer = AnswerScorer(answer_scorer) if scored else None
         self._question_numbers = question_numbers(question)
         self._ask = question_ask(question)
+        self._ask_unit = question_unit(question)
         self._options = option_texts(question) if self.answer_format == "choice" else {}
         self._mentions: dict[str, int] = {}
         #: the last step's prose values, judged by the answer scorer once the next step is known
@@ -302,7 +304,7 @@ class Monitor:
 
     def _inputs(self, step: Any, type_: StepType) -> list[Any]:
         return step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers,
-                           self._ask)
+                           self._ask, self._ask_unit)
 
     # --- results ----------------------------------------------------------------------------
 

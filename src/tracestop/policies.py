@@ -421,15 +421,15 @@ PRESETS: dict[str, Preset] = {
     # most 1 point of accuracy lost, per benchmark where the benchmark's dev traces are enough
     # for the regret bound, else per answer format (which also serves questions from anywhere)
     "default": {
-        "benchmark:aime": "traces-count:k=3,types=verification+meta_cognition+final_conclusion & consistency:k=2 & confident:p=0.7",
+        "benchmark:aime": "none",
         "benchmark:chainscope-iphr": "traces-count:k=2,types=verification+meta_cognition+final_conclusion & consistency:k=2",
         "benchmark:gpqa-diamond": "traces-shift:window=4,delta=0.5,min_count=2",
-        "benchmark:gsm8k": "traces-shift:window=4,delta=0.5,min_count=2 | consistency:k=3",
+        "benchmark:gsm8k": "traces-shift:window=3,delta=0.5,min_count=2 | consistency:k=3",
         "benchmark:math": "traces-count:k=5,types=verification+meta_cognition+final_conclusion & consistency:k=2",
         "benchmark:math500": "traces-shift:window=8,delta=1.0,min_count=1 & confident:p=0.8",
         "benchmark:mmlu-pro": "traces-shift:window=4,delta=0.5,min_count=2",
         "choice": "traces-shift:window=4,delta=0.5,min_count=2",
-        "math": "traces-count:k=6,types=verification+meta_cognition+final_conclusion & confident:p=0.8",
+        "math": "traces-count:k=5,types=verification+meta_cognition+final_conclusion & consistency:k=2",
         "yesno": "traces-count:k=2,types=verification+meta_cognition+final_conclusion & consistency:k=2",
         "*": "none",
     },

@@ -5,7 +5,8 @@ answers the question. ``AnswerScorer`` is a logistic model over cheap text featu
 sentence (hashed words, numbers masked) and of its context (step type, whether the value is a
 number given in the question, whether the sentence ends the step, step position, how often the
 value was stated before, how many of the words naming what the question asks for — "How many
-*women* are *left*?" — the sentence repeats), and of **the step that follows** (its first words
+*women* are *left*?" — the sentence repeats, whether the value carries the unit the question
+asks for — "$250" when it asks "How many *guests*?" does not), and of **the step that follows** (its first words
 and type, whether it restates the value or brings new ones): a model that has its answer turns
 to checking it ("Wait, let me verify: 3 × 4 + 5 × 6 = 42."), one with an intermediate result
 goes on computing. The Monitor therefore judges a step's prose values one step late, when the
@@ -33,9 +34,11 @@ __all__ = [
     "fold_weights",
     "question_ask",
     "question_numbers",
+    "question_unit",
     "remember",
     "remember_text",
     "step_inputs",
+    "value_unit",
     "with_next",
 ]
 
@@ -46,7 +49,12 @@ _DENSE = [f"type={t.value}" for t in _TYPES] + [
     "ask_overlap", "ask_any",
     # the step that follows (``with_next``)
     "next_none", "next_same", "next_other", "next_mentions",
-] + [f"next={t.value}" for t in _TYPES]
+] + [f"next={t.value}" for t in _TYPES] + [
+    # the unit the value carries against the unit the question asks for ("$250" when it asks
+    # "how many guests"): ``question_unit``, ``value_unit``
+    "unit_match", "unit_mismatch",
+]
+_UNIT = N_HASH + _DENSE.index("unit_match")
 N_FEATURES = N_HASH + len(_DENSE)
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "answer_scorer.npz"
 
@@ -71,6 +79,7 @@ class ScorerInput:
     next_text: str | None = None
     next_type: StepType | None = None
     next_values: frozenset[str] = frozenset()  # the values the following step states
+    ask_unit: str = ""  # the unit the question asks for (``question_unit``)
 
 
 def question_numbers(question: str) -> frozenset[str]:
@@ -99,6 +108,62 @@ def question_ask(question: str) -> frozenset[str]:
     asks = _ASK.findall(question)
     ask = asks[-1] if asks else (re.split(r"(?<=[.!])\s+", question.strip())[-1] if question.strip() else "")
     return frozenset(_stem(w) for w in _WORD.findall(ask.lower()) if w not in _ASK_STOP)
+
+
+_MONEY_WORDS = re.compile(
+    r"\$|\b(?:dollars?|cents?|money|cost|pay|price|earn\w*|spen[dt]|profit|save|charge|worth|owe|"
+    r"income|revenue|budget)\b"
+)
+_HOW_MANY = re.compile(
+    r"\bhow many (?:more |fewer |less |total |extra |additional |of the )?([a-z]+)"
+)
+
+
+def question_unit(question: str) -> str:
+    """The unit a question asks for: ``"%"`` ("what percent"), ``"$"`` ("how much money",
+    "how many dollars"), the stemmed noun of "how many <noun>", or ``""`` when it names none."""
+    asks = _ASK.findall(question)
+    ask = (asks[-1] if asks else question).lower()
+    if re.search(r"\bpercent(?:age)?\b|%", ask):
+        return "%"
+    m = _HOW_MANY.search(ask)
+    if m:
+        return "$" if m.group(1) in ("dollars", "cents") else _stem(m.group(1))
+    if re.search(r"\bhow much\b", ask) and (_MONEY_WORDS.search(ask) or "$" in question):
+        return "$"
+    return ""
+
+
+_UNIT_SKIP = frozenset((
+    "more", "less", "fewer", "total", "in", "of", "the", "extra", "additional", "new", "other",
+    "remaining", "left", "each", "per", "a", "an", "whole", "full", "square", "cubic",
+))
+
+
+def value_unit(sentence: str, value: str) -> str:
+    """The unit a sentence gives its value: ``"$"`` ("$250", "250 dollars"), ``"%"``, the
+    stemmed noun after it ("10 guests" → guest), or ``""``."""
+    v = _key(value)
+    if not v:
+        return ""
+    s = re.sub(r"(?<=\d),(?=\d{3})", "", sentence)
+    last = None
+    for last in re.finditer(r"(?<![\d.])" + re.escape(v) + r"(?![\d])", s):
+        pass
+    if last is None:
+        return ""
+    if "$" in s[max(0, last.start() - 2) : last.start()]:
+        return "$"
+    after = s[last.end() : last.end() + 40].lower()
+    if re.match(r"\s*(?:%|percent)", after):
+        return "%"
+    words = re.findall(r"[a-z]+", after)[:2]
+    if words and words[0] in ("dollars", "dollar", "cents"):
+        return "$"
+    for w in words:
+        if w not in _UNIT_SKIP:
+            return _stem(w)
+    return ""
 
 
 def _h(token: str) -> int:
@@ -137,6 +202,10 @@ def featurize(x: ScorerInput) -> dict[int, float]:
             feats[d + 8] = 1.0
     if x.next_text is not None:
         _next_features(x, v, feats, d + 9)
+    if x.ask_unit:
+        unit = value_unit(x.sentence, x.value)
+        if unit:
+            feats[_UNIT + (unit != x.ask_unit)] = 1.0
     return feats
 
 
@@ -186,6 +255,7 @@ def step_inputs(
     mentions: dict[str, int],
     qnums: frozenset[str],
     ask: frozenset[str] = frozenset(),
+    ask_unit: str = "",
 ) -> list[ScorerInput]:
     """The scorer inputs of every value-stating sentence of a step, in order."""
     from tracestop.answers import value_sentences
@@ -193,7 +263,7 @@ def step_inputs(
     found = value_sentences(text)
     return [
         ScorerInput(sent, value, type_, index, i == len(found) - 1, cue,
-                    mentions.get(_key(value), 0), qnums, ask)
+                    mentions.get(_key(value), 0), qnums, ask, ask_unit=ask_unit)
         for i, (_, value, sent, cue) in enumerate(found)
     ]
 

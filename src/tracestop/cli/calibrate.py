@@ -102,13 +102,12 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
                 fallback, fmt_frontier = calibrate(preps, max_loss, by="format", grid=specs,
                                                    progress=advance, workers=workers,
                                                    confidence=confidence)
-            # a benchmark too small for the regret bound gets a configuration chosen for its
-            # format (over more traces) that also holds on its own dev traces
+            # a benchmark too small for the regret bound gets its format's choice (made over more
+            # traces) if that holds on its own dev traces, else none
             fmt_of = {p.result.benchmark: p.result.answer_format for p in preps if not p.result.excluded}
             by_fmt = {c.group: c for c in fallback}
             choices = [c if c.bound_applied else
-                       adopt_format_choice(c.group, frontier[c.group], by_fmt[fmt_of[c.group]],
-                                           fmt_frontier[fmt_of[c.group]], max_loss)
+                       adopt_format_choice(c.group, frontier[c.group], by_fmt[fmt_of[c.group]], max_loss)
                        for c in choices]
         prefix = "benchmark:" if by == "benchmark" else ""  # preset keys: benchmark:NAME, or the format
         if by == "pooled":
@@ -141,8 +140,10 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         sc = c.score
         flag = "" if c.bound_applied else "  (small group: point estimate only)"
         if by == "benchmark" and not c.bound_applied and c in choices:
-            flag = ("  (too small for the bound: the format's best configuration that loses at "
-                    "most max(PTS, one trace) here)")
+            flag = ("  (too small for the bound: the format's choice, which loses at most "
+                    "max(PTS, one trace) here)" if c.spec != "none" else
+                    "  (too small for the bound: the format's choice loses more than max(PTS, one "
+                    "trace) here)")
         click.echo(f"{c.group:10s} {sc.n:5d} {100 * sc.saved:6.1f}% {sc.loss_pts:+6.2f}p {sc.regret:6d} "
                    f"{sc.regret_ucb_pts:5.2f}p {100 * sc.oracle_saved:6.1f}%  {c.spec}{flag}")
     if show_frontier:
