@@ -191,3 +191,23 @@ def test_a_value_in_another_unit_than_asked_scores_lower():
     assert s.score(guests) > s.score(cost)
     # without a unit asked for, the unit feature is silent
     assert featurize(replace(cost, ask_unit="")) == featurize(x("So both venues cost $250 for that many.", "250"))
+
+
+def test_the_monitor_scores_values_against_the_unit_its_question_asks_for():
+    from tracestop import Monitor
+
+    trace = ("<think>\nThe first venue charges 200 dollars plus 5 dollars per guest, the second 25 "
+             "dollars per guest.\n\nSetting 200 + 5g = 25g gives 20g = 200, so g = 10.\n\n"
+             "So at 10 guests, both venues cost $250.\n\n"
+             "Wait, let me double-check: 200 + 5 * 10 = 250 and 25 * 10 = 250. Yes.\n\n"
+             "That settles it.\n</think>\n\nThe answer is 10.")
+    sure = {}
+    for asks, q in (("guests", "How many guests make the two venues equal in cost?"),
+                    ("money", "How much money does the party cost where both venues cost the same?")):
+        m = Monitor("none", question=q)
+        m.feed(trace)
+        m.end()
+        assert m.answer.current == "250"
+        sure[asks] = m.answer.confidence
+    # "$250" answers a question about money better than one about a number of guests
+    assert sure["guests"] < sure["money"]
