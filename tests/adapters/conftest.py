@@ -1,4 +1,7 @@
-"""A tiny, randomly initialised Llama and a byte-level BPE trained on the fly: fully offline."""
+"""A tiny, randomly initialised Llama and a byte-level BPE trained on the fly: fully offline.
+
+``TRACESTOP_TEST_DEVICE`` (default ``cpu``) puts the model on another torch device, e.g.
+``TRACESTOP_TEST_DEVICE=cuda python -m pytest tests/adapters`` on a machine with a GPU."""
 
 from __future__ import annotations
 
@@ -110,7 +113,7 @@ def model(tokenizer):  # type: ignore[no-untyped-def]
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )
-    m = transformers.LlamaForCausalLM(config).eval()
+    m = transformers.LlamaForCausalLM(config).eval().to(os.environ.get("TRACESTOP_TEST_DEVICE") or "cpu")
     m.generation_config.eos_token_id = tokenizer.eos_token_id
     m.generation_config.pad_token_id = tokenizer.pad_token_id
     m.generation_config.do_sample = False

@@ -187,7 +187,7 @@ def test_generate_wrapper_rejects_batches(model, tokenizer) -> None:  # type: ig
 def test_criteria_one_monitor_per_row(model, tokenizer, trace) -> None:  # type: ignore[no-untyped-def]
     stop_text = encode(tokenizer, trace["text"])
     plain_text = encode(tokenizer, "Just a note with no steps at all. " * 60)[: len(stop_text)]
-    prompt = torch.tensor([encode(tokenizer, PROMPT)] * 2)
+    prompt = torch.tensor([encode(tokenizer, PROMPT)] * 2, device=model.device)
     monitors = [
         Monitor("traces-count:k=1", question=trace["question"], tagger=RuleTagger()),
         Monitor("traces-count:k=1", tagger=RuleTagger()),
@@ -249,7 +249,7 @@ def test_decoder_flush_releases_an_unfinished_character(tokenizer) -> None:  # t
 def test_criteria_feeds_monitor_the_exact_text(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
     script = encode(tokenizer, MULTIBYTE + "</think>done")
     m = Monitor("none", tagger=RuleTagger())
-    prompt = torch.tensor([encode(tokenizer, PROMPT)])
+    prompt = torch.tensor([encode(tokenizer, PROMPT)], device=model.device)
     crit = TracestopCriteria(tokenizer, m)  # prompt length inferred at the first call
     model.generate(
         prompt,
@@ -275,7 +275,7 @@ def test_criteria_feeds_monitor_the_exact_text(model, tokenizer) -> None:  # typ
 def test_force_end_of_thinking_in_place(model, tokenizer, trace) -> None:  # type: ignore[no-untyped-def]
     script = encode(tokenizer, trace["text"])
     m = Monitor("traces-count:k=1", question=trace["question"], tagger=RuleTagger())
-    prompt = torch.tensor([encode(tokenizer, PROMPT)])
+    prompt = torch.tensor([encode(tokenizer, PROMPT)], device=model.device)
     crit = TracestopCriteria(tokenizer, m, prompt_length=prompt.shape[1], stop_generation=False)
     force = ForceEndOfThinking.for_criteria(tokenizer, crit)
     n_cue = len(force.forced_ids)
