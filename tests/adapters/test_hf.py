@@ -142,7 +142,7 @@ def test_choice_question_gets_the_letter_cue(model, tokenizer, trace) -> None:  
 
 
 def test_no_stop_returns_generation_untouched(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
-    enc = tokenizer(PROMPT, return_tensors="pt")
+    enc = tokenizer(PROMPT, return_tensors="pt").to(model.device)
     plain = model.generate(**enc, max_new_tokens=24, pad_token_id=tokenizer.eos_token_id)
     r = generate_with_tracestop(
         model, tokenizer, PROMPT, policy="default", max_new_tokens=24, tagger=RuleTagger()
