@@ -14,6 +14,7 @@ $PY -m tracestop.tag.quality --tagger rules | tee "$OUT/tagger_rules.txt"
 $PY -m tracestop.tag.quality --tagger linear | tee "$OUT/tagger_linear.txt"
 $PY scripts/states_answer_agreement.py | tee "$OUT/states_answer_agreement.txt"
 $PY scripts/rough_oracle.py | tee "$OUT/rough_oracle.txt"
+$PY scripts/small_benchmark_rule.py | tee "$OUT/small_benchmark_rule.txt"   # the small-benchmark rule, dev only
 
 # calibration on dev; the result is what PRESETS["default"] in src/tracestop/policies.py holds
 TRACESTOP_PRESETS="$OUT/presets.json" $TS calibrate --max-loss 1.0 --by benchmark \

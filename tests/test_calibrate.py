@@ -105,14 +105,14 @@ def test_small_group_keeps_the_format_choice_only_if_it_holds_on_its_own_traces(
 
     fmt = [sc("none", 1000, 0.0, 0.0), sc("a", 1000, 0.5, 0.30, 3, 0.9), sc("b", 1000, 0.2, 0.20, 2, 0.6)]
     fmt_choice = Choice("math", "a", fmt[1], True, 3, 3)
-    # 40 traces: one trace is 2.5 points, so up to 2.5 points (and one regret) may be lost here
-    small = [sc("none", 40, 0.0, 0.0), sc("a", 40, 2.5, 0.35, 1), sc("b", 40, 0.0, 0.5)]
+    # 40 traces, no regret (a stop rescued one trace): the format's choice is kept
+    small = [sc("none", 40, 0.0, 0.0), sc("a", 40, -2.5, 0.35, 0), sc("b", 40, 0.0, 0.5)]
     got = adopt_format_choice("aime", small, fmt_choice, 1.0)
     assert (got.spec, got.bound_applied, got.score.n) == ("a", False, 40)
     assert got.admissible == 3  # configurations that hold here, for the report
-    # the format's choice loses two traces here: 'none', even though 'b' happens to hold here
-    # (the small group checks the format's choice; it does not search for one that passes)
-    small[1] = sc("a", 40, 5.0, 0.35, 2)
+    # one regret, offset by a rescue (no net loss): 'none', and 'b', which happens to hold
+    # here, is not taken either: the small group checks the format's choice, it does not search
+    small[1] = sc("a", 40, 0.0, 0.35, 1)
     got = adopt_format_choice("aime", small, fmt_choice, 1.0)
     assert got.spec == "none" and got.score.saved == 0.0
     with pytest.raises(ValueError, match="add 'none'"):

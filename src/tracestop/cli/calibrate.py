@@ -141,9 +141,9 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         flag = "" if c.bound_applied else "  (small group: point estimate only)"
         if by == "benchmark" and not c.bound_applied and c in choices:
             flag = ("  (too small for the bound: the format's choice, which loses at most "
-                    "max(PTS, one trace) here)" if c.spec != "none" else
-                    "  (too small for the bound: the format's choice loses more than max(PTS, one "
-                    "trace) here)")
+                    "max(PTS, one trace) here, with no regret)" if c.spec != "none" else
+                    "  (too small for the bound: the format's choice has a regret here, or loses "
+                    "more than max(PTS, one trace))")
         click.echo(f"{c.group:10s} {sc.n:5d} {100 * sc.saved:6.1f}% {sc.loss_pts:+6.2f}p {sc.regret:6d} "
                    f"{sc.regret_ucb_pts:5.2f}p {100 * sc.oracle_saved:6.1f}%  {c.spec}{flag}")
     if show_frontier:
