@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--workers", type=int, default=None)
     a = ap.parse_args()
-    from tracestop.evaluate.calibrate import adopt_format_choice, calibrate
+    from tracestop.evaluate.calibrate import adopt_format_choice, calibrate, score_outcomes
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import apply_policy, prepare_many
 
@@ -59,7 +59,7 @@ def main() -> None:
     allowance = max(1.0, a.size / 100)  # traces: 1 point, or one trace
 
     def within(s: Score) -> bool:  # the previous small-group test: loss and regret within it
-        return s.loss_pts * s.n / 100 <= allowance + 1e-9 and s.regret <= allowance + 1e-9
+        return s.loss_pts * s.n / 100 <= allowance + 1e-9 and s.regret_within(1.0)
 
     for bench in a.benchmark or ["math500", "gsm8k"]:
         pool = [p for p in preps if p.result.benchmark == bench]
@@ -72,14 +72,14 @@ def main() -> None:
             idx = list(range(len(pool)))
             rng.shuffle(idx)
             small, held = idx[: a.size], idx[a.size :]
-            own = {sp: _score(sp, [r[i] for i in small]) for sp, r in rows.items()}
+            own = {sp: score_outcomes(sp, [r[i] for i in small]) for sp, r in rows.items()}
             picks = {
                 "search": next((sp for sp in specs if within(own[sp])), "none"),
                 "format choice": fmt.spec if within(own[fmt.spec]) else "none",
                 "format choice, no regret": adopt_format_choice(bench, list(own.values()), fmt, 1.0).spec,
             }
             for rule, sp in picks.items():
-                s = _score(sp, [rows[sp][i] for i in held])
+                s = score_outcomes(sp, [rows[sp][i] for i in held])
                 results.setdefault(rule, []).append((s.loss_pts, s.saved, sp))
         for rule, res in results.items():
             losses = [x[0] for x in res]
@@ -87,16 +87,6 @@ def main() -> None:
                   f"{sum(x > 1.0 for x in losses) / len(res):6.0%} "
                   f"{statistics.mean(x[1] for x in res):6.1%} {sum(x[2] == 'none' for x in res) / len(res):5.0%}")
 
-
-def _score(spec: str, rows: list[tuple[bool, bool, int, int]]) -> Score:
-    """A ``Score`` from per-trace rows (right when stopped, right at full length, tokens, full)."""
-    from tracestop.evaluate.calibrate import Score, clopper_pearson_upper
-
-    n, right, full_right = len(rows), sum(x[0] for x in rows), sum(x[1] for x in rows)
-    regret = sum(1 for x in rows if x[1] and not x[0])
-    return Score(spec, n, right / n, full_right / n, 100 * (full_right - right) / n,
-                 1 - sum(x[2] for x in rows) / sum(x[3] for x in rows), regret,
-                 100 * clopper_pearson_upper(regret, n), 0.0)
 
 if __name__ == "__main__":
     main()

@@ -43,6 +43,7 @@ __all__ = [
     "default_grid",
     "regret_frontier",
     "score",
+    "score_outcomes",
 ]
 
 GroupBy = Literal["format", "benchmark", "pooled"]
@@ -129,16 +130,23 @@ class Score:
 
 def score(preps: Sequence[Prepared], spec: str, presets: Mapping[str, Preset] | None = None,
           oracle_tokens: int | None = None, confidence: float = 0.95) -> Score:
-    n = len(preps)
-    right = right_full = regret = 0
-    used = full = 0
-    for p in preps:
-        o = apply_policy(p, spec, presets)
-        right += o.correct
-        right_full += p.result.correct_full
-        regret += p.result.correct_full and not o.correct
-        used += o.tokens
-        full += p.result.tokens_full
+    outcomes = ((o.correct, p.result.correct_full, o.tokens, p.result.tokens_full)
+                for p in preps for o in [apply_policy(p, spec, presets)])
+    return score_outcomes(spec, outcomes, oracle_tokens, confidence)
+
+
+def score_outcomes(spec: str, outcomes: Iterable[tuple[bool, bool, int, int]],
+                   oracle_tokens: int | None = None, confidence: float = 0.95) -> Score:
+    """A configuration's ``Score`` from its per-trace outcomes: (right when stopped, right at
+    full length, thinking tokens used, thinking tokens at full length)."""
+    n = right = right_full = regret = used = full = 0
+    for correct, correct_full, tokens, tokens_full in outcomes:
+        n += 1
+        right += correct
+        right_full += correct_full
+        regret += correct_full and not correct
+        used += tokens
+        full += tokens_full
     saved = 1 - used / full if full else 0.0
     return Score(
         spec, n, right / n, right_full / n, 100 * (right_full - right) / n, saved, regret,
