@@ -29,21 +29,15 @@ def examples(data: str | None, with_next_step: bool = True):  # type: ignore[no-
     the step that follows (none after the last), computed exactly as the Monitor computes them,
     labelled by the recorded final answer."""
     from tracestop.answers import equivalent, infer_format, normalize
+    from tracestop.answers.question import question_ask, question_numbers, question_unit
+    from tracestop.answers.scorer import featurize, remember, step_inputs, with_next
     from tracestop.evaluate.data import data_dir, fold_of, load_traces
     from tracestop.evaluate.replay import prepare_many
-    from tracestop.scorer import (
-        featurize,
-        question_ask,
-        question_numbers,
-        question_unit,
-        remember,
-        step_inputs,
-        with_next,
-    )
+    from tracestop.monitor import MonitorConfig
 
     ts = load_traces(data_dir(data), split="dev")
     traces = [t for t in ts.traces if infer_format(t.question, t.benchmark) == "math"]
-    preps = prepare_many(traces, monitor_kw={"conclusions": "never"})
+    preps = prepare_many(traces, config=MonitorConfig(candidates="never"))
     by_id = {t.id: t for t in traces}
     rows, ys, groups = [], [], []
     for p in preps:
@@ -72,7 +66,7 @@ def examples(data: str | None, with_next_step: bool = True):  # type: ignore[no-
 def to_matrix(rows):  # type: ignore[no-untyped-def]
     from scipy.sparse import csr_matrix
 
-    from tracestop.scorer import N_FEATURES
+    from tracestop.answers.scorer import N_FEATURES
 
     indptr, indices, vals = [0], [], []
     for f in rows:
@@ -94,8 +88,8 @@ def main() -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
+    from tracestop.answers.scorer import DEFAULT_WEIGHTS, fold_weights
     from tracestop.evaluate.data import N_FOLDS
-    from tracestop.scorer import DEFAULT_WEIGHTS, fold_weights
 
     rows, y, folds = examples(args.data, not args.without_next)
     X = to_matrix(rows)

@@ -154,9 +154,10 @@ def test_fold_of_is_stable_and_spreads_problems():
 
 
 def test_dev_traces_are_replayed_with_out_of_fold_scorers(tmp_path, monkeypatch):
+    from tracestop.answers.scorer import DEFAULT_WEIGHTS, fold_weights
     from tracestop.evaluate import replay
     from tracestop.evaluate.data import fold_of, load_traces
-    from tracestop.scorer import DEFAULT_WEIGHTS, fold_weights
+    from tracestop.monitor import MonitorConfig
 
     qs = [f"How many apples, case {i}?" for i in range(16)]
     root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
@@ -166,7 +167,8 @@ def test_dev_traces_are_replayed_with_out_of_fold_scorers(tmp_path, monkeypatch)
     real = replay.Monitor
 
     def spy(*args, **kw):
-        used[kw["question"]] = kw.get("answer_scorer")
+        scorer = kw["config"].answer_scorer
+        used[kw["question"]] = None if scorer is None else str(scorer)
         return real(*args, **kw)
 
     monkeypatch.setattr(replay, "Monitor", spy)
@@ -177,13 +179,13 @@ def test_dev_traces_are_replayed_with_out_of_fold_scorers(tmp_path, monkeypatch)
                     for t in traces}
     # a scorer named by the caller wins
     used.clear()
-    replay.prepare_many(traces, workers=1, monitor_kw={"answer_scorer": str(DEFAULT_WEIGHTS)})
+    replay.prepare_many(traces, workers=1, config=MonitorConfig(answer_scorer=str(DEFAULT_WEIGHTS)))
     assert set(used.values()) == {str(DEFAULT_WEIGHTS)}
 
 
 def test_shipped_scorer_has_its_out_of_fold_models():
+    from tracestop.answers.scorer import AnswerScorer, fold_weights
     from tracestop.evaluate.data import N_FOLDS
-    from tracestop.scorer import AnswerScorer, fold_weights
 
     for f in range(N_FOLDS):
         assert f"without fold {f}" in AnswerScorer(fold_weights(f)).meta

@@ -4,14 +4,14 @@ import pytest
 
 from tests.conftest import PrefixTagger, scripted
 from tracestop.errors import ConfigError
-from tracestop.monitor import Monitor
+from tracestop.evaluate.oracle import Oracle, bind_gold, parse_eval_policy
+from tracestop.monitor import Monitor, MonitorConfig
 from tracestop.policies import (
     AllOf,
     AnyOf,
     Budget,
     Consistency,
     Never,
-    Oracle,
     TracesCount,
     TracesShift,
     parse_policy,
@@ -21,7 +21,7 @@ from tracestop.policies import (
 def run(policy, trace, **kw):
     # only explicit answer statements count as candidates here, so the steps say exactly
     # when an answer appears (the answer scorer is tested on its own)
-    kw.setdefault("conclusions", "never")
+    kw.setdefault("config", MonitorConfig(candidates="never"))
     m = Monitor(policy, tagger=PrefixTagger(), **kw)
     m.feed(trace)
     m.end()
@@ -97,9 +97,24 @@ def test_never_and_observe():
 
 def test_oracle_needs_gold_and_uses_it():
     with pytest.raises(ConfigError, match="evaluation"):
-        run("oracle", SHIFT)
+        run(Oracle(), SHIFT)
     m = run(Oracle(lambda v: v == "7"), SHIFT)
     assert m.decision.step == 1
+
+
+@pytest.mark.parametrize("spec", ["oracle", "none | oracle", "traces-count:k=1 & oracle"])
+def test_the_live_registry_refuses_evaluation_only_policies(spec):
+    with pytest.raises(ConfigError, match="'oracle' is evaluation-only"):
+        parse_policy(spec)
+    with pytest.raises(ConfigError, match="evaluation-only"):
+        Monitor(spec, tagger=PrefixTagger())
+
+
+def test_evaluation_parses_and_binds_the_oracle():
+    p = bind_gold(parse_eval_policy("none | oracle"), lambda v: v == "7")
+    assert isinstance(p, AnyOf) and isinstance(p.members[1], Oracle)
+    assert p.spec() == "none | oracle"
+    assert run(p, SHIFT).decision.step == 1
 
 
 def test_composition():

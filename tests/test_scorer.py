@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from tests.conftest import PrefixTagger
 from tracestop._types import StepType
-from tracestop.monitor import Monitor
-from tracestop.scorer import N_FEATURES, AnswerScorer, ScorerInput, featurize, question_numbers
+from tracestop.answers.question import question_numbers
+from tracestop.answers.scorer import N_FEATURES, AnswerScorer, ScorerInput, featurize
+from tracestop.monitor import Monitor, MonitorConfig
 
 
 def x(sentence, value, type_=StepType.FORMULA_SUBSTITUTION, last=True, mentions=0, q="Tom has 40 cats."):
@@ -29,7 +30,7 @@ def test_final_answers_outscore_intermediate_results():
 
 
 def test_step_inputs_count_earlier_mentions():
-    from tracestop.scorer import remember, step_inputs
+    from tracestop.answers.scorer import remember, step_inputs
 
     mentions: dict[str, int] = {}
     first = step_inputs("We get 12 here. So the total is 2,450.", StepType.OTHER, 0, mentions, frozenset({"12"}))
@@ -42,18 +43,18 @@ def test_step_inputs_count_earlier_mentions():
 
 def test_conclusion_modes():
     trace = "[formula_substitution]\nSo, 40 cobras have 2800 spots in total here.\n\n[other] and more text here."
-    scored = Monitor("none", tagger=PrefixTagger(), conclusions="always")
+    scored = Monitor("none", tagger=PrefixTagger(), config=MonitorConfig(candidates="always"))
     scored.feed(trace)
     scored.end()
     assert scored.records[0].tagged.candidate.value == "2800"
-    never = Monitor("none", tagger=PrefixTagger(), conclusions="never")
+    never = Monitor("none", tagger=PrefixTagger(), config=MonitorConfig(candidates="never"))
     never.feed(trace)
     never.end()
     assert never.records[0].tagged.candidate is None
 
 
 def test_question_ask_names_what_is_asked():
-    from tracestop.scorer import question_ask
+    from tracestop.answers.question import question_ask
 
     ask = question_ask("There were 25 men and 15 women. How many women are left if 22 men stayed?")
     assert {"women", "left"} <= ask
@@ -62,7 +63,7 @@ def test_question_ask_names_what_is_asked():
 
 
 def test_naming_what_is_asked_raises_the_score():
-    from tracestop.scorer import question_ask
+    from tracestop.answers.question import question_ask
 
     ask = question_ask("After an hour, some people left. How many women are left at the party?")
     s = AnswerScorer()
@@ -76,7 +77,7 @@ def test_naming_what_is_asked_raises_the_score():
 
 
 def test_remember_text_counts_what_the_scorer_inputs_would():
-    from tracestop.scorer import remember, remember_text, step_inputs
+    from tracestop.answers.scorer import remember, remember_text, step_inputs
 
     text = "We get 12 here. So the total is 2,450. Again, 12 apples and 2450."
     a: dict[str, int] = {}
@@ -87,7 +88,7 @@ def test_remember_text_counts_what_the_scorer_inputs_would():
 
 
 def test_the_following_step_adds_features_only_once_known():
-    from tracestop.scorer import with_next
+    from tracestop.answers.scorer import with_next
 
     base = x("So she pays 32 dollars.", "32")
     ended = featurize(with_next([base], "", None)[0])
@@ -99,7 +100,7 @@ def test_the_following_step_adds_features_only_once_known():
 
 
 def test_the_following_step_moves_the_score():
-    from tracestop.scorer import with_next
+    from tracestop.answers.scorer import with_next
 
     s = AnswerScorer()
     x0 = x("So each person pays 32 dollars.", "32", StepType.FORMULA_SUBSTITUTION)
@@ -125,7 +126,7 @@ class _Fixed:
 def test_prose_values_are_judged_one_step_late():
     m = Monitor("none", tagger=PrefixTagger(), question="How much does each pay?")
     fake = _Fixed(0.9)
-    m._scorer = fake  # type: ignore[assignment]
+    m.reader._scorer = fake  # type: ignore[assignment]
     m.feed("[formula_substitution]\nSo each person pays 32 dollars here.\n\n"
            "[verification]\nWait, let me verify that 96 / 3 is 32 indeed.\n\n"
            "[formula_substitution]\nNow the tip adds 7 more on top of that.\n\n")
@@ -149,14 +150,14 @@ def test_prose_values_are_judged_one_step_late():
 
 def test_values_below_the_threshold_stay_out():
     m = Monitor("none", tagger=PrefixTagger())
-    m._scorer = _Fixed(0.2)  # type: ignore[assignment]
+    m.reader._scorer = _Fixed(0.2)  # type: ignore[assignment]
     m.feed("[formula_substitution]\nSo each person pays 32 dollars here.\n\n[verification]\nYes, that holds.\n\n")
     m.end()
     assert all(r.tagged.candidate is None for r in m.records) and m.answer.current is None
 
 
 def test_question_unit_names_the_unit_asked_for():
-    from tracestop.scorer import question_unit
+    from tracestop.answers.question import question_unit
 
     assert question_unit("Each guest pays $25. How many guests make both venues cost the same?") == "guest"
     assert question_unit("She earns $8 an hour. How many more hours must she work?") == "hour"
@@ -168,7 +169,7 @@ def test_question_unit_names_the_unit_asked_for():
 
 
 def test_value_unit_reads_the_unit_a_value_is_given():
-    from tracestop.scorer import value_unit
+    from tracestop.answers.scorer import value_unit
 
     assert value_unit("Yep, so at 10 guests, both venues cost $250.", "250") == "$"
     assert value_unit("Yep, so at 10 guests, both venues cost $250.", "10") == "guest"
@@ -182,7 +183,7 @@ def test_value_unit_reads_the_unit_a_value_is_given():
 def test_a_value_in_another_unit_than_asked_scores_lower():
     from dataclasses import replace
 
-    from tracestop.scorer import question_unit
+    from tracestop.answers.question import question_unit
 
     unit = question_unit("A venue charges $200 plus $5 per guest. How many guests make both cost the same?")
     s = AnswerScorer()

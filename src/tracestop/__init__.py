@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from tracestop._types import Action, Candidate, Decision, Role, Step, StepType, Tag, TaggedStep
 from tracestop.answers import (
+    AnswerReader,
     AnswerState,
     AnswerTracker,
     equivalent,
@@ -30,8 +31,9 @@ from tracestop.errors import (
     UpstreamError,
 )
 from tracestop.evaluate.data import Trace, load_traces
+from tracestop.evaluate.oracle import Oracle
 from tracestop.evaluate.replay import Outcome, TraceResult, replay, replay_many
-from tracestop.monitor import Monitor
+from tracestop.monitor import Monitor, MonitorConfig
 from tracestop.policies import (
     PRESETS,
     AllOf,
@@ -40,7 +42,6 @@ from tracestop.policies import (
     Confident,
     Consistency,
     Never,
-    Oracle,
     Policy,
     TracesCount,
     TracesShift,
@@ -56,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [  # noqa: RUF022 - sorted case-insensitively (tests/test_public_api.py)
     "Action",
     "AllOf",
+    "AnswerReader",
     "AnswerState",
     "AnswerTracker",
     "AnyOf",
@@ -71,6 +73,7 @@ __all__ = [  # noqa: RUF022 - sorted case-insensitively (tests/test_public_api.p
     "infer_format",
     "load_traces",
     "Monitor",
+    "MonitorConfig",
     "Never",
     "Oracle",
     "Outcome",

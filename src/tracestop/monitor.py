@@ -1,26 +1,21 @@
-"""The Monitor: segment → tag → track answers → decide, one instance per request.
+"""The Monitor: segment → tag → read answers → decide, one instance per request.
 
 Pure and synchronous: ``feed(delta) -> Decision`` never blocks on I/O. The same Monitor
-runs live (adapters feed it deltas) and offline (replay feeds it a recorded trace).
+runs live (adapters feed it deltas) and offline (replay feeds it a recorded trace). It only
+coordinates: the ``Segmenter`` cuts steps, the ``Tagger`` types them, the ``AnswerReader``
+owns every candidate answer, and the policy decides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from tracestop._types import Action, Candidate, Decision, StepType, TaggedStep
-from tracestop.answers import (
-    AnswerFormat,
-    AnswerState,
-    AnswerTracker,
-    conclusions,
-    extract_candidate,
-    infer_format,
-    option_texts,
-)
-from tracestop.errors import ConfigError
+from tracestop._types import Action, Decision, Step, TaggedStep
+from tracestop.answers import AnswerFormat, AnswerReader, AnswerState, CandidateMode, infer_format
+from tracestop.answers.reader import check_reader_options
 from tracestop.policies import (
     Policy,
     Preset,
@@ -30,28 +25,35 @@ from tracestop.policies import (
     parse_policy,
     record_for,
 )
-from tracestop.scorer import (
-    AnswerScorer,
-    ScorerInput,
-    question_ask,
-    question_numbers,
-    question_unit,
-    remember,
-    remember_text,
-    step_inputs,
-    with_next,
-)
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
 from tracestop.templates import Template, template_for
 from tracestop.tokens import ApproxCounter, TokenCounter
 
-__all__ = ["Monitor"]
+__all__ = ["Monitor", "MonitorConfig"]
 
-# A value stated in prose is trusted at once in a step the tagger reads as a final conclusion
-# (with the answer scorer: in its last sentence, opening with a concluding word); elsewhere only
-# when the answer scorer vouches for it, judged once the next step is known.
-_CONCLUDING = {StepType.FINAL_CONCLUSION}
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """The Monitor's rarely changed knobs, validated at construction.
+
+    * **segmenter** - how the thinking is cut into steps.
+    * **candidates** - when a value stated in a concluding sentence counts as a candidate
+      answer (``tracestop.answers.CandidateMode``): ``"scored"`` (default), ``"tagged"``,
+      ``"always"`` or ``"never"``.
+    * **answer_threshold** - the answer scorer's probability at which a value in prose counts.
+    * **answer_scorer** - path of answer-scorer weights (``.npz``); the shipped ones by default.
+    * **presets** - extra named presets the policy spec may use (beside ``PRESETS``).
+    """
+
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    candidates: CandidateMode = "scored"
+    answer_threshold: float = 0.5
+    answer_scorer: str | Path | None = None
+    presets: Mapping[str, Preset] | None = None
+
+    def __post_init__(self) -> None:
+        check_reader_options(self.candidates, self.answer_threshold)
 
 
 class Monitor:
@@ -75,13 +77,7 @@ class Monitor:
     * **model** - model or family name, picks the end-of-thinking template.
     * **count_tokens** - a token counter (``text -> int`` with a ``name``); chars/4 by default.
     * **observe** - never stop, only record where the policy would have stopped.
-    * **conclusions** - when a value in a concluding sentence ("So, ... is 42.") counts as a
-      candidate answer: ``"scored"`` (the tagger reads the step as a conclusion opening with a
-      concluding word, or the answer scorer gives it at least ``answer_threshold`` once the
-      next step is known: such a candidate enters the answer picture one step late, credited to
-      the step that states it), ``"tagged"`` (the tagger only), ``"always"`` or ``"never"``
-      (only boxed / "the answer is" / "Final Answer" forms).
-    * **answer_scorer** - path of answer-scorer weights (``.npz``); the shipped ones by default.
+    * **config** - a ``MonitorConfig`` with the rarely changed knobs.
     """
 
     def __init__(
@@ -95,41 +91,25 @@ class Monitor:
         model: str | None = None,
         count_tokens: TokenCounter | None = None,
         observe: bool = False,
-        presets: Mapping[str, Preset] | None = None,
-        segmenter: SegmenterConfig | None = None,
-        conclusions: str = "scored",
-        answer_threshold: float = 0.5,
-        answer_scorer: str | None = None,
+        config: MonitorConfig | None = None,
     ) -> None:
         if tagger is None or isinstance(tagger, str):
             from tracestop.tag import get_tagger
 
             tagger = get_tagger(tagger)
+        cfg = config or MonitorConfig()
+        self.config = cfg
         self.tagger: Tagger = tagger
         self.question = question
         self.answer_format: AnswerFormat = answer_format or infer_format(question, benchmark)
-        self.policy = parse_policy(policy, presets, answer_format=self.answer_format, benchmark=benchmark)
+        self.policy = parse_policy(policy, cfg.presets, answer_format=self.answer_format, benchmark=benchmark)
         self.template: Template = template_for(model)
         self.count_tokens: TokenCounter = count_tokens or ApproxCounter()
         self.observe = observe
-        if conclusions not in ("never", "tagged", "scored", "always"):
-            raise ConfigError(
-                f"conclusions must be never, tagged, scored or always, got {conclusions!r}"
-            )
-        if not 0.0 <= answer_threshold <= 1.0:
-            raise ConfigError(f"answer_threshold must be in [0, 1], got {answer_threshold}")
-        self.conclusions = conclusions
-        self.answer_threshold = answer_threshold
-        # the scorer reads values in prose: math answers only (choice / yes-no cues are explicit)
-        scored = conclusions == "scored" and self.answer_format == "math"
-        self._scorer = AnswerScorer(answer_scorer) if scored else None
-        self._question_numbers = question_numbers(question)
-        self._ask = question_ask(question)
-        self._ask_unit = question_unit(question)
-        self._options = option_texts(question) if self.answer_format == "choice" else {}
-        self._mentions: dict[str, int] = {}
-        #: the last step's prose values, judged by the answer scorer once the next step is known
-        self._pending: list[ScorerInput] = []
+        self.reader = AnswerReader(
+            question, self.answer_format, candidates=cfg.candidates,
+            threshold=cfg.answer_threshold, scorer_weights=cfg.answer_scorer,
+        )
         self.records: list[StepRecord] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
@@ -137,8 +117,7 @@ class Monitor:
         self.decision: Decision | None = None  # the first STOP (or would-stop in observe mode)
         self.thinking_closed = False
         self._splitter = ThinkingSplitter()
-        self._segmenter = Segmenter(segmenter or SegmenterConfig())
-        self._tracker = AnswerTracker(self.answer_format)
+        self._segmenter = Segmenter(cfg.segmenter)
         self._thinking: list[str] = []
         self._answer: list[str] = []
         self._ended = False
@@ -183,15 +162,13 @@ class Monitor:
         self.thinking_closed = True
         if not self.stopped:
             self._add_steps(self._segmenter.end(), decide=False)
-            late = self._judge_pending("", None)  # the last step's values: nothing follows
-            if late is not None:
-                answer = self._tracker.update(late.step, late)
-                if len(self.records) > self.n_decided:
-                    # no decision was taken on the last step: its record can show what it stated
-                    prev = self.records[-2] if len(self.records) > 1 else None
-                    self.records[-1] = record_for(
-                        replace(self.records[-1].tagged, candidate=late), answer, prev
-                    )
+            late = self.reader.finish()  # the last step's values: nothing follows
+            if late.candidate is not None and len(self.records) > self.n_decided:
+                # no decision was taken on the last step: its record can show what it stated
+                prev = self.records[-2] if len(self.records) > 1 else None
+                self.records[-1] = record_for(
+                    replace(self.records[-1].tagged, candidate=late.candidate), late.answer, prev
+                )
 
     def end(self) -> Decision:
         """The stream ended. Returns the final decision (STOP if the policy stopped)."""
@@ -217,7 +194,7 @@ class Monitor:
         if steps:
             self._add_steps(steps, decide)
 
-    def _add_steps(self, steps: list[Any], decide: bool) -> None:
+    def _add_steps(self, steps: list[Step], decide: bool) -> None:
         for step in steps:
             self._add(step)
             if decide:
@@ -229,84 +206,30 @@ class Monitor:
                     if not self.observe:
                         return
 
-    def _add(self, step: Any) -> StepRecord:
-        fmt = self.answer_format
-        found = extract_candidate(step.text, fmt, self._options)
-        strong = found is not None and found[1] != "conclusion"
+    def _add(self, step: Step) -> StepRecord:
         prev = self.records[-1] if self.records else None
         tag = self.tagger.tag(
             step.text,
             TagContext(
                 index=step.index,
                 previous=prev.type if prev else None,
-                states_answer=strong,
+                states_answer=self.reader.states_answer(step),
                 question=self.question,
             ),
         )
-        # the previous step's prose values, judged now that the step after them is known
-        late = self._judge_pending(step.text, tag.type)
-        if late is not None:
-            self._tracker.update(late.step, late)
-        cand: Candidate | None
-        if strong:
-            assert found is not None
-            cand = Candidate(found[0], found[1], step.index, 1.0)
-            if self._scorer is not None:
-                remember_text(self._mentions, step.text)
-        else:
-            cand = self._weak_candidate(step, tag.type, found)
-        answer = self._tracker.update(step.index, cand)
+        reading = self.reader.observe(step, tag.type)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
-        rec = record_for(TaggedStep(step, tag, cand or late, tokens), answer, prev)
+        rec = record_for(TaggedStep(step, tag, reading.candidate, tokens), reading.answer, prev)
         self.records.append(rec)
         return rec
 
-    def _weak_candidate(
-        self, step: Any, type_: StepType, found: tuple[str, str] | None
-    ) -> Candidate | None:
-        """A value stated in plain prose ("So, half of that is 2450."), trusted at once when
-        the tagger reads the step as a conclusion that opens with a concluding word; with the
-        answer scorer, the step's values are otherwise judged one step late
-        (``_judge_pending``)."""
-        if self.conclusions == "never":
-            return None
-        if self.answer_format != "math":
-            # choice / yes-no cues are specific ("I'll go with F"): trust them
-            return Candidate(found[0], found[1], step.index) if found is not None else None
-        if self._scorer is None:
-            stated = conclusions(step.text)
-            if stated and (self.conclusions == "always" or type_ in _CONCLUDING):
-                return Candidate(stated[-1][1], "conclusion", step.index)
-            return None
-        inputs = self._inputs(step, type_)
-        remember(self._mentions, inputs)
-        if type_ in _CONCLUDING:
-            concluding = [x for x in inputs if x.last_sentence and x.cue]
-            if concluding:
-                return Candidate(concluding[-1].value, "conclusion", step.index)
-        self._pending = inputs
-        return None
-
-    def _judge_pending(self, next_text: str, next_type: StepType | None) -> Candidate | None:
-        """The pending step's value most likely to state the answer, given the step that
-        follows it, if the answer scorer gives it at least ``answer_threshold``."""
-        pending, self._pending = self._pending, []
-        if not pending or self._scorer is None:
-            return None
-        best, best_p = None, self.answer_threshold
-        for x in with_next(pending, next_text, next_type):
-            p = self._scorer.score(x)
-            if p >= best_p:
-                best, best_p = x, p
-        if best is None:
-            return None
-        return Candidate(best.value, "conclusion" if best.cue else "statement", best.index, best_p)
-
-    def _inputs(self, step: Any, type_: StepType) -> list[Any]:
-        return step_inputs(step.text, type_, step.index, self._mentions, self._question_numbers,
-                           self._ask, self._ask_unit)
-
     # --- results ----------------------------------------------------------------------------
+
+    def _stop_step(self) -> int | None:
+        """The index of the step the Monitor stopped after; ``None`` when it did not stop."""
+        if not self.stopped or self.decision is None or self.decision.step is None:
+            return None
+        return self.decision.step
 
     @property
     def steps(self) -> list[TaggedStep]:
@@ -315,7 +238,8 @@ class Monitor:
     @property
     def answer(self) -> AnswerState:
         """The answer picture now (at the stop, if stopped)."""
-        return self._tracker.state if not self.stopped else self.records[self.decision.step].answer  # type: ignore[index,union-attr]
+        stop = self._stop_step()
+        return self.reader.state if stop is None else self.records[stop].answer
 
     @property
     def thinking_text(self) -> str:
@@ -329,17 +253,15 @@ class Monitor:
     @property
     def kept_steps(self) -> int:
         """Steps kept: up to and including the stop step, or all steps."""
-        if self.stopped:
-            return self.decision.step + 1  # type: ignore[union-attr,operator]
-        return len(self.records)
+        stop = self._stop_step()
+        return len(self.records) if stop is None else stop + 1
 
     @property
     def truncated_thinking(self) -> str:
         """The thinking up to the end of the stop step (all of it when not stopped)."""
         text = self.thinking_text
-        if not self.stopped:
-            return text
-        return text[: self.records[self.decision.step].tagged.step.end]  # type: ignore[index,union-attr]
+        stop = self._stop_step()
+        return text if stop is None else text[: self.records[stop].tagged.step.end]
 
     @property
     def thinking_tokens(self) -> int:

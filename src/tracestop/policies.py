@@ -13,12 +13,13 @@ specs (``PRESETS``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from tracestop._types import Action, Candidate, Decision, Role, StepType, TaggedStep
-from tracestop.answers import AnswerState
+from tracestop.answers.reader import AnswerState
 from tracestop.errors import ConfigError
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "Confident",
     "Consistency",
     "Never",
-    "Oracle",
     "Policy",
     "Preset",
     "StepRecord",
@@ -154,7 +154,8 @@ class Policy:
         return Decision(Action.CONTINUE, "", self.name, state.step)
 
 
-def _fmt(v: str | None) -> str:
+def short_value(v: str | None) -> str:
+    """A value as a reason quotes it: cut to 40 characters."""
     v = v or ""
     return v if len(v) <= 40 else v[:37] + "..."
 
@@ -195,7 +196,7 @@ class TracesShift(Policy):
             return self._go(state)
         return self._stop(
             state,
-            f"answer {_fmt(a.current)} first stated at step {a.since + 1}, then {ev} of the last "
+            f"answer {short_value(a.current)} first stated at step {a.since + 1}, then {ev} of the last "
             f"{self.window} steps were evaluative and no new answer appeared",
             answer=a.current,
         )
@@ -207,8 +208,10 @@ _DEFAULT_COUNT_TYPES = (StepType.VERIFICATION, StepType.META_COGNITION)
 def _parse_types(value: object) -> tuple[StepType, ...]:
     if isinstance(value, str):
         value = [v for v in value.replace("+", " ").split() if v]
+    if not isinstance(value, Iterable):
+        raise ConfigError(f"step types must be a string or a list of names, got {value!r}")
     out = []
-    for v in value:  # type: ignore[attr-defined]
+    for v in value:
         try:
             out.append(StepType(v))
         except ValueError:
@@ -245,7 +248,7 @@ class TracesCount(Policy):
         names = "/".join(t.value for t in self.types)
         return self._stop(
             state,
-            f"answer {_fmt(a.current)} first stated at step {a.since + 1}, then {n} {names} "
+            f"answer {short_value(a.current)} first stated at step {a.since + 1}, then {n} {names} "
             f"steps followed without a new answer",
             answer=a.current,
         )
@@ -287,7 +290,7 @@ class Consistency(Policy):
         if a.current is None or a.count < self.k or state.last.tagged.candidate is None:
             return self._go(state)
         return self._stop(
-            state, f"the last {self.k} candidate answers all agree on {_fmt(a.current)}",
+            state, f"the last {self.k} candidate answers all agree on {short_value(a.current)}",
             answer=a.current,
         )
 
@@ -311,37 +314,8 @@ class Confident(Policy):
         if a.current is None or a.confidence < self.p:
             return self._go(state)
         return self._stop(
-            state, f"answer {_fmt(a.current)} was stated with confidence {a.confidence:.2f} "
+            state, f"answer {short_value(a.current)} was stated with confidence {a.confidence:.2f} "
             f"(at least {self.p:g})", answer=a.current,
-        )
-
-
-@dataclass(frozen=True)
-class Oracle(Policy):
-    """Evaluation only: stop at the end of the first step whose candidate is correct.
-
-    ``is_correct`` judges a candidate against the gold answer; replay supplies it per trace.
-    """
-
-    name: ClassVar[str] = "oracle"
-    is_correct: Callable[[str], bool] | None = field(
-        default=None, compare=False, metadata={"internal": True}
-    )
-
-    def with_gold(self, is_correct: Callable[[str], bool]) -> Oracle:
-        return Oracle(is_correct)
-
-    def decide(self, state: TraceState) -> Decision:
-        if self.is_correct is None:
-            raise ConfigError(
-                "the oracle policy needs the gold answer: it exists for evaluation (replay) only"
-            )
-        cand = state.last.tagged.candidate
-        if cand is None or not self.is_correct(state.answer.current or cand.value):
-            return self._go(state)
-        return self._stop(
-            state, f"the candidate {_fmt(cand.value)} stated here is correct (oracle)",
-            answer=cand.value,
         )
 
 
@@ -405,9 +379,13 @@ class AllOf(Policy):
         return AllOf(tuple(fn(p) for p in self.members))
 
 
-POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Confident, Oracle, Never)
-}
+#: The live registry: every policy a spec string may name when serving. Policies that need the
+#: gold answer (``oracle``) are evaluation-only: ``tracestop.evaluate.oracle`` adds them.
+POLICIES: Mapping[str, type[Policy]] = MappingProxyType({
+    cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Confident, Never)
+})
+#: names of evaluation-only policies, refused by the live registry with a message saying so
+EVALUATION_ONLY = frozenset({"oracle"})
 
 #: A preset is a spec, or a mapping that picks a spec by benchmark (``benchmark:gsm8k``) or by
 #: answer format (``math``, ``choice``, ``yesno``), with ``*`` as the fallback: presets can
@@ -455,8 +433,13 @@ def resolve_preset(
     )
 
 
-def _convert(cls: type[Policy], name: str, raw: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+def _init_fields(cls: type[Policy]) -> list[dataclasses.Field[Any]]:
+    """The constructor parameters of a policy class (a dataclass)."""
+    return [f for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
+
+
+def _convert(cls: type[Policy], name: str, raw: str) -> object:
+    fields = {f.name: f for f in _init_fields(cls)}
     f = fields[name]
     default = f.default
     if isinstance(default, bool):
@@ -478,27 +461,38 @@ def _convert(cls: type[Policy], name: str, raw: str) -> Any:
     return raw
 
 
-def _parse_one(spec: str, presets: Mapping[str, Preset], depth: int, ctx: tuple[str | None, str | None]) -> Policy:
+def _parse_one(
+    spec: str,
+    presets: Mapping[str, Preset],
+    registry: Mapping[str, type[Policy]],
+    depth: int,
+    ctx: tuple[str | None, str | None],
+) -> Policy:
     spec = spec.strip()
     if not spec:
         raise ConfigError("empty policy spec: name a policy, e.g. 'traces-shift:window=4'")
     name, _, params = spec.partition(":")
     name = name.strip()
-    if name in presets and name not in POLICIES:
+    if name in presets and name not in registry:
         if params:
             raise ConfigError(f"preset {name!r} takes no parameters; use the policy it names")
         if depth > 8:
             raise ConfigError(f"preset {name!r} refers to itself")
         return parse_policy(
             resolve_preset(name, presets[name], *ctx), presets,
-            answer_format=ctx[0], benchmark=ctx[1], _depth=depth + 1,
+            answer_format=ctx[0], benchmark=ctx[1], registry=registry, _depth=depth + 1,
         )
-    if name not in POLICIES:
-        known = sorted(POLICIES) + sorted(presets)
+    if name in EVALUATION_ONLY and name not in registry:
+        raise ConfigError(
+            f"policy {name!r} is evaluation-only: it needs the gold answer, so it can be used in "
+            "replay (tracestop eval, calibrate, report) but not live"
+        )
+    if name not in registry:
+        known = sorted(registry) + sorted(presets)
         raise ConfigError(f"unknown policy {name!r}: use one of {', '.join(known)}")
-    cls = POLICIES[name]
+    cls = registry[name]
     kwargs: dict[str, Any] = {}
-    valid = [f.name for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")]  # type: ignore[arg-type]
+    valid = [f.name for f in _init_fields(cls) if not f.metadata.get("internal")]
     for item in filter(None, (p.strip() for p in params.split(","))):
         key, eq, raw = item.partition("=")
         key = key.strip()
@@ -517,29 +511,23 @@ def parse_policy(
     *,
     answer_format: str | None = None,
     benchmark: str | None = None,
+    registry: Mapping[str, type[Policy]] = POLICIES,
     _depth: int = 0,
 ) -> Policy:
     """Build a policy from a spec string such as ``"traces-shift:window=4,delta=0.75"``,
     ``"budget:tokens=4000 | traces-count:k=2"`` or a preset name such as ``"default"``.
-    ``answer_format``/``benchmark`` pick the entry of presets that adapt to the question."""
+    ``answer_format``/``benchmark`` pick the entry of presets that adapt to the question.
+    ``registry`` names the policies a spec may use: the live ones by default (evaluation
+    passes ``tracestop.evaluate.oracle.EVAL_POLICIES``)."""
     if isinstance(spec, Policy):
         return spec
     presets = PRESETS if presets is None else {**PRESETS, **presets}
     alts = [a for a in spec.split("|")]
     built_alts: list[Policy] = []
     for alt in alts:
-        parts = [_parse_one(p, presets, _depth, (answer_format, benchmark)) for p in alt.split("&")]
+        parts = [_parse_one(p, presets, registry, _depth, (answer_format, benchmark)) for p in alt.split("&")]
         built_alts.append(parts[0] if len(parts) == 1 else AllOf(tuple(parts)))
     return built_alts[0] if len(built_alts) == 1 else AnyOf(tuple(built_alts))
-
-
-def bind_gold(policy: Policy, is_correct: Callable[[str], bool]) -> Policy:
-    """Give every ``Oracle`` inside ``policy`` its per-trace correctness judge."""
-    if isinstance(policy, Oracle):
-        return policy.with_gold(is_correct)
-    if isinstance(policy, (AnyOf, AllOf)):
-        return policy.bind(lambda p: bind_gold(p, is_correct))
-    return policy
 
 
 def record_for(

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from tracestop.answers import CandidateMode
 from tracestop.cli._common import (
     benchmark_option,
     data_option,
@@ -21,6 +22,7 @@ from tracestop.cli._common import (
 from tracestop.evaluate.data import data_dir, load_traces
 from tracestop.evaluate.replay import TraceResult, cross_fitting, policy_specs, replay_many
 from tracestop.evaluate.summary import summarise
+from tracestop.monitor import MonitorConfig
 from tracestop.tokens import counter_for
 
 
@@ -33,7 +35,7 @@ def run_eval(
     tagger: str | None = None,
     workers: int | None = None,
     show_progress: bool | None = None,
-    candidates: str = "scored",
+    candidates: CandidateMode = "scored",
 ) -> tuple[dict[str, Any], list[TraceResult]]:
     """The eval job as a function: the JSON document and the per-trace results."""
     from tracestop.presets import load_presets
@@ -48,7 +50,7 @@ def run_eval(
         warn(f"warning: {len(ts.problems) - 10} more malformed lines skipped")
     with progress_bar(len(ts.traces), "replaying traces", show_progress) as advance:
         results = replay_many(ts.traces, specs, tagger=tagger, workers=workers, progress=advance,
-                              presets=presets, monitor_kw={"conclusions": candidates})
+                              presets=presets, config=MonitorConfig(candidates=candidates))
     excluded = dict(ts.excluded)
     for r in results:
         if r.excluded:
@@ -132,7 +134,7 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def eval_command(data: str | None, split: str, policies: tuple[str, ...], benchmarks: tuple[str, ...],
                  models: tuple[str, ...], tagger: str | None, workers: int | None,
-                 candidates: str, out: str | None, as_json: bool) -> None:
+                 candidates: CandidateMode, out: str | None, as_json: bool) -> None:
     """Replay the recorded traces and report accuracy against thinking tokens per
     benchmark × model × policy (with full generation and the oracle). Dev-split traces are
     scored by the answer scorer's out-of-fold models (it is trained on dev)."""

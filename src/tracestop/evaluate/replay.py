@@ -17,22 +17,15 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 from tracestop.answers import AnswerFormat, equivalent, extract_candidate, infer_format
 from tracestop.evaluate.data import Trace
-from tracestop.monitor import Monitor
-from tracestop.policies import (
-    Never,
-    Policy,
-    Preset,
-    StepRecord,
-    TraceState,
-    bind_gold,
-    parse_policy,
-)
+from tracestop.evaluate.oracle import bind_gold, parse_eval_policy
+from tracestop.monitor import Monitor, MonitorConfig
+from tracestop.policies import Never, Policy, Preset, StepRecord, TraceState
 from tracestop.segment import split_thinking
 from tracestop.tokens import TokenCounter, counter_for
 
@@ -119,7 +112,7 @@ def policy_specs(specs: Sequence[str], presets: Mapping[str, Preset] | None = No
     out = list(dict.fromkeys([*specs, "none", "oracle"]))
     for s in out:  # validate early: a bad spec is a ConfigError before any work
         for fmt in ("math", "choice", "yesno"):
-            parse_policy(s, presets, answer_format=fmt)
+            parse_eval_policy(s, presets, answer_format=fmt)
     return out
 
 
@@ -146,8 +139,8 @@ class Prepared:
 
 @lru_cache(maxsize=1)
 def _fold_paths() -> tuple[str, ...] | None:
+    from tracestop.answers.scorer import fold_weights
     from tracestop.evaluate.data import N_FOLDS
-    from tracestop.scorer import fold_weights
 
     paths = [fold_weights(f) for f in range(N_FOLDS)]
     return tuple(str(p) for p in paths) if all(p.is_file() for p in paths) else None
@@ -159,16 +152,16 @@ def cross_fitting() -> bool:
     return _fold_paths() is not None
 
 
-def out_of_fold_scorer(question: str) -> dict[str, str]:
-    """Monitor options that score a dev-split trace with the answer scorer's out-of-fold model,
+def out_of_fold_scorer(question: str) -> str | None:
+    """The answer-scorer weights that score a dev-split trace with the answer scorer's out-of-fold model,
     the one trained without the trace's problem (``fold_of``). The shipped scorer is trained on
     the dev split: on dev traces its confidences are in-sample, surer than on new traces, and
-    tuning or measuring on them promises early stops that new traces do not keep. Empty when
+    tuning or measuring on them promises early stops that new traces do not keep. ``None`` when
     the out-of-fold weights are missing."""
     from tracestop.evaluate.data import fold_of
 
     paths = _fold_paths()
-    return {"answer_scorer": paths[fold_of(question)]} if paths else {}
+    return paths[fold_of(question)] if paths else None
 
 
 def prepare(
@@ -176,11 +169,11 @@ def prepare(
     *,
     tagger: str | None = None,
     counter: TokenCounter | None = None,
-    monitor_kw: Mapping[str, Any] | None = None,
+    config: MonitorConfig | None = None,
 ) -> Prepared:
     """Run the Monitor once over a recorded trace (policy ``none``): steps, tags, candidates,
     token counts, and the recorded final answer graded. A dev-split trace is scored by the
-    answer scorer's out-of-fold model (``out_of_fold_scorer``) unless ``monitor_kw`` names a
+    answer scorer's out-of-fold model (``out_of_fold_scorer``) unless ``config`` names a
     scorer."""
     fmt = infer_format(trace.question, trace.benchmark)
     counter = counter or counter_for(trace.model)
@@ -193,11 +186,11 @@ def prepare(
     # for multiple choice the prompt the model saw lists the options (the question field may not)
     prompt = trace.meta.get("prompt")
     question = prompt if fmt == "choice" and isinstance(prompt, str) and prompt else trace.question
-    kw = dict(monitor_kw or {})
-    if trace.split == "dev" and "answer_scorer" not in kw:
-        kw.update(out_of_fold_scorer(trace.question))
+    config = config or MonitorConfig()
+    if trace.split == "dev" and config.answer_scorer is None:
+        config = replace(config, answer_scorer=out_of_fold_scorer(trace.question))
     m = Monitor(Never(), tagger=tagger, question=question, answer_format=fmt,
-                model=trace.model, count_tokens=counter, **kw)
+                model=trace.model, count_tokens=counter, config=config)
     m.feed(trace.trace)
     m.end()
     if not m.records:
@@ -220,7 +213,7 @@ def apply_policy(
     r = prep.result
     spec = policy if isinstance(policy, str) else policy.spec()
     pol = bind_gold(
-        parse_policy(policy, presets, answer_format=r.answer_format, benchmark=r.benchmark),
+        parse_eval_policy(policy, presets, answer_format=r.answer_format, benchmark=r.benchmark),
         prep.is_correct,
     )
     recs = prep.records
@@ -241,12 +234,12 @@ def replay(
     *,
     tagger: str | None = None,
     counter: TokenCounter | None = None,
-    monitor_kw: Mapping[str, Any] | None = None,
+    config: MonitorConfig | None = None,
     presets: Mapping[str, Preset] | None = None,
 ) -> TraceResult:
     """Replay one trace under each policy (one Monitor pass; each policy then walks the same
     step records, deciding at the same boundaries the live Monitor would)."""
-    prep = prepare(trace, tagger=tagger, counter=counter, monitor_kw=monitor_kw)
+    prep = prepare(trace, tagger=tagger, counter=counter, config=config)
     if prep.result.excluded:
         return prep.result
     for p in policies:
@@ -263,25 +256,25 @@ _WORKER: dict[str, Any] = {}
 def _init(
     policies: Sequence[str],
     tagger: str | None,
-    monitor_kw: Mapping[str, Any] | None,
+    config: MonitorConfig | None,
     presets: Mapping[str, Preset] | None = None,
 ) -> None:
     _WORKER["presets"] = dict(presets) if presets is not None else None
     _WORKER["policies"] = list(policies)
     _WORKER["tagger"] = tagger
     _WORKER["counter"] = counter_for(None)
-    _WORKER["monitor_kw"] = dict(monitor_kw or {})
+    _WORKER["config"] = config
 
 
 def _run(batch: list[Trace]) -> list[TraceResult]:
     w = _WORKER
-    return [replay(t, w["policies"], tagger=w["tagger"], counter=w["counter"], monitor_kw=w["monitor_kw"],
+    return [replay(t, w["policies"], tagger=w["tagger"], counter=w["counter"], config=w["config"],
                    presets=w["presets"]) for t in batch]
 
 
 def _prep(batch: list[Trace]) -> list[Prepared]:
     w = _WORKER
-    return [prepare(t, tagger=w["tagger"], counter=w["counter"], monitor_kw=w["monitor_kw"]) for t in batch]
+    return [prepare(t, tagger=w["tagger"], counter=w["counter"], config=w["config"]) for t in batch]
 
 
 def replay_many(
@@ -292,12 +285,12 @@ def replay_many(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 16,
-    monitor_kw: Mapping[str, Any] | None = None,
+    config: MonitorConfig | None = None,
     presets: Mapping[str, Preset] | None = None,
 ) -> list[TraceResult]:
     """Replay every trace; ``workers`` processes (default: all cores; 1 = in-process).
     ``progress(n)`` is called with the number of traces just finished."""
-    return _map(_run, traces, policies, tagger, workers, progress, batch_size, monitor_kw, presets)
+    return _map(_run, traces, policies, tagger, workers, progress, batch_size, config, presets)
 
 
 def prepare_many(
@@ -307,10 +300,10 @@ def prepare_many(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 16,
-    monitor_kw: Mapping[str, Any] | None = None,
+    config: MonitorConfig | None = None,
 ) -> list[Prepared]:
     """``prepare`` every trace, in worker processes; then ``apply_policy`` is cheap."""
-    return _map(_prep, traces, [], tagger, workers, progress, batch_size, monitor_kw, None)
+    return _map(_prep, traces, [], tagger, workers, progress, batch_size, config, None)
 
 
 def _map(
@@ -321,20 +314,20 @@ def _map(
     workers: int | None,
     progress: Callable[[int], None] | None,
     batch_size: int,
-    monitor_kw: Mapping[str, Any] | None,
+    config: MonitorConfig | None,
     presets: Mapping[str, Preset] | None,
 ) -> list[Any]:
     workers = workers or os.cpu_count() or 1
     batches = [list(traces[i : i + batch_size]) for i in range(0, len(traces), batch_size)]
     out: list[Any] = []
     if workers <= 1 or len(batches) <= 1:
-        _init(policies, tagger, monitor_kw, presets)
+        _init(policies, tagger, config, presets)
         for b in batches:
             out.extend(fn(b))
             if progress:
                 progress(len(b))
         return out
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(list(policies), tagger, monitor_kw, presets)) as ex:
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(list(policies), tagger, config, presets)) as ex:
         for res in ex.map(fn, batches):
             out.extend(res)
             if progress:

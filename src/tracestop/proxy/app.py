@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from tracestop.errors import ConfigError, DataError, UpstreamError
-from tracestop.monitor import Monitor
+from tracestop.monitor import Monitor, MonitorConfig
 from tracestop.policies import Preset, parse_policy
 from tracestop.presets import load_presets
 from tracestop.proxy import sse
@@ -545,7 +545,7 @@ def _build_exchange(state: _AppState, kind: Kind, body: dict[str, Any],
         answer_format=options.answer_format,
         model=family,
         observe=observe,
-        presets=_presets(),
+        config=MonitorConfig(presets=_presets()),
     )
     return _Exchange(kind, body, options, monitor, headers, bool(body.get("stream")), can_force)
 

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from tracestop._types import StepType, Tag
-from tracestop.scorer import question_ask
+from tracestop.answers.question import question_ask
 from tracestop.tag.base import TagContext
 from tracestop.tag.rules import RULES, step_head
 
@@ -153,7 +153,7 @@ def _scale(k: int) -> float:
 _QSets = tuple[str, frozenset[str], frozenset[str], frozenset[str], float]
 _QCACHE: list[_QSets] = [("", frozenset(), frozenset(), frozenset(), 0.0)]
 def _ask_words(question: str) -> frozenset[str]:
-    """The words of what ``question`` asks for (``tracestop.scorer.question_ask``), each kept in
+    """The words of what ``question`` asks for (``tracestop.answers.question.question_ask``), each kept in
     its ``s`` form too, so a step's raw tokens can be probed."""
     words = question_ask(question)
     return frozenset(words | {w + "s" for w in words})

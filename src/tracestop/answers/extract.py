@@ -1,61 +1,25 @@
-"""Candidate answers: extraction from a step, equivalence, and tracking across steps.
+"""Candidate answers stated in a step: ``\\boxed{…}``, "the answer is …", "**Final Answer**",
+option letters, YES/NO, and values in concluding sentences.
 
-Extraction is regex-based and cheap. Equivalence of mathematical answers uses Math-Verify,
-imported lazily on first use, with a fast path for answers that are equal once normalised.
-Math-Verify's own timeout is built on ``signal.alarm`` and fails off the main thread, so
-off the main thread it is called with its timeouts disabled.
+Extraction is regex-based and cheap; it never decides whether two answers are the same
+(``tracestop.answers.equivalence`` does).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
-from tracestop._types import Candidate
+from tracestop.answers.formats import AnswerFormat
+from tracestop.answers.question import norm_option
 
 __all__ = [
-    "AnswerFormat",
-    "AnswerState",
-    "AnswerTracker",
     "conclusions",
-    "equivalent",
     "extract_candidate",
     "extract_candidates",
-    "infer_format",
-    "latex_math",
-    "normalize",
+    "value_key",
     "value_sentences",
 ]
-
-AnswerFormat = Literal["math", "choice", "yesno"]
-
-_CHOICE_BENCHMARKS = {"gpqa-diamond", "gpqa", "mmlu", "mmlu-pro"}
-_YESNO_BENCHMARKS = {"chainscope-iphr"}
-_YESNO_START = re.compile(
-    r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE
-)
-_OPTIONS_IN_QUESTION = re.compile(r"(?m)^\s*\(?[A-D][).:]\s+\S")
-
-
-def infer_format(question: str = "", benchmark: str | None = None) -> AnswerFormat:
-    """The answer format of a question: from the benchmark when known, else from its text."""
-    if benchmark:
-        b = benchmark.lower()
-        if b in _CHOICE_BENCHMARKS:
-            return "choice"
-        if b in _YESNO_BENCHMARKS:
-            return "yesno"
-        if b not in {"auto", ""}:
-            return "math"
-    if len(_OPTIONS_IN_QUESTION.findall(question)) >= 3:
-        return "choice"
-    if _YESNO_START.match(question) and not re.search(r"\$|\\\(|\d+\s*[-+*/^]\s*\d", question):
-        return "yesno"
-    return "math"
-
 
 # --- extraction -----------------------------------------------------------------------------
 
@@ -225,28 +189,11 @@ def _stated_expression(sentence: str) -> str | None:
 
 _BOX_JOIN = re.compile(r"\s*(?:,|;|\band\b|,\s*and\b)\s*")
 
-_OPTION_LINE = re.compile(r"(?m)^\s*\(?([A-J])[).:]\s+(.+?)\s*$")
-_OPTION_INLINE = re.compile(r"(?:^|\s)\(?([A-J])\)\s+(.+?)(?=\s+\(?[A-J]\)\s|$)", re.DOTALL)
 _NAMED_CHOICE = re.compile(
     r"(?:answer|choice|option|it)\s+(?:is|would be|should be|must be|has to be)\s*:?\s*(?P<a>[^.\n;]{1,80})"
     r"|(?P<b>[^.\n;:]{1,80}?)\s+(?:is|seems|remains)\s+(?:the|my)\s+(?:best|correct|right|most \w+|strongest|final|only)\s+(?:answer|option|choice|candidate)",
     re.IGNORECASE,
 )
-
-
-def _norm_option(text: str) -> str:
-    return re.sub(r"[^a-z0-9%.]+", " ", text.lower()).strip()
-
-
-def option_texts(question: str) -> dict[str, str]:
-    """The options of a multiple-choice question, letter → text, when the question lists them
-    ("A. ...", "(B) ..." one per line, or "A) ... B) ..." inline)."""
-    opts = {m.group(1): m.group(2) for m in _OPTION_LINE.finditer(question)}
-    if len(opts) < 3:
-        opts = {m.group(1): m.group(2) for m in _OPTION_INLINE.finditer(question)}
-    if len(opts) < 3:
-        return {}
-    return {k: _norm_option(v) for k, v in opts.items() if _norm_option(v)}
 
 
 def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, str]]:
@@ -255,7 +202,7 @@ def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, s
     by_text = {t: k for k, t in options.items() if texts.count(t) == 1}  # ambiguous ones out
     out = []
     for m in _NAMED_CHOICE.finditer(text):
-        said = _norm_option(m.group("a") or m.group("b") or "")
+        said = norm_option(m.group("a") or m.group("b") or "")
         letter: str | None = by_text.get(said)
         if letter is None:
             hits = [k for t, k in by_text.items()
@@ -317,7 +264,7 @@ def extract_candidates(
 def conclusions(text: str) -> list[tuple[int, str, str]]:
     """Values stated in concluding sentences ("So, ... is 42.", "Therefore x = 3"), as
     ``(offset, value, sentence)``. Weak evidence: intermediate results look the same, so the
-    Monitor accepts them only when the tagger or the answer scorer vouches for them."""
+    ``AnswerReader`` accepts them only when the tagger or the answer scorer vouches for them."""
     out = []
     for m in _CONCLUSION.finditer(text):
         rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 300])[0]
@@ -339,7 +286,7 @@ def value_sentences(text: str) -> tuple[tuple[int, str, str, bool], ...]:
     """Every sentence of a step that states a mathematical value, as ``(offset, value,
     sentence, cue)``; ``cue`` is true when it opens with a concluding word ("So,",
     "Therefore", "The answer"). Questions are skipped. The answer scorer decides which, if
-    any, states the answer. (Memoised: the Monitor reads a step's values twice, as the step
+    any, states the answer. (Memoised: the ``AnswerReader`` reads a step's values twice, as the step
     after a pending one and as a step of its own.)"""
     out = []
     start = 0
@@ -369,132 +316,6 @@ def extract_candidate(
     return [c for c in cands if _KIND_RANK[c[1]] == best][-1]
 
 
-# --- equivalence ----------------------------------------------------------------------------
-
-_TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-
-
-def normalize(value: str) -> str:
-    """A cheap canonical form: spacing, ``\\left``/``\\right``, ``\\dfrac``, thousands
-    separators, a leading ``x =`` and trailing units in ``\\text{}`` removed."""
-    v = value.strip().strip("$")
-    v = re.sub(r"\\(?:left|right|displaystyle|!|,|;|:|\s)", "", v)
-    v = v.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    v = re.sub(r"\^\{?\\circ\}?|°", "", v)
-    v = re.sub(r"(?<=\d),(?=\d{3}\b)", "", v)
-    v = re.sub(r"^[a-zA-Z]\s*=\s*", "", v)
-    v = _TEXT_WRAP.sub(lambda m: m.group(1), v)
-    v = re.sub(r"\s+", "", v)
-    v = v.rstrip(".")
-    v = re.sub(r"^\\\$|\\%$|%$", "", v)
-    return v.lower()
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@lru_cache(maxsize=65536)
-def _parse(value: str, main: bool) -> object:
-    from math_verify import parse  # lazy: pulls in sympy
-
-    text = value if "\\boxed" in value else f"${value}$"
-    timeout = 5 if main else None
-    return parse(text, parsing_timeout=timeout)
-
-
-@lru_cache(maxsize=65536)
-def _verify(gold: str, pred: str, main: bool) -> bool:
-    from math_verify import verify
-
-    g, p = _parse(gold, main), _parse(pred, main)
-    if not g or not p:
-        return False
-    return bool(verify(g, p, timeout_seconds=5 if main else None))
-
-
-_UNICODE_MATH = {"π": "\\pi ", "∞": "\\infty ", "×": "\\times ", "·": "\\cdot ", "−": "-", "–": "-",
-                 "²": "^2", "³": "^3", "½": "\\frac{1}{2}", "¼": "\\frac{1}{4}", "¾": "\\frac{3}{4}",
-                 "≤": "\\le ", "≥": "\\ge ", "°": "^\\circ"}
-_UNICODE_ROOT = re.compile(r"([√∛∜])\s*(\([^()]*\)|\{[^{}]*\}|\d+(?:\.\d+)?|[a-zA-Z])")
-_ROOT_INDEX = {"√": "", "∛": "[3]", "∜": "[4]"}
-
-
-def latex_math(value: str) -> str:
-    """Unicode math written in prose (``3√13``, ``18 + 2π``, ``√(x+1)``) as LaTeX, so that
-    Math-Verify reads it: a model's prose states ``√51`` where the gold answer says
-    ``\\sqrt{51}``."""
-    if value.isascii():
-        return value
-    v = _UNICODE_ROOT.sub(
-        lambda m: f"\\sqrt{_ROOT_INDEX[m.group(1)]}{{{m.group(2).strip('(){}')}}}", value
-    )
-    for u, tex in _UNICODE_MATH.items():
-        v = v.replace(u, tex)
-    return v.strip()
-
-
-def equivalent(gold: str, pred: str, answer_format: AnswerFormat = "math") -> bool:
-    """Whether ``pred`` is the same answer as ``gold`` (Math-Verify for math answers; unicode
-    math in either is read as LaTeX first)."""
-    if answer_format != "math":
-        return gold.strip().strip("()*.").upper() == pred.strip().strip("()*.").upper()
-    gold, pred = latex_math(gold), latex_math(pred)
-    if normalize(gold) == normalize(pred):
-        return True
-    try:
-        return _verify(gold, pred, _main_thread())
-    except Exception:  # noqa: BLE001 - Math-Verify can raise on odd LaTeX; treat as different
-        return False
-
-
-# --- tracking -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerState:
-    """The answer picture after a step.
-
-    ``current``: the latest candidate; ``since``: the step where the current candidate
-    became current (first stated after a different one); ``first_step``: the step where any
-    candidate first appeared; ``count``: statements of the current candidate since ``since``;
-    ``changes``: how many times the candidate changed to a different value;
-    ``kind``: how the current candidate was last stated; ``confidence``: the highest
-    confidence among its statements since ``since``.
-    """
-
-    current: str | None = None
-    since: int | None = None
-    first_step: int | None = None
-    count: int = 0
-    changes: int = 0
-    kind: str = ""
-    total: int = 0
-    confidence: float = 0.0
-
-
-class AnswerTracker:
-    """Follows the candidate answers stated step by step."""
-
-    def __init__(self, answer_format: AnswerFormat = "math") -> None:
-        self.answer_format: AnswerFormat = answer_format
-        self.state = AnswerState()
-
-    def update(self, step: int, candidate: Candidate | None) -> AnswerState:
-        s = self.state
-        if candidate is None:
-            return s
-        c = candidate.confidence
-        if s.current is None:
-            s = AnswerState(candidate.value, step, step, 1, 0, candidate.kind, 1, c)
-        elif equivalent(s.current, candidate.value, self.answer_format):
-            s = AnswerState(
-                s.current, s.since, s.first_step, s.count + 1, s.changes, candidate.kind, s.total + 1,
-                max(s.confidence, c),
-            )
-        else:
-            s = AnswerState(
-                candidate.value, step, s.first_step, 1, s.changes + 1, candidate.kind, s.total + 1, c
-            )
-        self.state = s
-        return s
+def value_key(value: str) -> str:
+    """A stated value as a key for counting mentions: no thousands separators, ``$`` or ``%``."""
+    return value.replace(",", "").lstrip("$").rstrip("%").strip()
