@@ -26,6 +26,7 @@ from tracestop.answers import (
 from tracestop.errors import (
     ConfigError,
     DataError,
+    StateError,
     TraceFormatError,
     TracestopError,
     UpstreamError,
@@ -87,6 +88,7 @@ __all__ = [  # noqa: RUF022 - sorted case-insensitively (tests/test_public_api.p
     "Segmenter",
     "SegmenterConfig",
     "split_thinking",
+    "StateError",
     "Step",
     "StepType",
     "Tag",

@@ -29,7 +29,7 @@ class Role(str, enum.Enum):
 
 
 class StepType(str, enum.Enum):
-    """The 14 ReasonType classes of TAXONOMY.md."""
+    """The 14 step types of the TRACES paper (arXiv 2604.21057), listed in docs/tagger.md."""
 
     PROBLEM_RESTATEMENT = "problem_restatement"
     CONTEXT_REPETITION = "context_repetition"
@@ -48,7 +48,8 @@ class StepType(str, enum.Enum):
 
     @property
     def role(self) -> Role:
-        """The macro role of this type (TAXONOMY.md)."""
+        """The macro role of this type: constructive (problem_restatement, definition_recall),
+        evaluative (verification, final_conclusion) or other (the rest)."""
         return _ROLE.get(self, Role.OTHER)
 
 

@@ -6,6 +6,7 @@ The tree::
     ├── ConfigError           a policy, preset, parameter or option is unknown or out of range
     ├── DataError             input data is missing, unreadable or malformed
     │   └── TraceFormatError  one line of a JSONL file is not a valid record (names file and line)
+    ├── StateError            an object was used out of order (fed after its end)
     └── UpstreamError         the model server failed (status, timeout, malformed stream)
 
 Every message says what was wrong and what to do about it.
@@ -13,7 +14,7 @@ Every message says what was wrong and what to do about it.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "TraceFormatError", "TracestopError", "UpstreamError"]
+__all__ = ["ConfigError", "DataError", "StateError", "TraceFormatError", "TracestopError", "UpstreamError"]
 
 
 class TracestopError(Exception):
@@ -36,6 +37,10 @@ class TraceFormatError(DataError):
         self.line = line
         self.problem = problem
         super().__init__(f"{path}, line {line}: {problem}")
+
+
+class StateError(TracestopError, RuntimeError):
+    """An object was used out of order, e.g. a ``Segmenter`` fed after ``end()``."""
 
 
 class UpstreamError(TracestopError):

@@ -56,9 +56,10 @@ def load_presets(path: str | os.PathLike[str] | None = None) -> dict[str, Preset
             raise DataError(f"presets file {p}: preset {name!r} must be a spec or a mapping")
         out[name] = value
     for name, value in out.items():
-        keys = [None] if isinstance(value, str) else list(value)
-        for k in keys:
-            spec = value if isinstance(value, str) else value[k]  # type: ignore[index]
+        entries: list[tuple[str | None, str]] = (
+            [(None, value)] if isinstance(value, str) else list(value.items())
+        )
+        for k, spec in entries:
             try:
                 parse_policy(spec, out)
             except Exception as e:  # noqa: BLE001 - report which preset is broken

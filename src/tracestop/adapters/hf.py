@@ -36,7 +36,7 @@ from tracestop.errors import ConfigError
 from tracestop.monitor import Monitor
 from tracestop.policies import Policy
 from tracestop.tag.base import Tagger
-from tracestop.templates import CLOSE_MARKERS, OPEN_MARKERS, template_for
+from tracestop.templates import CLOSE_MARKERS, OPEN_MARKERS, template_for, thinking_start
 
 __all__ = [
     "ForceEndOfThinking",
@@ -438,7 +438,7 @@ def generate_with_tracestop(
     # Keep the model's own tokens up to the last token boundary inside the kept thinking,
     # re-tokenize the rest of it plus the cue.
     kept = monitor.truncated_thinking
-    start = _thinking_start(raw)
+    start = thinking_start(raw)
     end = start + len(kept)
     if raw[start:end] == kept:
         n_kept, chars = _kept_tokens(crit.offsets[0], end)
@@ -483,15 +483,6 @@ def generate_with_tracestop(
         answer_ids=answer_ids,
         monitor=monitor,
     )
-
-
-def _thinking_start(raw: str) -> int:
-    """Where the thinking starts in the raw output (after a leading open marker, if any)."""
-    stripped = raw.lstrip()
-    for m in OPEN_MARKERS:
-        if stripped.startswith(m):
-            return len(raw) - len(stripped) + len(m)
-    return 0
 
 
 def _kept_tokens(offsets: Sequence[int], end: int) -> tuple[int, int]:

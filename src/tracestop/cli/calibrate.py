@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from tracestop.cli._common import (
     workers_option,
 )
 from tracestop.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tracestop.evaluate.calibrate import GroupBy
 
 
 @click.command("calibrate")
@@ -50,7 +54,7 @@ from tracestop.errors import ConfigError
                    "buys (the configurations behind the choice; always in --json).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
-                      models: tuple[str, ...], confidence: float, by: str, grid: tuple[str, ...],
+                      models: tuple[str, ...], confidence: float, by: GroupBy, grid: tuple[str, ...],
                       budget_caps: bool, name: str,
                       presets_file: str | None, tagger: str | None, workers: int | None,
                       show_frontier: bool, as_json: bool) -> None:
@@ -66,19 +70,19 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         regret_frontier,
     )
     from tracestop.evaluate.data import data_dir, load_traces
+    from tracestop.evaluate.oracle import EVAL_POLICIES, parse_eval_policy
     from tracestop.evaluate.replay import cross_fitting, prepare_many
-    from tracestop.policies import POLICIES, parse_policy
     from tracestop.presets import save_preset
 
     bound_level = f"{100 * confidence:g}%"
     with errors_to_click():
         if not 0 <= max_loss <= 100:
             raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
-        if name in POLICIES:
+        if name in EVAL_POLICIES:
             raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
         specs = list(grid) or default_grid(budget_caps)
         for s in specs:
-            parse_policy(s)
+            parse_eval_policy(s)
         ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split="dev")
         with progress_bar(len(ts.traces), "tagging dev traces") as advance:
             # dev traces are scored by the answer scorer's out-of-fold models (cross-fitting)
@@ -91,7 +95,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         n_groups = len({p.result.answer_format if by == "format" else p.result.benchmark
                         for p in preps if not p.result.excluded}) if by != "pooled" else 1
         with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
-            choices, frontier = calibrate(preps, max_loss, by=by, grid=specs,  # type: ignore[arg-type]
+            choices, frontier = calibrate(preps, max_loss, by=by, grid=specs,
                                           progress=advance, workers=workers, confidence=confidence)
         value: str | dict[str, str]
         fallback: list[Choice] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from tracestop.cli._common import (
     workers_option,
 )
 
+if TYPE_CHECKING:
+    from tracestop.evaluate.data import Split
+
 BUDGETS = (250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
 CONSISTENCY = (2, 3, 4, 5)
 
@@ -25,6 +28,7 @@ def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict
     setting that saves the most thinking tokens with at least the preset's accuracy (chosen on
     the very traces reported, which favours the baselines)."""
     from tracestop.evaluate.replay import apply_policy
+    from tracestop.evaluate.tally import Tally
 
     groups: dict[str, list[Any]] = defaultdict(list)
     for p in preps:
@@ -33,12 +37,12 @@ def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict
     rows = []
     for bench in sorted(groups):
         ps = groups[bench]
-        full = sum(p.result.tokens_full for p in ps)
         acc_full = sum(p.result.correct_full for p in ps) / len(ps)
 
-        def run(spec: str, ps: list[Any] = ps, full: int = full) -> tuple[float, float]:
-            outs = [apply_policy(p, spec, presets) for p in ps]
-            return sum(o.correct for o in outs) / len(ps), 1 - sum(o.tokens for o in outs) / full
+        def run(spec: str, ps: list[Any] = ps) -> tuple[float, float]:
+            t = Tally.of((o.correct, p.result.correct_full, o.tokens, p.result.tokens_full)
+                         for p in ps for o in [apply_policy(p, spec, presets)])
+            return t.accuracy, t.saved
 
         acc, saved = run(preset)
         oracle = run("oracle")[1]
@@ -67,7 +71,7 @@ def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict
 @benchmark_option
 @workers_option
 @click.option("--json", "as_json", is_flag=True)
-def compare_command(data: str | None, split: str, preset: str, benchmarks: tuple[str, ...],
+def compare_command(data: str | None, split: Split, preset: str, benchmarks: tuple[str, ...],
                     workers: int | None, as_json: bool) -> None:
     """Thinking tokens saved by a preset against the best budget and the best consistency
     setting that reach at least its accuracy, per benchmark (models pooled)."""
@@ -78,7 +82,7 @@ def compare_command(data: str | None, split: str, preset: str, benchmarks: tuple
     with errors_to_click():
         presets = load_presets()
         policy_specs([preset], presets)
-        ts = load_traces(data_dir(data), benchmarks=benchmarks, split=split)  # type: ignore[arg-type]
+        ts = load_traces(data_dir(data), benchmarks=benchmarks, split=split)
         with progress_bar(len(ts.traces), "replaying traces") as advance:
             preps = prepare_many(ts.traces, workers=workers, progress=advance)
         rows = compare(preps, preset, presets)

@@ -19,7 +19,7 @@ from tracestop.cli._common import (
     warn,
     workers_option,
 )
-from tracestop.evaluate.data import data_dir, load_traces
+from tracestop.evaluate.data import Split, as_split, data_dir, load_traces
 from tracestop.evaluate.replay import TraceResult, cross_fitting, policy_specs, replay_many
 from tracestop.evaluate.summary import summarise
 from tracestop.monitor import MonitorConfig
@@ -43,7 +43,7 @@ def run_eval(
     presets = load_presets()
     specs = policy_specs(list(policies) or ["default"], presets)
     root = data_dir(data)
-    ts = load_traces(root, benchmarks=benchmarks, models=models, split=split)  # type: ignore[arg-type]
+    ts = load_traces(root, benchmarks=benchmarks, models=models, split=as_split(split))
     for p in ts.problems[:10]:
         warn(f"warning: skipped {p}")
     if len(ts.problems) > 10:
@@ -132,7 +132,7 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Also write per-trace decisions (decisions.jsonl) and the summary here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def eval_command(data: str | None, split: str, policies: tuple[str, ...], benchmarks: tuple[str, ...],
+def eval_command(data: str | None, split: Split, policies: tuple[str, ...], benchmarks: tuple[str, ...],
                  models: tuple[str, ...], tagger: str | None, workers: int | None,
                  candidates: CandidateMode, out: str | None, as_json: bool) -> None:
     """Replay the recorded traces and report accuracy against thinking tokens per

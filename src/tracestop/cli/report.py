@@ -18,7 +18,7 @@ from tracestop.cli._common import (
     warn,
     workers_option,
 )
-from tracestop.evaluate.data import Trace, data_dir, load_traces
+from tracestop.evaluate.data import Split, Trace, data_dir, load_traces
 from tracestop.report.shift import SHIFT_GROUPS
 
 
@@ -58,7 +58,7 @@ def _limit(traces: list[Trace], limit: int | None) -> list[Trace]:
 @click.option("--shift-by", type=click.Choice(SHIFT_GROUPS), default="family", show_default=True,
               help="With --shift-only: one column pair per model family or per benchmark.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (summary) at the end.")
-def report_command(data: str | None, split: str, policies: tuple[str, ...], benchmarks: tuple[str, ...],
+def report_command(data: str | None, split: Split, policies: tuple[str, ...], benchmarks: tuple[str, ...],
                    models: tuple[str, ...], out: str, limit: int | None, tagger: str | None,
                    workers: int | None, page_size: int, shift_only: bool, markdown: bool,
                    figure: str | None, shift_by: str, as_json: bool) -> None:
@@ -72,7 +72,7 @@ def report_command(data: str | None, split: str, policies: tuple[str, ...], benc
 
     with errors_to_click():
         policy_specs(list(policies) or ["default"])  # a bad spec fails before any work
-        ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split=split)  # type: ignore[arg-type]
+        ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split=split)
         for p in ts.problems[:10]:
             warn(f"warning: skipped {p}")
         traces = _limit(ts.traces, limit)

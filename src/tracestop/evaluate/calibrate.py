@@ -31,7 +31,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from tracestop.errors import ConfigError
+from tracestop.evaluate.pool import pool_map
 from tracestop.evaluate.replay import Prepared, apply_policy
+from tracestop.evaluate.tally import Tally, saved_share
 from tracestop.policies import Preset
 
 __all__ = [
@@ -66,7 +69,11 @@ def _log_binom_cdf(k: int, n: int, p: float) -> float:
 
 def clopper_pearson_upper(k: int, n: int, alpha: float = 0.05) -> float:
     """One-sided (1 − alpha) Clopper–Pearson upper bound on a binomial rate: the p with
-    P(X <= k; n, p) = alpha."""
+    P(X <= k; n, p) = alpha.
+
+    This is ``scipy.stats.beta.ppf(1 - alpha, k + 1, n - k)``, computed here by bisection on
+    the binomial CDF: scipy is not a dependency, and its answer differs in the last bits (up to
+    5e-15), which would change the bytes of ``tracestop calibrate --json``."""
     if n == 0:
         return 1.0
     if k >= n:
@@ -139,19 +146,11 @@ def score_outcomes(spec: str, outcomes: Iterable[tuple[bool, bool, int, int]],
                    oracle_tokens: int | None = None, confidence: float = 0.95) -> Score:
     """A configuration's ``Score`` from its per-trace outcomes: (right when stopped, right at
     full length, thinking tokens used, thinking tokens at full length)."""
-    n = right = right_full = regret = used = full = 0
-    for correct, correct_full, tokens, tokens_full in outcomes:
-        n += 1
-        right += correct
-        right_full += correct_full
-        regret += correct_full and not correct
-        used += tokens
-        full += tokens_full
-    saved = 1 - used / full if full else 0.0
+    t = Tally.of(outcomes)
     return Score(
-        spec, n, right / n, right_full / n, 100 * (right_full - right) / n, saved, regret,
-        100 * clopper_pearson_upper(regret, n, 1 - confidence),
-        (1 - oracle_tokens / full) if (oracle_tokens is not None and full) else 0.0,
+        spec, t.n, t.accuracy, t.accuracy_full, 100 * (t.right_full - t.right) / t.n, t.saved, t.regret,
+        100 * clopper_pearson_upper(t.regret, t.n, 1 - confidence),
+        saved_share(oracle_tokens, t.full) if oracle_tokens is not None else 0.0,
     )
 
 
@@ -232,7 +231,7 @@ def calibrate(
     cores) scores configurations in forked worker processes; the result is the same.
     ``confidence`` is the level of the regret bound."""
     if not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+        raise ConfigError(f"confidence must be in [0.5, 1), got {confidence}")
     groups: dict[str, list[Prepared]] = defaultdict(list)
     for p in preps:
         if not p.result.excluded:
@@ -267,21 +266,14 @@ def _score_all(groups: Mapping[str, list[Prepared]], tasks: Sequence[tuple[str, 
                progress: Callable[[int], None] | None, confidence: float = 0.95) -> Iterable[Score]:
     """Score every (group, configuration) task, in order; in forked workers when asked (the
     prepared traces reach them by fork, not by pickling)."""
-    import contextlib
-    import multiprocessing as mp
-    import os
-
-    n = workers or os.cpu_count() or 1
     jobs = [(g, spec, oracle[g], confidence) for g, spec in tasks]
     _GROUPS.clear()
     _GROUPS.update(groups)  # inherited by forked workers, not pickled
-    parallel = n > 1 and len(jobs) > 1 and "fork" in mp.get_all_start_methods()
     try:
-        with mp.get_context("fork").Pool(n) if parallel else contextlib.nullcontext() as pool:
-            for sc in pool.imap(_score_task, jobs, chunksize=4) if pool else map(_score_task, jobs):
-                yield sc
-                if progress:
-                    progress(1)
+        for sc in pool_map(_score_task, jobs, workers=workers, fork=True, chunksize=4):
+            yield sc
+            if progress:
+                progress(1)
     finally:
         _GROUPS.clear()
 
@@ -319,5 +311,5 @@ def adopt_format_choice(group: str, scores: Sequence[Score], format_choice: Choi
     if mine is not None and mine.holds_on_few(max_loss):
         return Choice(group, mine.spec, mine, False, held, len(scores))
     if "none" not in own:
-        raise ValueError(f"group {group!r}: the format's choice does not hold; add 'none' to the grid")
+        raise ConfigError(f"group {group!r}: the format's choice does not hold; add 'none' to the grid")
     return Choice(group, "none", own["none"], False, held, len(scores))

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tracestop.errors import DataError, TraceFormatError
+from tracestop.errors import ConfigError, DataError, TraceFormatError
 
 __all__ = [
     "DATA_ENV",
     "N_FOLDS",
     "Trace",
     "TraceSet",
+    "as_split",
     "data_dir",
     "fold_of",
     "load_traces",
@@ -28,6 +29,16 @@ __all__ = [
 
 DATA_ENV = "TRACESTOP_DATA"
 Split = Literal["dev", "test", "all"]
+
+_SPLITS: dict[str, Split] = {"dev": "dev", "test": "test", "all": "all"}
+
+
+def as_split(value: str) -> Split:
+    """``value`` as a ``Split``; a ``ConfigError`` naming the splits when it is none of them."""
+    split = _SPLITS.get(value)
+    if split is not None:
+        return split
+    raise ConfigError(f"unknown split {value!r}: use dev, test or all")
 
 
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

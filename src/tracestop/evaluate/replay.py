@@ -1,4 +1,4 @@
-"""Replay recorded traces through the Monitor, exactly as DESIGN.md's protocol says.
+"""Replay recorded traces through the Monitor, with the protocol below.
 
 Per trace (one Monitor pass, shared by every policy):
 
@@ -13,10 +13,8 @@ Per trace (one Monitor pass, shared by every policy):
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 from tracestop.answers import AnswerFormat, equivalent, extract_candidate, infer_format
 from tracestop.evaluate.data import Trace
 from tracestop.evaluate.oracle import bind_gold, parse_eval_policy
+from tracestop.evaluate.pool import map_batches
 from tracestop.monitor import Monitor, MonitorConfig
 from tracestop.policies import Never, Policy, Preset, StepRecord, TraceState
 from tracestop.segment import split_thinking
@@ -67,7 +66,7 @@ class TraceResult:
     model: str
     split: str
     gold: str
-    answer_format: str
+    answer_format: AnswerFormat
     n_steps: int
     tokens_full: int
     answer_tokens: int
@@ -132,7 +131,7 @@ class Prepared:
             return False
         got = self._correct.get(pred)
         if got is None:
-            got = equivalent(self.result.gold, pred, self.result.answer_format)  # type: ignore[arg-type]
+            got = equivalent(self.result.gold, pred, self.result.answer_format)
             self._correct[pred] = got
         return got
 
@@ -317,20 +316,6 @@ def _map(
     config: MonitorConfig | None,
     presets: Mapping[str, Preset] | None,
 ) -> list[Any]:
-    workers = workers or os.cpu_count() or 1
-    batches = [list(traces[i : i + batch_size]) for i in range(0, len(traces), batch_size)]
-    out: list[Any] = []
-    if workers <= 1 or len(batches) <= 1:
-        _init(policies, tagger, config, presets)
-        for b in batches:
-            out.extend(fn(b))
-            if progress:
-                progress(len(b))
-        return out
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(list(policies), tagger, config, presets)) as ex:
-        for res in ex.map(fn, batches):
-            out.extend(res)
-            if progress:
-                progress(len(res))
-    return out
+    return map_batches(fn, traces, workers=workers, batch_size=batch_size, initializer=_init,
+                       initargs=(list(policies), tagger, config, presets), progress=progress)
 

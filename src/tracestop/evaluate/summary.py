@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tracestop.evaluate.replay import TraceResult
+from tracestop.evaluate.tally import Tally, saved_share
 
 __all__ = ["POOLED", "summarise"]
 
@@ -28,27 +29,24 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def _row(benchmark: str, model: str, policy: str, rs: Sequence[TraceResult]) -> dict[str, Any]:
     n = len(rs)
     outs = [r.outcomes[policy] for r in rs]
-    right = sum(o.correct for o in outs)
-    right_full = sum(r.correct_full for r in rs)
-    tokens = sum(o.tokens for o in outs)
-    tokens_full = sum(r.tokens_full for r in rs)
+    t = Tally.of((o.correct, r.correct_full, o.tokens, r.tokens_full) for r, o in zip(rs, outs))
+    right, right_full, regret, tokens, tokens_full = t.right, t.right_full, t.regret, t.used, t.full
     total = sum(o.total_tokens for o in outs)
     total_full = sum(r.tokens_full + r.answer_tokens for r in rs)
     oracle_tokens = sum(r.outcomes["oracle"].tokens for r in rs) if "oracle" in rs[0].outcomes else tokens_full
-    regret = sum(1 for r, o in zip(rs, outs) if r.correct_full and not o.correct)
     diffs = [int(o.correct) - int(r.correct_full) for r, o in zip(rs, outs)]
     mean = sum(diffs) / n
     var = sum((d - mean) ** 2 for d in diffs) / max(1, n - 1)
     half = 1.96 * math.sqrt(var / n)
-    saved = 1 - tokens / tokens_full if tokens_full else 0.0
-    oracle_saved = 1 - oracle_tokens / tokens_full if tokens_full else 0.0
+    saved = t.saved
+    oracle_saved = saved_share(oracle_tokens, tokens_full)
     return {
         "benchmark": benchmark,
         "model": model,
         "policy": policy,
         "n": n,
-        "accuracy": right / n,
-        "accuracy_full": right_full / n,
+        "accuracy": t.accuracy,
+        "accuracy_full": t.accuracy_full,
         "accuracy_ci": list(_wilson(right, n)),
         "delta_pts": 100 * (right - right_full) / n,
         "delta_ci_pts": [100 * (mean - half), 100 * (mean + half)],
@@ -57,7 +55,7 @@ def _row(benchmark: str, model: str, policy: str, rs: Sequence[TraceResult]) -> 
         "saved": saved,
         "total_tokens": total,
         "total_tokens_full": total_full,
-        "total_saved": 1 - total / total_full if total_full else 0.0,
+        "total_saved": saved_share(total, total_full),
         "oracle_saved": oracle_saved,
         "oracle_captured": saved / oracle_saved if oracle_saved > 0 else None,
         "regret": regret / n,

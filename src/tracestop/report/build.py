@@ -167,7 +167,7 @@ def _process(job: _Job) -> tuple[TraceResult, TraceShift | None]:
         from tracestop.policies import Never
 
         m = Monitor(Never(), tagger=w["tagger"], question=t.question,
-                    answer_format=result.answer_format, model=t.model,  # type: ignore[arg-type]
+                    answer_format=result.answer_format, model=t.model,
                     count_tokens=w["counter"])
         m.feed(t.trace)
         m.end()
