@@ -209,3 +209,31 @@ def test_adjacent_boxed_values_are_one_answer():
     # boxed values apart in the text stay separate statements
     assert extract_candidates("First \\boxed{3}. Then we get \\boxed{4}.") == [("3", "boxed"), ("4", "boxed")]
     assert equivalent("1,-2", "-2, 1") and equivalent("137.5", "137\\frac{1}{2}")
+
+
+def test_the_answer_reader_owns_the_candidate_state():
+    from tracestop._types import Step, StepType
+    from tracestop.answers import AnswerReader
+
+    r = AnswerReader("What is 6 times 7?", "math", candidates="never")
+    s0 = Step(0, "Six times seven: the answer is 42.", 0, 34)
+    assert r.states_answer(s0)
+    got = r.observe(s0, StepType.FINAL_CONCLUSION)
+    assert got.candidate is not None and got.candidate.value == "42" and got.answer.current == "42"
+    s1 = Step(1, "Let me double-check the multiplication once more.", 36, 86)
+    assert not r.states_answer(s1)
+    assert r.observe(s1, StepType.VERIFICATION).candidate is None
+    assert r.state.current == "42" and r.finish().candidate is None
+
+
+def test_reader_options_are_validated():
+    import pytest
+
+    from tracestop.answers import AnswerReader
+    from tracestop.errors import ConfigError
+    from tracestop.monitor import MonitorConfig
+
+    with pytest.raises(ConfigError, match="candidates"):
+        AnswerReader(candidates="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="answer_threshold"):
+        MonitorConfig(answer_threshold=1.5)

@@ -212,3 +212,16 @@ def test_the_monitor_scores_values_against_the_unit_its_question_asks_for():
         sure[asks] = m.answer.confidence
     # "$250" answers a question about money better than one about a number of guests
     assert sure["guests"] < sure["money"]
+
+
+def test_features_are_named_in_weights_file_order():
+    from tracestop.answers.scorer import FEATURES, N_HASH
+
+    names = [n for n, _ in FEATURES]
+    assert len(set(names)) == len(names) and N_HASH + len(names) == N_FEATURES
+    assert len(AnswerScorer()._coef) == N_FEATURES
+    x = ScorerInput("So the answer is 42.", "42", StepType.FINAL_CONCLUSION, 0, True, True, 0,
+                    frozenset({"42"}))
+    dense = {names[i - N_HASH] for i in featurize(x) if i >= N_HASH}
+    assert dense == {"type=final_conclusion", "in_question", "last_sentence", "log_index", "cue",
+                     "log_mentions", "integer", "bias"}
