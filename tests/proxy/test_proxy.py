@@ -271,6 +271,14 @@ def test_bad_policy_is_400_with_config_message(client: Any) -> None:
     assert "traces-shift: unknown parameter 'windw'" in str(e.value)
 
 
+def test_evaluation_only_policy_is_400_naming_it(client: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="r1", messages=[{"role": "user", "content": QUESTION}],
+            extra_body={"tracestop": {"policy": "oracle"}})
+    assert "policy 'oracle' is evaluation-only" in str(e.value)
+
+
 def test_bad_option_type_is_400(client: Any) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(
