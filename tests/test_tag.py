@@ -153,7 +153,8 @@ def test_linear_weights_cached() -> None:
 @needs_data
 def test_training_is_deterministic(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
-    from tracestop.tag.train import fit, load_labels, save_weights
+    from tracestop.lab.labels import load_labels
+    from tracestop.lab.train import fit, save_weights
 
     subset = load_labels(LABELS)[:150]
     w1, w2 = fit(subset, seed=0), fit(subset, seed=0)
@@ -172,7 +173,7 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
 def test_extra_labels_recut_from_traces(tmp_path: Path) -> None:
     import json
 
-    from tracestop.tag.train import load_extra_labels, load_labels
+    from tracestop.lab.labels import load_extra_labels, load_labels
 
     shared = load_labels(LABELS)
     rows = [{"trace_id": ex.trace_id, "index": ex.context.index, "label": ex.label.value,
@@ -186,8 +187,8 @@ def test_extra_labels_recut_from_traces(tmp_path: Path) -> None:
 
 @needs_data
 def test_group_folds_keep_traces_apart() -> None:
-    from tracestop.tag.quality import group_folds
-    from tracestop.tag.train import load_labels
+    from tracestop.lab.labels import load_labels
+    from tracestop.lab.quality import group_folds
 
     groups = [ex.trace_id for ex in load_labels(LABELS)]
     folds = group_folds(groups, 5, seed=0)
@@ -200,7 +201,7 @@ def test_group_folds_keep_traces_apart() -> None:
 @pytest.mark.slow
 def test_default_tagger_cross_validated_quality() -> None:
     """The issue's bar: CV role acc >= 0.80, type acc >= 0.60 (see docs/tagger.md)."""
-    from tracestop.tag.quality import cross_validate
+    from tracestop.lab.quality import cross_validate
 
     if DEFAULT_TAGGER == "linear":
         pytest.importorskip("sklearn")

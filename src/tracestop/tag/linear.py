@@ -29,7 +29,7 @@ balanced class weights), a 3-way softmax (the macro role, unweighted) and a logi
 keeps the roles' priors (the stopping criteria consume roles), the type head ranks the
 types; the sum
 of their logits is one matrix (``LinearWeights.joint``), so decoding costs one row take.
-Weights are trained by ``scripts/train_tagger.py`` (``tracestop.tag.train``) and shipped in
+Weights are trained by ``scripts/train_tagger.py`` (``tracestop.lab.train``) and shipped in
 ``weights/linear.npz``; they are loaded lazily once per path and shared by all instances.
 
 ``tag()`` returns a ``LinearTag``: its ``evidence`` (the top features) is formatted on first

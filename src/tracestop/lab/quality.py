@@ -23,6 +23,14 @@ from typing import Any, Literal
 import numpy as np
 
 from tracestop._types import Role, StepType
+from tracestop.lab.labels import (
+    answer_format,
+    derived_flag,
+    load_extra_labels,
+    load_labels,
+    load_weak,
+)
+from tracestop.lab.train import DEFAULT_C, fit
 from tracestop.tag.base import TagContext, Tagger
 
 __all__ = [
@@ -40,27 +48,12 @@ TYPE_LABELS: tuple[str, ...] = tuple(t.value for t in StepType)
 ROLE_LABELS: tuple[str, ...] = tuple(r.value for r in Role)
 
 
-def answer_format(trace_id: str) -> str:
-    """The answer format of a trace from its id's benchmark part (choice / yesno / math)."""
-    parts = trace_id.split(":")
-    bench = parts[2] if len(parts) > 2 else ""
-    if bench.startswith(("gpqa", "mmlu")):
-        return "choice"
-    if "iphr" in bench:
-        return "yesno"
-    return "math"
-
-
 def _extractor() -> Callable[[str, str], bool] | None:
     try:
-        from tracestop.answers import extract_candidate
+        import tracestop.answers  # noqa: F401
     except ImportError:
         return None
-
-    def found(text: str, trace_id: str) -> bool:
-        return extract_candidate(text, answer_format(trace_id)) is not None  # type: ignore[arg-type]
-
-    return found
+    return derived_flag
 
 
 def derive_states_answer(text: str, trace_id: str = "") -> bool | None:
@@ -167,7 +160,7 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
     """Grouped (by ``trace_id``) k-fold figures for ``tagger`` ("linear" or "rules").
 
     For "linear" each fold retrains on the other folds, plus the extra labels of
-    ``extra_labels`` (a folder of ``*.jsonl``, see ``tracestop.tag.train.load_extra_labels``;
+    ``extra_labels`` (a folder of ``*.jsonl``, see ``tracestop.lab.labels.load_extra_labels``;
     traces of the shared labels are dropped from them) and weak labels from ``weak_traces``
     if given — both in every training fold, never in a test fold. Returns type and role
     metrics (``accuracy``, ``macro_f1``, ``confusion`` with ``labels`` order, ``per_class``
@@ -177,7 +170,6 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
     """
     from tracestop.tag.linear import LinearTagger
     from tracestop.tag.rules import RuleTagger
-    from tracestop.tag.train import DEFAULT_C, fit, load_extra_labels, load_labels, load_weak
 
     if tagger not in ("linear", "rules"):
         raise ValueError(f"tagger must be 'linear' or 'rules', got {tagger!r}")
@@ -283,7 +275,7 @@ def format_quality(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tracestop.tag.quality [--tagger linear] [--states-answer gold] [--json]``."""
+    """``python -m tracestop.lab.quality [--tagger linear] [--states-answer gold] [--json]``."""
     import argparse
     import json
     import os
