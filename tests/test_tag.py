@@ -302,3 +302,23 @@ def step_head_of(text: str) -> str:
     from tracestop.tag.rules import step_head
 
     return step_head(text)
+
+
+def test_quality_report_tables_are_aligned() -> None:
+    from tracestop.lab.quality import ROLE_LABELS, TYPE_LABELS, format_quality, metrics
+
+    gold = [t.value for t in StepType][:6] * 3
+    pred = gold[1:] + gold[:1]
+    roles = [[StepType(x).role.value for x in xs] for xs in (gold, pred)]
+    rep = {"tagger": "rules", "folds": 5, "seed": 0, "n_steps": 18, "n_traces": 3,
+           "states_answer": "gold", "weak_labels": 0, "type": metrics(gold, pred, TYPE_LABELS),
+           "role": metrics(*roles, ROLE_LABELS), "states_answer_f1": 0.5,
+           "states_answer_precision": 0.5, "states_answer_recall": 0.5,
+           "states_answer_source": "extractor", "states_answer_baseline": {"f1": 0.5}}
+    text = format_quality(rep)
+    lines = text.split("type confusion (rows gold, columns predicted):\n")[1].splitlines()
+    head, rows = lines[0], lines[2:8]
+    assert head.split()[:3] == ["gold", "\\", "pred"] and head.split()[-4:] == ["n", "prec",
+                                                                             "rec", "f1"]
+    assert {len(r) for r in rows} == {len(head)}  # one width: the columns line up
+    assert rows[0].split()[1:] == ["0", "3", "0", "0", "0", "0", "3", "0.00", "0.00", "0.00"]

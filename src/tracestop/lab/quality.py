@@ -229,20 +229,32 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
 
 
 def _table(m: dict[str, Any], short: Callable[[str], str]) -> list[str]:
+    """The confusion matrix (rows gold, columns predicted) with per-class counts and scores,
+    as a ``rich`` table rendered to plain text (no colour, never wrapped)."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
     labels = m["labels"]
     keep = [i for i, lab in enumerate(labels)
             if m["per_class"][lab]["support"] or m["per_class"][lab]["predicted"]]
-    heads = [short(labels[i]) for i in keep]
-    w = max(11, *(len(h) for h in heads))
-    lines = ["gold \\ pred".ljust(w + 2) + " ".join(h.rjust(5) for h in heads)
-             + "    n   prec  rec   f1"]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("gold \\ pred")
     for i in keep:
-        lab = labels[i]
-        pc = m["per_class"][lab]
-        row = " ".join(str(m["confusion"][i][j]).rjust(5) for j in keep)
-        lines.append(f"{short(lab).ljust(w + 2)}{row} {pc['support']:4d}  {pc['precision']:.2f}"
-                     f"  {pc['recall']:.2f}  {pc['f1']:.2f}")
-    return lines
+        table.add_column(short(labels[i]), justify="right")
+    for name in ("n", "prec", "rec", "f1"):
+        table.add_column(name, justify="right")
+    for i in keep:
+        pc = m["per_class"][labels[i]]
+        table.add_row(short(labels[i]), *(str(m["confusion"][i][j]) for j in keep),
+                      str(pc["support"]), f"{pc['precision']:.2f}", f"{pc['recall']:.2f}",
+                      f"{pc['f1']:.2f}")
+    console = Console(file=io.StringIO(), width=400, color_system=None, highlight=False)
+    with console.capture() as out:
+        console.print(table)
+    return [line.rstrip() for line in out.get().splitlines() if line.strip()]
 
 
 def format_quality(report: dict[str, Any]) -> str:
