@@ -10,8 +10,8 @@ mkdir -p "$OUT"
 
 $PY scripts/train_tagger.py                                  # tagger weights (deterministic)
 $PY scripts/train_answer_scorer.py | tee "$OUT/answer_scorer.txt"   # answer scorer (dev)
-$PY -m tracestop.tag.quality --tagger rules | tee "$OUT/tagger_rules.txt"
-$PY -m tracestop.tag.quality --tagger linear | tee "$OUT/tagger_linear.txt"
+$PY -m tracestop.lab.quality --tagger rules | tee "$OUT/tagger_rules.txt"
+$PY -m tracestop.lab.quality --tagger linear | tee "$OUT/tagger_linear.txt"
 $PY scripts/states_answer_agreement.py | tee "$OUT/states_answer_agreement.txt"
 $PY scripts/rough_oracle.py | tee "$OUT/rough_oracle.txt"
 $PY scripts/small_benchmark_rule.py | tee "$OUT/small_benchmark_rule.txt"   # the small-benchmark rule, dev only

@@ -5,7 +5,7 @@
 
 Training data: the shared labels (``data/labels/reasontype-dev.jsonl``) plus every
 ``labels/*.jsonl`` of the repository (no text: each step is re-cut from the shared traces,
-see ``tracestop.tag.train.load_extra_labels``). Deterministic (sorted vocabulary, lbfgs,
+see ``tracestop.lab.labels.load_extra_labels``). Deterministic (sorted vocabulary, lbfgs,
 fixed seed, fixed zip timestamps): two runs on the same labels write identical bytes.
 Weak labels mapped from other taxonomies are off by default: they lowered the grouped
 cross-validated accuracy (docs/tagger.md); ``--weak`` adds them anyway.
@@ -18,16 +18,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from tracestop.lab.labels import load_extra_labels, load_labels, load_weak
+from tracestop.lab.train import DEFAULT_C, TYPE_CLASS_WEIGHT, fit, save_weights
 from tracestop.tag.linear import DEFAULT_WEIGHTS
-from tracestop.tag.train import (
-    DEFAULT_C,
-    TYPE_CLASS_WEIGHT,
-    fit,
-    load_extra_labels,
-    load_labels,
-    load_weak,
-    save_weights,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -153,7 +153,8 @@ def test_linear_weights_cached() -> None:
 @needs_data
 def test_training_is_deterministic(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
-    from tracestop.tag.train import fit, load_labels, save_weights
+    from tracestop.lab.labels import load_labels
+    from tracestop.lab.train import fit, save_weights
 
     subset = load_labels(LABELS)[:150]
     w1, w2 = fit(subset, seed=0), fit(subset, seed=0)
@@ -172,7 +173,7 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
 def test_extra_labels_recut_from_traces(tmp_path: Path) -> None:
     import json
 
-    from tracestop.tag.train import load_extra_labels, load_labels
+    from tracestop.lab.labels import load_extra_labels, load_labels
 
     shared = load_labels(LABELS)
     rows = [{"trace_id": ex.trace_id, "index": ex.context.index, "label": ex.label.value,
@@ -186,8 +187,8 @@ def test_extra_labels_recut_from_traces(tmp_path: Path) -> None:
 
 @needs_data
 def test_group_folds_keep_traces_apart() -> None:
-    from tracestop.tag.quality import group_folds
-    from tracestop.tag.train import load_labels
+    from tracestop.lab.labels import load_labels
+    from tracestop.lab.quality import group_folds
 
     groups = [ex.trace_id for ex in load_labels(LABELS)]
     folds = group_folds(groups, 5, seed=0)
@@ -200,7 +201,7 @@ def test_group_folds_keep_traces_apart() -> None:
 @pytest.mark.slow
 def test_default_tagger_cross_validated_quality() -> None:
     """The issue's bar: CV role acc >= 0.80, type acc >= 0.60 (see docs/tagger.md)."""
-    from tracestop.tag.quality import cross_validate
+    from tracestop.lab.quality import cross_validate
 
     if DEFAULT_TAGGER == "linear":
         pytest.importorskip("sklearn")
@@ -301,3 +302,23 @@ def step_head_of(text: str) -> str:
     from tracestop.tag.rules import step_head
 
     return step_head(text)
+
+
+def test_quality_report_tables_are_aligned() -> None:
+    from tracestop.lab.quality import ROLE_LABELS, TYPE_LABELS, format_quality, metrics
+
+    gold = [t.value for t in StepType][:6] * 3
+    pred = gold[1:] + gold[:1]
+    roles = [[StepType(x).role.value for x in xs] for xs in (gold, pred)]
+    rep = {"tagger": "rules", "folds": 5, "seed": 0, "n_steps": 18, "n_traces": 3,
+           "states_answer": "gold", "weak_labels": 0, "type": metrics(gold, pred, TYPE_LABELS),
+           "role": metrics(*roles, ROLE_LABELS), "states_answer_f1": 0.5,
+           "states_answer_precision": 0.5, "states_answer_recall": 0.5,
+           "states_answer_source": "extractor", "states_answer_baseline": {"f1": 0.5}}
+    text = format_quality(rep)
+    lines = text.split("type confusion (rows gold, columns predicted):\n")[1].splitlines()
+    head, rows = lines[0], lines[2:8]
+    assert head.split()[:3] == ["gold", "\\", "pred"] and head.split()[-4:] == ["n", "prec",
+                                                                             "rec", "f1"]
+    assert {len(r) for r in rows} == {len(head)}  # one width: the columns line up
+    assert rows[0].split()[1:] == ["0", "3", "0", "0", "0", "0", "3", "0.00", "0.00", "0.00"]

@@ -101,3 +101,22 @@ def test_ask_tail_feature_and_sa_only_weights() -> None:
         assert not w.coef[row].any() and not w.role_coef[row].any()
         assert not w.joint[row].any()
         assert w.sa_coef[row] != 0.0
+
+
+def test_feature_table_orders_the_rows_and_matches_the_docs() -> None:
+    """The encoder's offsets come from one table, and docs/tagger.md shows that table."""
+    from pathlib import Path
+
+    from tracestop.tag.linear import DENSE_FEATURES, GRAM_FEATURES
+
+    assert DENSE_NAMES == tuple(n for f in DENSE_FEATURES for n in f.names)
+    assert len(set(DENSE_NAMES)) == len(DENSE_NAMES)
+    assert set(SA_ONLY) <= set(DENSE_NAMES)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tagger.md").read_text("utf-8")
+    rows = [line for line in doc.splitlines()
+            if line.startswith(("| vocabulary |", "| dense |"))]
+    assert len(rows) == len(GRAM_FEATURES) + len(DENSE_FEATURES)
+    for row, g in zip(rows, GRAM_FEATURES, strict=False):
+        assert f"`{g.prefix}:` {g.what} | {g.value} |" in row
+    for row, f in zip(rows[len(GRAM_FEATURES):], DENSE_FEATURES, strict=True):
+        assert f"`{f.names[0]}`" in row and f"`{f.names[-1]}`" in row and f.how in row

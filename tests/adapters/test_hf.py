@@ -246,6 +246,24 @@ def test_decoder_flush_releases_an_unfinished_character(tokenizer) -> None:  # t
     assert dec.flush().startswith("\ufffd")
 
 
+def test_decoder_uses_decode_stream_and_agrees_with_the_window(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """The DecodeStream path (fast tokenizers) and the windowed fallback give the same deltas,
+    token for token, including after a flush."""
+    import random
+
+    fast = IncrementalDecoder(tokenizer, skipped_token_ids(tokenizer))
+    assert fast._stream is not None  # the tiny test tokenizer is a fast one
+    slow = IncrementalDecoder(tokenizer, skipped_token_ids(tokenizer), windowed=True)
+    ids = encode(tokenizer, MULTIBYTE * 3)
+    rng = random.Random(0)
+    ids += [rng.randrange(tokenizer.vocab_size) for _ in range(300)]
+    for i, tok in enumerate(ids):
+        assert fast.push(tok) == slow.push(tok), i
+        if i == 150:
+            assert fast.flush() == slow.flush()
+    assert fast.flush() == slow.flush()
+
+
 def test_criteria_feeds_monitor_the_exact_text(model, tokenizer) -> None:  # type: ignore[no-untyped-def]
     script = encode(tokenizer, MULTIBYTE + "</think>done")
     m = Monitor("none", tagger=RuleTagger())

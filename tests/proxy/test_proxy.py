@@ -279,6 +279,25 @@ def test_evaluation_only_policy_is_400_naming_it(client: Any) -> None:
     assert "policy 'oracle' is evaluation-only" in str(e.value)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("policy,words", [
+    pytest.param("oracle", "oracle", id="oracle"),
+    pytest.param("nosuch", "unknown policy 'nosuch'", id="unknown"),
+])
+def test_bad_or_evaluation_only_policy_is_400_json(proxy_url: str, fake: FakeUpstream, fid: str,
+                                                   policy: str, words: str, stream: bool) -> None:
+    """Not an unhandled ConfigError/ExceptionGroup: a 400 whose JSON error names the policy,
+    streaming or not, and nothing generated upstream."""
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", timeout=10, json={
+        "model": "r1", "messages": [{"role": "user", "content": QUESTION}], "stream": stream,
+        "tracestop": {"policy": policy}, "fake": {"id": fid}})
+    assert r.status_code == 400, r.text[:300]
+    err = r.json()["error"]
+    assert words in err["message"] and err["type"] == "invalid_request_error"
+    assert err["param"] == "tracestop" and err["code"] == 400
+    assert not fake.record(fid).requests
+
+
 def test_bad_option_type_is_400(client: Any) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(

@@ -38,17 +38,17 @@ def test_errors_name_the_problem(raw: object, words: str) -> None:
 
 def test_proxy_reads_the_user_presets_file(tmp_path, monkeypatch):
     from tracestop.errors import ConfigError
-    from tracestop.proxy import app as proxy_app
+    from tracestop.proxy import config
 
     path = tmp_path / "presets.json"
     path.write_text('{"mine": {"math": "traces-count:k=2", "*": "none"}}')
     monkeypatch.setenv("TRACESTOP_PRESETS", str(path))
-    proxy_app._presets.cache_clear()
-    proxy_app._policy.cache_clear()
+    config.presets.cache_clear()
+    config.check_policy.cache_clear()
     try:
-        assert proxy_app._policy("mine") == "mine"
+        assert config.check_policy("mine") == "mine"
         with pytest.raises(ConfigError, match="unknown policy 'yours'"):
-            proxy_app._policy("yours")
+            config.check_policy("yours")
     finally:
-        proxy_app._presets.cache_clear()
-        proxy_app._policy.cache_clear()
+        config.presets.cache_clear()
+        config.check_policy.cache_clear()

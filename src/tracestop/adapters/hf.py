@@ -76,18 +76,28 @@ def skipped_token_ids(tokenizer: Any) -> frozenset[int]:
 class IncrementalDecoder:
     """Turns token ids, one at a time, into text deltas that are final.
 
-    Each ``push`` decodes a short window: the tokens of the last emitted delta (context, so
-    tokenizers that depend on the previous token, such as SentencePiece's leading spaces,
-    decode right) and the tokens since. Text ending in U+FFFD (a character whose bytes have
-    not all arrived) is held back. The concatenated deltas equal ``decode(all ids)``.
+    With a fast tokenizer (a ``tokenizers`` backend) each ``push`` is one step of
+    ``tokenizers.decoders.DecodeStream``, which holds back a character until all its bytes
+    have arrived. Otherwise (``windowed=True``, or a tokenizer without that backend) each push
+    decodes a short window: the tokens of the last emitted delta (context, so tokenizers that
+    depend on the previous token, such as SentencePiece's leading spaces, decode right) and
+    the tokens since; text ending in U+FFFD (a partial character) is held back. Either way the
+    concatenated deltas equal ``decode(all ids)``.
     """
 
-    def __init__(self, tokenizer: Any, skip_ids: frozenset[int] = frozenset()) -> None:
+    def __init__(self, tokenizer: Any, skip_ids: frozenset[int] = frozenset(), *,
+                 windowed: bool = False) -> None:
         self._tokenizer = tokenizer
         self._skip = skip_ids
         self._ids: list[int] = []
         self._prefix = 0  # start of the context window
         self._read = 0  # tokens up to here have been emitted
+        self._backend: Any = None if windowed else _backend(tokenizer)
+        self._stream: Any = None
+        if self._backend is not None:
+            from tokenizers.decoders import DecodeStream
+
+            self._stream = DecodeStream(skip_special_tokens=False)
 
     def _decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, **_DECODE)) if ids else ""
@@ -97,6 +107,12 @@ class IncrementalDecoder:
         if token_id in self._skip:
             return ""
         self._ids.append(token_id)
+        if self._stream is not None:
+            chunk = self._stream.step(self._backend, token_id)
+            if not chunk:
+                return ""
+            self._prefix, self._read = self._read, len(self._ids)
+            return str(chunk)
         before = self._decode(self._ids[self._prefix : self._read])
         now = self._decode(self._ids[self._prefix :])
         if len(now) <= len(before) or now.endswith("\ufffd"):
@@ -109,7 +125,23 @@ class IncrementalDecoder:
         before = self._decode(self._ids[self._prefix : self._read])
         now = self._decode(self._ids[self._prefix :])
         self._prefix = self._read = len(self._ids)
+        if self._stream is not None:
+            from tokenizers.decoders import DecodeStream
+
+            # a fresh stream, primed with the tokens so far (context for the next token)
+            self._stream = DecodeStream(self._ids[-8:], skip_special_tokens=False)
         return now[len(before) :] if len(now) > len(before) else ""
+
+
+def _backend(tokenizer: Any) -> Any:
+    """The ``tokenizers.Tokenizer`` behind a fast tokenizer, or None."""
+    try:
+        from tokenizers import Tokenizer
+        from tokenizers.decoders import DecodeStream  # noqa: F401  (tokenizers >= 0.21)
+    except ImportError:
+        return None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend if isinstance(backend, Tokenizer) else None
 
 
 class TracestopCriteria(StoppingCriteria):

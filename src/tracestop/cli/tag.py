@@ -59,7 +59,7 @@ def tag_command(steps: str | None, tagger: str | None, quality: bool, folds: int
     with errors_to_click():
         if quality:
             from tracestop.evaluate.data import data_dir
-            from tracestop.tag.quality import cross_validate, format_quality
+            from tracestop.lab.quality import cross_validate, format_quality
 
             labels = data_dir(data) / "labels" / "reasontype-dev.jsonl"
             if not labels.is_file():

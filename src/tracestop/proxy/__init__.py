@@ -1,7 +1,17 @@
 """OpenAI-compatible streaming proxy that stops reasoning early (``tracestop serve``).
 
-Needs the ``proxy`` extra: ``pip install 'tracestop[proxy]'``. The SSE helpers in
-``tracestop.proxy.sse`` are pure and import nothing beyond the standard library.
+Needs the ``proxy`` extra: ``pip install 'tracestop[proxy]'``. One module per job:
+
+- ``app``: the ASGI app and its routes (handled and pass-through);
+- ``config``: ``ProxyConfig`` and the policy check;
+- ``request``: request parsing and validation, building the per-request ``Exchange``;
+- ``exchange``: one handled request (options, Monitor, what the stream showed, the report);
+- ``upstream``: the upstream client, the header policy, reading its event stream (httpx-sse);
+- ``relay``: driving the stream: relay to the client, stop, splice; streaming and not;
+- ``forcing``: the answer request after a stop, and the spliced chunks;
+- ``disconnect``: responses that cancel their work when the client goes away;
+- ``errors``: the JSON error bodies and which error is which status (a ``ConfigError`` is 400);
+- ``schema``: the per-request ``tracestop`` options; ``sse``: pure SSE writers.
 """
 
 from __future__ import annotations
@@ -9,9 +19,10 @@ from __future__ import annotations
 try:
     import fastapi  # noqa: F401
     import httpx  # noqa: F401
+    import httpx_sse  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "tracestop.proxy needs fastapi, uvicorn and httpx: pip install 'tracestop[proxy]'"
+        "tracestop.proxy needs fastapi, uvicorn, httpx and httpx-sse: pip install 'tracestop[proxy]'"
     ) from e
 
 from tracestop.proxy.app import ProxyConfig, create_app

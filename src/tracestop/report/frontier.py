@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tracestop.evaluate.replay import TraceResult
@@ -100,7 +100,7 @@ def frontier(
     extra: Sequence[str] = (),
     grid: Mapping[str, Sequence[str]] | None = None,
     workers: int | None = None,
-    show_progress: bool | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Replay the recorded traces once over the grid (and ``extra`` specs) and return the
     frontier rows (see ``frontier_rows``).
@@ -112,13 +112,20 @@ def frontier(
         models: only these models (all when empty).
         extra: more specs to place on the plot (family ``chosen``).
         grid: policy family → specs; ``FRONTIER_GRID`` by default.
+        workers: worker processes (default: all cores).
+        progress: called with the number of traces just replayed.
     """
-    from tracestop.cli.evaluate import run_eval
+    from tracestop.evaluate.data import data_dir, load_traces
+    from tracestop.evaluate.replay import policy_specs, replay_many
+    from tracestop.presets import load_presets
 
     grid = FRONTIER_GRID if grid is None else grid
+    presets = load_presets()
     specs = list(dict.fromkeys([*frontier_specs(grid), *extra]))
-    _, results = run_eval(data, split, tuple(specs), tuple(benchmarks), tuple(models),
-                          workers=workers, show_progress=show_progress)
+    ts = load_traces(data_dir(data), benchmarks=tuple(benchmarks), models=tuple(models),
+                     split=split)  # type: ignore[arg-type]
+    results = replay_many(ts.traces, policy_specs(specs, presets), workers=workers,
+                          progress=progress, presets=presets)
     return frontier_rows(results, specs, grid)
 
 

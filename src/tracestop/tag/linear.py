@@ -1,6 +1,7 @@
 """The linear tagger: learned-vocabulary n-grams + rule cues + context, softmax weights, numpy.
 
-Features (all sparse, see ``Encoder.encode``):
+Features (all sparse; the table, in row order, is ``GRAM_FEATURES`` + ``DENSE_FEATURES``, and
+``Encoder.encode`` derives every offset from it):
 
 - ``h:`` / ``hh:`` word unigrams / bigrams of the step's head (its first ``HEAD_TOKENS``
   words, bullets stripped), ``o:`` / ``oo:`` its first word and first two words;
@@ -29,7 +30,7 @@ balanced class weights), a 3-way softmax (the macro role, unweighted) and a logi
 keeps the roles' priors (the stopping criteria consume roles), the type head ranks the
 types; the sum
 of their logits is one matrix (``LinearWeights.joint``), so decoding costs one row take.
-Weights are trained by ``scripts/train_tagger.py`` (``tracestop.tag.train``) and shipped in
+Weights are trained by ``scripts/train_tagger.py`` (``tracestop.lab.train``) and shipped in
 ``weights/linear.npz``; they are loaded lazily once per path and shared by all instances.
 
 ``tag()`` returns a ``LinearTag``: its ``evidence`` (the top features) is formatted on first
@@ -88,48 +89,108 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[=+\-*/^√≈?:()\\$<>]")
 #: Characters that can continue a ``_WORD`` token (a cut before any other cuts no token).
 _WORD_GOES_ON = frozenset("abcdefghijklmnopqrstuvwxyz'")
 _INDEX_BUCKETS = (0, 1, 2, 3, 6, 11, 21, 41)  # lower bounds
-#: Gram namespaces, in vocabulary-prefix order.
-_SPACES = ("o", "oo", "h", "hh", "b", "bb", "t")
 
 
-def _dense_names() -> list[str]:
-    names = [f"rule:first={t.value}" for t in LABELS] + ["rule:first=none"]
-    names += ["ctx:states_answer"]
-    names += [f"ctx:index>={b}" for b in _INDEX_BUCKETS]
-    names += [f"ctx:previous={t.value}" for t in LABELS] + ["ctx:previous=none"]
-    names += [
-        "shape:log_chars",
-        "shape:lines",
-        "shape:digits",
-        "shape:equals",
-        "shape:bullet",
-        "shape:ends_colon",
-        "shape:question",
-        "shape:indented",
-        "shape:short",
-        "shape:bias",
-        "ctx:question_overlap",
-        "ctx:question_overlap>0.5",
-        "ctx:no_numbers",
-        "ctx:question_numbers",
-        "ctx:question_numbers=all",
-        "ctx:ask_tail",
-    ]
-    return names
+@dataclass(frozen=True, slots=True)
+class GramFeature:
+    """A namespace of sparse gram features: names ``prefix:gram`` from the learned vocabulary,
+    what the grams are, and the value of each found gram."""
+
+    prefix: str
+    what: str
+    value: str
 
 
-DENSE_NAMES: tuple[str, ...] = tuple(_dense_names())
+#: The gram namespaces (sparse rows ``0 .. len(vocab)-1``), in vocabulary-prefix order.
+GRAM_FEATURES: tuple[GramFeature, ...] = (
+    GramFeature("o", "the head's first word", "1"),
+    GramFeature("oo", "the head's first two words", "1"),
+    GramFeature("h", f"word unigrams of the head (its first {HEAD_TOKENS} words)",
+                "1/sqrt(head words)"),
+    GramFeature("hh", "word bigrams of the head", "1/sqrt(head words - 1)"),
+    GramFeature("b", f"unigrams of the body (first {MAX_TOKENS} tokens of its first "
+                     f"{BODY_CHARS} characters, numbers dropped)", "1/sqrt(body tokens)"),
+    GramFeature("bb", "bigrams of the body", "1/sqrt(body tokens - 1)"),
+    GramFeature("t", f"unigrams of the last {TAIL_CHARS} characters (steps longer than "
+                     f"{BODY_CHARS} characters only)", "1/sqrt(tail tokens)"),
+)
+_SPACES = tuple(g.prefix for g in GRAM_FEATURES)
+
+
+@dataclass(frozen=True, slots=True)
+class DenseFeature:
+    """A block of dense feature rows: their names in row order and how the value is computed
+    (a feature whose value would be 0 is left out of ``Encoder.encode``'s output)."""
+
+    key: str
+    names: tuple[str, ...]
+    how: str
+
+
+def _one(name: str, how: str) -> DenseFeature:
+    return DenseFeature(name, (name,), how)
+
+
+#: The dense features, in row order after the grams (``Encoder.dense0``). Every offset
+#: ``Encoder.encode`` writes to is derived from this table; docs/tagger.md lists it.
+DENSE_FEATURES: tuple[DenseFeature, ...] = (
+    DenseFeature("rule:first", (*(f"rule:first={t.value}" for t in LABELS), "rule:first=none"),
+                 "1 for the type of the first cue rule of tracestop.tag.rules.RULES that fires "
+                 "(none: no rule fires)"),
+    _one("ctx:states_answer", "1 when the context says the step states an answer"),
+    DenseFeature("ctx:index", tuple(f"ctx:index>={b}" for b in _INDEX_BUCKETS),
+                 "1 for every bucket whose lower bound the step's index reaches"),
+    DenseFeature("ctx:previous",
+                 (*(f"ctx:previous={t.value}" for t in LABELS), "ctx:previous=none"),
+                 "1 for the previous step's type (none: not known)"),
+    _one("shape:log_chars", "log(1 + characters) / 8"),
+    _one("shape:lines", "min(line breaks, 20) / 10"),
+    _one("shape:digits", "5 x the body's number characters / its length"),
+    _one("shape:equals", "min('=' signs in the body, 10) / 5"),
+    _one("shape:bullet", "1 when the step starts with a bullet (*, -, •)"),
+    _one("shape:ends_colon", "1 when the step ends with ':'"),
+    _one("shape:question", "1 when the body holds '?'"),
+    _one("shape:indented", "1 when the step (after leading line breaks) starts with a space or a tab"),
+    _one("shape:short", "1 for a step under 80 characters"),
+    _one("shape:bias", "always 1 (LinearWeights.joint holds the decoder's intercepts here)"),
+    _one("ctx:question_overlap",
+         "share of the body's words (over 3 letters) that occur in the question"),
+    _one("ctx:question_overlap>0.5", "1 when that share is over 0.5"),
+    _one("ctx:no_numbers", "1 when the body writes no number"),
+    _one("ctx:question_numbers", "share of the body's numbers already written in the question"),
+    _one("ctx:question_numbers=all", "1 when all of them are"),
+    _one("ctx:ask_tail", "states-answer head only (SA_ONLY): min(1, 2 x the question's ask "
+                         "words named in the step's tail / the ask words, s-forms included)"),
+)
+DENSE_NAMES: tuple[str, ...] = tuple(n for f in DENSE_FEATURES for n in f.names)
 #: Dense features only the states-answer head uses (``Encoder.encode(..., sa=True)``; the type
 #: and role heads are trained without them, so their weights there are 0).
 SA_ONLY: tuple[str, ...] = ("ctx:ask_tail",)
-_VERDICT0 = 0
-_STATES = len(LABELS) + 1
-_INDEX0 = _STATES + 1
-_PREV0 = _INDEX0 + len(_INDEX_BUCKETS)
-_SHAPE0 = _PREV0 + len(LABELS) + 1
-_LABEL_POS = {t: i for i, t in enumerate(LABELS)}
+#: dense row of each name, and the first row of each block, relative to ``Encoder.dense0``
+_ROW = {n: i for i, n in enumerate(DENSE_NAMES)}
+_FIRST = {f.key: _ROW[f.names[0]] for f in DENSE_FEATURES}
+_VERDICT0 = _FIRST["rule:first"]
+_STATES = _FIRST["ctx:states_answer"]
+_INDEX0 = _FIRST["ctx:index"]
+_PREV0 = _FIRST["ctx:previous"]
+_LOG_CHARS = _ROW["shape:log_chars"]
+_LINES = _ROW["shape:lines"]
+_DIGITS = _ROW["shape:digits"]
+_EQUALS = _ROW["shape:equals"]
+_BULLET = _ROW["shape:bullet"]
+_ENDS_COLON = _ROW["shape:ends_colon"]
+_QUESTION_MARK = _ROW["shape:question"]
+_INDENTED = _ROW["shape:indented"]
+_SHORT = _ROW["shape:short"]
 #: ``shape:bias`` (always 1.0; the decoder's intercepts live in its row of ``joint``)
-_BIAS = DENSE_NAMES.index("shape:bias") - _SHAPE0
+_BIAS = _ROW["shape:bias"]
+_Q_OVERLAP = _ROW["ctx:question_overlap"]
+_Q_OVERLAP_HALF = _ROW["ctx:question_overlap>0.5"]
+_NO_NUMBERS = _ROW["ctx:no_numbers"]
+_Q_NUMBERS = _ROW["ctx:question_numbers"]
+_Q_NUMBERS_ALL = _ROW["ctx:question_numbers=all"]
+_ASK_TAIL = _ROW["ctx:ask_tail"]
+_LABEL_POS = {t: i for i, t in enumerate(LABELS)}
 #: The cue rules whose first match is the ``rule:first=`` feature.
 _VERDICT_RULES = RULES
 _NO_VERDICT = len(LABELS)
@@ -248,7 +309,10 @@ class Encoder:
     def encode(self, text: str, context: TagContext = _NO_CONTEXT,
                sa: bool = False) -> tuple[list[int], list[float]]:
         """Parallel lists of feature rows and values (a row may repeat; consumers sum);
-        ``sa``: with the ``SA_ONLY`` features (the states-answer head's view)."""
+        ``sa``: with the ``SA_ONLY`` features (the states-answer head's view).
+
+        The rows come in a fixed order: the grams (``GRAM_FEATURES``), then the dense
+        features in ``DENSE_FEATURES`` order (zero values left out)."""
         head = step_head(text)
         body = text[:BODY_CHARS].lower()
         n = len(text)
@@ -264,9 +328,73 @@ class Encoder:
             bt = find(body)
         whole = n <= BODY_CHARS and len(bt) <= MAX_TOKENS  # bt holds every token of the step
         bt = bt[:MAX_TOKENS]
-        mo, moo, mh, mhh, mb, mbb, mt = self._maps
         idx: list[int] = []
         vals: list[float] = []
+        self._grams_into(idx, vals, ht, bt)
+        tt = None
+        if n > BODY_CHARS:
+            tt = find(text[-TAIL_CHARS:].lower())
+            if tt:
+                ids = [i for i in map(self._maps[-1].get, tt) if i is not None]  # t:
+                if ids:
+                    idx += ids
+                    vals += [_scale(len(tt))] * len(ids)
+        d = self.dense0
+        n_sparse = len(idx)
+        idx.append(d + _VERDICT0 + _rule_verdict(head, body, context))
+        if context.states_answer:
+            idx.append(d + _STATES)
+        if context.index >= 0:
+            idx += self._buckets[min(_BUCKET_TOP, context.index)]
+        prev = context.previous
+        idx.append(d + _PREV0 + (_NO_VERDICT if prev is None else _LABEL_POS[prev]))
+        vals += [1.0] * (len(idx) - n_sparse)
+        nums = _NUM.findall(body)
+        _shape_into(idx, vals, d, text, body, nums)
+        question = context.question
+        if question:
+            last = _QCACHE[0]
+            if last[0] is not question:
+                last = _question_sets(question)
+            # share of the body's words (> 3 letters) that occur in the question; the
+            # question's word set holds only such words, so all tokens can be probed
+            n_words = sum(map(_LONGER_THAN_3, map(len, bt)))
+            if n_words:
+                ov = sum(map(last[1].__contains__, bt)) / n_words
+                if ov:
+                    idx.append(d + _Q_OVERLAP)
+                    vals.append(ov)
+                    if ov > 0.5:
+                        idx.append(d + _Q_OVERLAP_HALF)
+                        vals.append(1.0)
+        if not nums:
+            idx.append(d + _NO_NUMBERS)
+            vals.append(1.0)
+        elif question:
+            # share of the step's numbers already written in the question (restating the
+            # problem re-uses its numbers; a computation makes new ones)
+            qn = sum(map(last[2].__contains__, nums)) / len(nums)
+            if qn:
+                idx.append(d + _Q_NUMBERS)
+                vals.append(qn)
+                if qn == 1.0:
+                    idx.append(d + _Q_NUMBERS_ALL)
+                    vals.append(1.0)
+        if sa and question and last[3]:
+            # what the question asks for, named near the step's end (where a step states its
+            # answer: "so he must climb 3,000 feet"); the states-answer head's feature
+            if tt is None:
+                tt = bt[-40:] if whole else find(text[-TAIL_CHARS:].lower())
+            hits = len(last[3].intersection(tt))
+            if hits:
+                idx.append(d + _ASK_TAIL)
+                vals.append(min(1.0, hits * last[4]))
+        return idx, vals
+
+    def _grams_into(self, idx: list[int], vals: list[float], ht: list[str],
+                    bt: list[str]) -> None:
+        """Append the head and body grams found in the vocabulary (``o oo h hh b bb``)."""
+        mo, moo, mh, mhh, mb, mbb, _ = self._maps
         nh = len(ht)
         if nh:
             i = mo.get(ht[0])
@@ -298,128 +426,77 @@ class Encoder:
                 if ids:
                     idx += ids
                     vals += [_SCALES[nbt - 1]] * len(ids)
-        tt = None
-        if n > BODY_CHARS:
-            tt = find(text[-TAIL_CHARS:].lower())
-            if tt:
-                ids = [i for i in map(mt.get, tt) if i is not None]
-                if ids:
-                    idx += ids
-                    vals += [_scale(len(tt))] * len(ids)
-        d = self.dense0
-        verdict = _NO_VERDICT
-        states = context.states_answer
-        index = context.index
-        failed = failed_on = None  # the last gate that failed, and on what (rules 3 and 5
-        # share one: no re-check)
-        for on_head, gate, search, pos, cond in _VERDICT_SCAN:
-            if cond is not None:  # (needs_answer, max_index, max_len): a few rules only
-                needs_answer, max_index, max_len = cond
-                if needs_answer and not states:
-                    continue
-                if max_index is not None and index > max_index:
-                    continue
-                if max_len is not None and len(body) > max_len:
-                    continue
-            target = head if on_head else body
-            if gate:
-                if gate is failed and target is failed_on:
-                    continue
-                for g in gate:
-                    if g in target:
-                        break
-                else:
-                    failed, failed_on = gate, target
-                    continue
-            if search(target) is not None:
-                verdict = pos
-                break
-        n_sparse = len(idx)
-        idx.append(d + _VERDICT0 + verdict)
-        if states:
-            idx.append(d + _STATES)
-        if index >= 0:
-            idx += self._buckets[min(_BUCKET_TOP, index)]
-        prev = context.previous
-        idx.append(d + _PREV0 + (_NO_VERDICT if prev is None else _LABEL_POS[prev]))
-        vals += [1.0] * (len(idx) - n_sparse)
 
-        # shape features (the order of DENSE_NAMES; zero values are left out)
-        s0 = d + _SHAPE0
-        stripped = text.lstrip("\n")
-        nb = len(body) or 1
-        if n:
-            idx.append(s0)
-            vals.append(math.log1p(n) / 8.0)
-        lines = text.count("\n")
-        if lines:
-            idx.append(s0 + 1)
-            vals.append(min(lines, 20) / 10.0)
-        nums = _NUM.findall(body)
-        digits = sum(map(len, nums))
-        if digits:
-            idx.append(s0 + 2)
-            vals.append(digits / nb * 5.0)
-        eq = body.count("=")
-        if eq:
-            idx.append(s0 + 3)
-            vals.append(min(eq, 10) / 5.0)
-        if stripped.lstrip()[:1] in ("*", "-", "•"):
-            idx.append(s0 + 4)
-            vals.append(1.0)
-        if text.rstrip().endswith(":"):
-            idx.append(s0 + 5)
-            vals.append(1.0)
-        if "?" in body:
-            idx.append(s0 + 6)
-            vals.append(1.0)
-        if stripped[:1] in (" ", "\t"):
-            idx.append(s0 + 7)
-            vals.append(1.0)
-        if n < 80:
-            idx.append(s0 + 8)
-            vals.append(1.0)
-        idx.append(s0 + _BIAS)  # always on: ``LinearWeights.joint`` holds the intercepts here
+
+def _rule_verdict(head: str, body: str, context: TagContext) -> int:
+    """``rule:first``: the label position of the first cue rule that fires (``Rule.matches``
+    unrolled: same checks, same order), ``_NO_VERDICT`` when none does."""
+    states = context.states_answer
+    index = context.index
+    failed = failed_on = None  # the last gate that failed, and on what (rules 3 and 5
+    # share one: no re-check)
+    for on_head, gate, search, pos, cond in _VERDICT_SCAN:
+        if cond is not None:  # (needs_answer, max_index, max_len): a few rules only
+            needs_answer, max_index, max_len = cond
+            if needs_answer and not states:
+                continue
+            if max_index is not None and index > max_index:
+                continue
+            if max_len is not None and len(body) > max_len:
+                continue
+        target = head if on_head else body
+        if gate:
+            if gate is failed and target is failed_on:
+                continue
+            for g in gate:
+                if g in target:
+                    break
+            else:
+                failed, failed_on = gate, target
+                continue
+        if search(target) is not None:
+            return pos
+    return _NO_VERDICT
+
+
+def _shape_into(idx: list[int], vals: list[float], d: int, text: str, body: str,
+                nums: list[str]) -> None:
+    """Append the ``shape:`` features (``DENSE_FEATURES`` order; zero values left out)."""
+    n = len(text)
+    stripped = text.lstrip("\n")
+    nb = len(body) or 1
+    if n:
+        idx.append(d + _LOG_CHARS)
+        vals.append(math.log1p(n) / 8.0)
+    lines = text.count("\n")
+    if lines:
+        idx.append(d + _LINES)
+        vals.append(min(lines, 20) / 10.0)
+    digits = sum(map(len, nums))
+    if digits:
+        idx.append(d + _DIGITS)
+        vals.append(digits / nb * 5.0)
+    eq = body.count("=")
+    if eq:
+        idx.append(d + _EQUALS)
+        vals.append(min(eq, 10) / 5.0)
+    if stripped.lstrip()[:1] in ("*", "-", "•"):
+        idx.append(d + _BULLET)
         vals.append(1.0)
-        question = context.question
-        if question:
-            last = _QCACHE[0]
-            if last[0] is not question:
-                last = _question_sets(question)
-            # share of the body's words (> 3 letters) that occur in the question; the
-            # question's word set holds only such words, so all tokens can be probed
-            n_words = sum(map(_LONGER_THAN_3, map(len, bt)))
-            if n_words:
-                ov = sum(map(last[1].__contains__, bt)) / n_words
-                if ov:
-                    idx.append(s0 + 10)
-                    vals.append(ov)
-                    if ov > 0.5:
-                        idx.append(s0 + 11)
-                        vals.append(1.0)
-        if not nums:
-            idx.append(s0 + 12)
-            vals.append(1.0)
-        elif question:
-            # share of the step's numbers already written in the question (restating the
-            # problem re-uses its numbers; a computation makes new ones)
-            qn = sum(map(last[2].__contains__, nums)) / len(nums)
-            if qn:
-                idx.append(s0 + 13)
-                vals.append(qn)
-                if qn == 1.0:
-                    idx.append(s0 + 14)
-                    vals.append(1.0)
-        if sa and question and last[3]:
-            # what the question asks for, named near the step's end (where a step states its
-            # answer: "so he must climb 3,000 feet"); the states-answer head's feature
-            if tt is None:
-                tt = bt[-40:] if whole else find(text[-TAIL_CHARS:].lower())
-            hits = len(last[3].intersection(tt))
-            if hits:
-                idx.append(s0 + 15)
-                vals.append(min(1.0, hits * last[4]))
-        return idx, vals
+    if text.rstrip().endswith(":"):
+        idx.append(d + _ENDS_COLON)
+        vals.append(1.0)
+    if "?" in body:
+        idx.append(d + _QUESTION_MARK)
+        vals.append(1.0)
+    if stripped[:1] in (" ", "\t"):
+        idx.append(d + _INDENTED)
+        vals.append(1.0)
+    if n < 80:
+        idx.append(d + _SHORT)
+        vals.append(1.0)
+    idx.append(d + _BIAS)  # always on: ``LinearWeights.joint`` holds the intercepts here
+    vals.append(1.0)
 
 
 #: The role head's classes, in order (the order the roles first occur in ``LABELS``).
@@ -457,7 +534,7 @@ class LinearWeights:
                              f"{(n, k)}")
         cols = [ROLES.index(t.role) for t in LABELS]
         joint = np.ascontiguousarray(self.coef + self.role_coef[:, cols], dtype=np.float32)
-        joint[len(self.vocab) + _SHAPE0 + _BIAS] += self.intercept + self.role_intercept[cols]
+        joint[len(self.vocab) + _BIAS] += self.intercept + self.role_intercept[cols]
         object.__setattr__(self, "joint", joint)
 
 

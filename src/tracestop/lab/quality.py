@@ -23,6 +23,14 @@ from typing import Any, Literal
 import numpy as np
 
 from tracestop._types import Role, StepType
+from tracestop.lab.labels import (
+    answer_format,
+    derived_flag,
+    load_extra_labels,
+    load_labels,
+    load_weak,
+)
+from tracestop.lab.train import DEFAULT_C, fit
 from tracestop.tag.base import TagContext, Tagger
 
 __all__ = [
@@ -40,27 +48,12 @@ TYPE_LABELS: tuple[str, ...] = tuple(t.value for t in StepType)
 ROLE_LABELS: tuple[str, ...] = tuple(r.value for r in Role)
 
 
-def answer_format(trace_id: str) -> str:
-    """The answer format of a trace from its id's benchmark part (choice / yesno / math)."""
-    parts = trace_id.split(":")
-    bench = parts[2] if len(parts) > 2 else ""
-    if bench.startswith(("gpqa", "mmlu")):
-        return "choice"
-    if "iphr" in bench:
-        return "yesno"
-    return "math"
-
-
 def _extractor() -> Callable[[str, str], bool] | None:
     try:
-        from tracestop.answers import extract_candidate
+        import tracestop.answers  # noqa: F401
     except ImportError:
         return None
-
-    def found(text: str, trace_id: str) -> bool:
-        return extract_candidate(text, answer_format(trace_id)) is not None  # type: ignore[arg-type]
-
-    return found
+    return derived_flag
 
 
 def derive_states_answer(text: str, trace_id: str = "") -> bool | None:
@@ -167,7 +160,7 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
     """Grouped (by ``trace_id``) k-fold figures for ``tagger`` ("linear" or "rules").
 
     For "linear" each fold retrains on the other folds, plus the extra labels of
-    ``extra_labels`` (a folder of ``*.jsonl``, see ``tracestop.tag.train.load_extra_labels``;
+    ``extra_labels`` (a folder of ``*.jsonl``, see ``tracestop.lab.labels.load_extra_labels``;
     traces of the shared labels are dropped from them) and weak labels from ``weak_traces``
     if given — both in every training fold, never in a test fold. Returns type and role
     metrics (``accuracy``, ``macro_f1``, ``confusion`` with ``labels`` order, ``per_class``
@@ -177,7 +170,6 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
     """
     from tracestop.tag.linear import LinearTagger
     from tracestop.tag.rules import RuleTagger
-    from tracestop.tag.train import DEFAULT_C, fit, load_extra_labels, load_labels, load_weak
 
     if tagger not in ("linear", "rules"):
         raise ValueError(f"tagger must be 'linear' or 'rules', got {tagger!r}")
@@ -237,20 +229,32 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
 
 
 def _table(m: dict[str, Any], short: Callable[[str], str]) -> list[str]:
+    """The confusion matrix (rows gold, columns predicted) with per-class counts and scores,
+    as a ``rich`` table rendered to plain text (no colour, never wrapped)."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
     labels = m["labels"]
     keep = [i for i, lab in enumerate(labels)
             if m["per_class"][lab]["support"] or m["per_class"][lab]["predicted"]]
-    heads = [short(labels[i]) for i in keep]
-    w = max(11, *(len(h) for h in heads))
-    lines = ["gold \\ pred".ljust(w + 2) + " ".join(h.rjust(5) for h in heads)
-             + "    n   prec  rec   f1"]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("gold \\ pred")
     for i in keep:
-        lab = labels[i]
-        pc = m["per_class"][lab]
-        row = " ".join(str(m["confusion"][i][j]).rjust(5) for j in keep)
-        lines.append(f"{short(lab).ljust(w + 2)}{row} {pc['support']:4d}  {pc['precision']:.2f}"
-                     f"  {pc['recall']:.2f}  {pc['f1']:.2f}")
-    return lines
+        table.add_column(short(labels[i]), justify="right")
+    for name in ("n", "prec", "rec", "f1"):
+        table.add_column(name, justify="right")
+    for i in keep:
+        pc = m["per_class"][labels[i]]
+        table.add_row(short(labels[i]), *(str(m["confusion"][i][j]) for j in keep),
+                      str(pc["support"]), f"{pc['precision']:.2f}", f"{pc['recall']:.2f}",
+                      f"{pc['f1']:.2f}")
+    console = Console(file=io.StringIO(), width=400, color_system=None, highlight=False)
+    with console.capture() as out:
+        console.print(table)
+    return [line.rstrip() for line in out.get().splitlines() if line.strip()]
 
 
 def format_quality(report: dict[str, Any]) -> str:
@@ -283,7 +287,7 @@ def format_quality(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tracestop.tag.quality [--tagger linear] [--states-answer gold] [--json]``."""
+    """``python -m tracestop.lab.quality [--tagger linear] [--states-answer gold] [--json]``."""
     import argparse
     import json
     import os

@@ -1,0 +1,203 @@
+"""Stream relay: drive one exchange over the upstream's event stream, and give the client
+the chunks (streaming) or one folded body (non-streaming).
+
+``drive`` relays each chunk as it arrives and feeds it to the Monitor; on STOP it closes the
+upstream stream, forces the answer (``forcing``) and splices it in. The last chunk (or the
+body) carries the ``tracestop`` report. A user's mistake found only while driving (a
+``ConfigError``) is answered as a 400, in the body or as the stream's error event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+from starlette.responses import JSONResponse, Response
+
+from tracestop.errors import ConfigError, UpstreamError
+from tracestop.proxy import forcing, sse
+from tracestop.proxy.errors import bad_request, error_response
+from tracestop.proxy.exchange import REASONING_FIELDS, Exchange, Kind
+from tracestop.proxy.upstream import Upstream
+
+__all__ = ["collect", "drive", "stream_events"]
+
+log = logging.getLogger("tracestop.proxy")
+
+
+async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+                answer_tokens: int) -> AsyncGenerator[dict[str, Any], None]:
+    """Yield the chunks to give the client, in order; the last one carries ``tracestop``.
+
+    Raises ``UpstreamError`` on a timeout, a malformed stream or a dropped connection,
+    after closing the upstream response.
+    """
+    held: dict[str, Any] | None = None  # a final-looking chunk, kept to carry the report
+    try:
+        async with aclosing(upstream.events(resp)) as events:
+            async for event in events:
+                if event.data.strip() == "[DONE]":
+                    break
+                try:
+                    chunk = event.json()
+                except ValueError:
+                    raise UpstreamError(
+                        f"malformed stream from the upstream: event data is not JSON: "
+                        f"{event.data[:80]!r}", 502) from None
+                if not isinstance(chunk, dict):
+                    raise UpstreamError(
+                        f"malformed stream from the upstream: event data is not a JSON "
+                        f"object: {event.data[:80]!r}", 502)
+                if held is not None:
+                    yield held
+                    held = None
+                if "error" in chunk and "choices" not in chunk:
+                    yield chunk  # the upstream's own error event: relay it as it is
+                    continue
+                ex.remember(chunk)
+                ex.feed(chunk)
+                if ex.monitor.stopped:
+                    break
+                if _is_final(chunk):
+                    held = chunk
+                else:
+                    yield chunk
+    finally:
+        # Stopped, done or failed: close the stream now, so the server stops generating.
+        await resp.aclose()
+
+    if not ex.id:
+        ex.remember({})
+    ex.monitor.end()
+    if ex.monitor.stopped:
+        text = await forcing.answer(upstream, ex, answer_tokens)
+        ex.spliced = text
+        yield forcing.chunk(ex, content=text)
+        yield forcing.chunk(ex, finish="stop", extra={"tracestop": ex.report()})
+        return
+    if held is not None:
+        held["tracestop"] = ex.report()
+        yield held
+    else:
+        final = forcing.chunk(ex, extra={"tracestop": ex.report()})
+        final["choices"] = []
+        yield final
+
+
+def _is_final(chunk: dict[str, Any]) -> bool:
+    choices = chunk.get("choices")
+    if not choices:
+        return True  # a usage chunk
+    return all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+                        answer_tokens: int) -> AsyncIterator[bytes]:
+    """The streaming end: SSE bytes, ending with an error event if the exchange fails."""
+    try:
+        async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
+            async for chunk in chunks:
+                yield sse.format_event(chunk)
+    except UpstreamError as e:
+        log.warning("%s stream ended with an error: %s", ex.kind, e)
+        yield sse.error_event(str(e), code=e.status, tracestop=ex.report())
+    except ConfigError as e:
+        # Headers are sent already: the mistake ends the stream as a 400 error event.
+        yield sse.error_event(str(e), "invalid_request_error", code=400)
+    yield sse.DONE
+    _log_done(ex)
+
+
+class _Collector:
+    """Folds streamed chunks into one completion body."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self.content: dict[int, list[str]] = {}
+        self.reasoning: dict[int, list[str]] = {}
+        self.finish: dict[int, str] = {}
+        self.usage: Any = None
+        self.report: dict[str, Any] | None = None
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.usage = chunk.get("usage") or self.usage
+        self.report = chunk.get("tracestop", self.report)
+        for choice in chunk.get("choices") or ():
+            i = int(choice.get("index", 0))
+            if self.kind == "chat":
+                delta = choice.get("delta") or {}
+                for name in REASONING_FIELDS:
+                    if isinstance(delta.get(name), str) and delta[name]:
+                        self.reasoning.setdefault(i, []).append(delta[name])
+                        break
+                text = delta.get("content")
+            else:
+                text = choice.get("text")
+            if isinstance(text, str):
+                self.content.setdefault(i, []).append(text)
+            if choice.get("finish_reason"):
+                self.finish[i] = choice["finish_reason"]
+
+    def choices(self, reasoning_field: str | None) -> list[dict[str, Any]]:
+        indices = sorted(set(self.content) | set(self.reasoning) | set(self.finish)) or [0]
+        out: list[dict[str, Any]] = []
+        for i in indices:
+            text = "".join(self.content.get(i, []))
+            finish = self.finish.get(i, "stop")
+            if self.kind == "completions":
+                out.append({"index": i, "text": text, "logprobs": None, "finish_reason": finish})
+                continue
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if i in self.reasoning:
+                message[reasoning_field or "reasoning_content"] = "".join(self.reasoning[i])
+            out.append({"index": i, "message": message, "logprobs": None,
+                        "finish_reason": finish})
+        return out
+
+
+async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+                  answer_tokens: int) -> Response:
+    """The non-streaming end: fold the chunks into one completion body."""
+    got = _Collector(ex.kind)
+    try:
+        async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
+            async for chunk in chunks:
+                if "error" in chunk and "choices" not in chunk:
+                    return JSONResponse(chunk, status_code=502)
+                got.add(chunk)
+    except UpstreamError as e:
+        status = e.status if e.status and e.status >= 400 else 502
+        return error_response(status, str(e), "upstream_error", tracestop=ex.report())
+    except ConfigError as e:
+        return bad_request(e)
+    m = ex.monitor
+    if m.stopped:
+        # Nothing was sent yet: give exactly the kept thinking, the cue and the answer.
+        got.usage = None
+        if ex.reasoning_field is not None:
+            got.reasoning[0] = [m.truncated_thinking]
+            got.content[0] = [ex.spliced]
+        else:
+            got.content[0] = [ex.open_prefix + m.truncated_thinking + ex.spliced]
+    body = {
+        "id": ex.id,
+        "object": "chat.completion" if ex.kind == "chat" else "text_completion",
+        "created": ex.created,
+        "model": ex.model,
+        "choices": got.choices(ex.reasoning_field),
+        "usage": got.usage,
+        "tracestop": got.report if got.report is not None else ex.report(),
+    }
+    _log_done(ex)
+    return JSONResponse(body)
+
+
+def _log_done(ex: Exchange) -> None:
+    m = ex.monitor
+    if m.decision is not None:
+        log.info("%s: %s at step %s (%s); answer from %s", ex.kind,
+                 "stopped" if m.stopped else "would stop", (m.decision.step or 0) + 1,
+                 m.decision.reason, ex.answer_source)

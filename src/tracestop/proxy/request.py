@@ -1,0 +1,89 @@
+"""Request parsing and validation: the body, the ``tracestop`` options, the question, and the
+per-request Monitor. Every user mistake here is a ``ConfigError`` (answered with HTTP 400)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from tracestop.errors import ConfigError
+from tracestop.monitor import Monitor, MonitorConfig
+from tracestop.proxy.config import check_policy, presets
+from tracestop.proxy.errors import BodyTooLarge
+from tracestop.proxy.exchange import Exchange, Kind
+from tracestop.proxy.schema import OptionsError, pop_options
+from tracestop.tag.base import Tagger
+from tracestop.templates import template_for
+
+__all__ = ["build_exchange", "question", "read_body"]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body; ``BodyTooLarge`` past ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(part)
+    return b"".join(parts)
+
+
+def question(kind: Kind, body: dict[str, Any]) -> str:
+    if kind == "completions":
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1:
+            prompt = prompt[0]
+        return prompt if isinstance(prompt, str) else ""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(p.get("text", "") for p in content
+                                 if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def build_exchange(kind: Kind, body: dict[str, Any], headers: list[tuple[str, str]], *,
+                   default_policy: str, model_family: str | None, tagger: Tagger) -> Exchange:
+    """Validate a handled request and set up its Monitor; a ``ConfigError`` names the problem."""
+    options = pop_options(body)
+    policy = check_policy(options.policy or default_policy)
+    family = options.model_family or model_family
+    if family is not None:
+        template_for(family)  # a ConfigError names the known families
+    else:
+        model = body.get("model")
+        try:
+            template_for(model if isinstance(model, str) else None)
+            family = model if isinstance(model, str) else None
+        except ConfigError:
+            family = None  # an unknown model name: the default template
+    can_force = True
+    if kind == "completions":
+        prompt = body.get("prompt")
+        can_force = isinstance(prompt, str) or (
+            isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str))
+    elif not isinstance(body.get("messages"), list):
+        raise OptionsError("'messages' must be a list of chat messages")
+    n = body.get("n")
+    # The Monitor watches choice 0; with several choices, or no way to force an answer, it
+    # only observes.
+    observe = options.observe or not can_force or (isinstance(n, int) and n > 1)
+    monitor = Monitor(
+        policy,
+        tagger=tagger,
+        question=question(kind, body),
+        answer_format=options.answer_format,
+        model=family,
+        observe=observe,
+        config=MonitorConfig(presets=presets()),
+    )
+    return Exchange(kind, body, options, monitor, headers, bool(body.get("stream")), can_force)
