@@ -41,7 +41,7 @@ for _name in ("torch", "transformers", "accelerate", "fastapi", "uvicorn", "toke
 openai = _need("openai")
 httpx = _need("httpx")
 
-from tests.realserver import tiny_model  # noqa: E402
+from tests.realserver import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 120.0  # seconds for a server to answer /health (about 10 s on 2 busy cores)

@@ -267,9 +267,7 @@ def test_client_disconnect_aborts_server(stack: Stack, seconds_per_token: float)
     stream = stack.client().completions.create(
         model=stack.model_name, prompt=chat_prompt(), max_tokens=MAX_TOKENS, stream=True,
         extra_body=NEVER)
-    got = 0
-    for chunk in stream:
-        got += 1
+    for got, _chunk in enumerate(stream, 1):
         if got == 20:
             break
     stream.close()  # the client goes away mid-stream

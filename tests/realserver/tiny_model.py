@@ -19,12 +19,15 @@ server writes) through the server.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+from tracestop.templates import TEMPLATES
+
 STEP = "Checking the sum again: two plus three gives five."
 ANSWER = "\\boxed{5}"
-CUE = "\n</think>\n\n**Final Answer**\n"  # tracestop's qwen3 forcing suffix (math)
+CUE = TEMPLATES["qwen3"].forcing_suffix("math")  # "\n</think>\n\n**Final Answer**\n"
 QUESTION = "What is 2 + 3?"
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 THINK = ["<think>", "</think>"]
@@ -74,7 +77,12 @@ def build(path: Path) -> dict[str, list[int]]:
     """Write the model and its tokenizer to ``path``; return the token chains (for the tests)."""
     import torch
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from transformers import (
+        GenerationConfig,
+        PreTrainedTokenizerFast,
+        Qwen3Config,
+        Qwen3ForCausalLM,
+    )
 
     path.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.BPE())
@@ -118,9 +126,9 @@ def build(path: Path) -> dict[str, list[int]]:
     answer_chain = [cue_last, *answer_ids]
     nodes = think_loop + answer_chain
     assert len(set(nodes)) == len(nodes), f"a token is used twice in the chain: {nodes}"
-    succ = dict(zip(think_loop, think_loop[1:]))
+    succ = dict(itertools.pairwise(think_loop))
     succ[step_ids[-1]] = blank[0]
-    succ.update(zip(answer_chain, answer_chain[1:]))
+    succ.update(itertools.pairwise(answer_chain))
     succ[answer_ids[-1]] = vid("<|im_end|>")
 
     vocab = tok.get_vocab_size()
