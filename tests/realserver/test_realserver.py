@@ -15,6 +15,7 @@ the server right after would wait for the rest of it (seconds, measured by
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -62,6 +63,16 @@ def prompt_tokens(stack: Stack, chat: bool) -> int:
     else:
         r = c.completions.create(model=stack.model_name, prompt=chat_prompt(), max_tokens=1)
     return int(r.usage.prompt_tokens)
+
+
+def server_requests(stack: Stack, since: int) -> list[dict[str, Any]]:
+    """The requests the server logged (``--enable-log-requests``) after ``since`` characters of
+    its log: prompt tokens, streamed or not, max_new_tokens."""
+    out = []
+    for m in re.finditer(r"Request \S+: model .*?, (\d+) prompt tokens, \w+, stream (\w+), "
+                         r"\{'max_new_tokens': (\d+)", stack.server.log_text()[since:]):
+        out.append({"prompt": int(m[1]), "stream": m[2] == "True", "max_new_tokens": int(m[3])})
+    return out
 
 
 def assert_server_idle(stack: Stack, seconds_per_token: float, remaining: int) -> None:
@@ -159,6 +170,7 @@ def test_nonstream_chat_no_stop(stack: Stack) -> None:
 
 
 def test_stream_completions_stop(stack: Stack, seconds_per_token: float) -> None:
+    since = len(stack.server.log_text())
     stream = stack.client().completions.create(
         model=stack.model_name, prompt=chat_prompt(), max_tokens=MAX_TOKENS, stream=True,
         stream_options={"include_usage": True}, extra_body=BUDGET)
@@ -174,11 +186,18 @@ def test_stream_completions_stop(stack: Stack, seconds_per_token: float) -> None
     k = int(rep["step"] or 0)
     assert 1 <= k <= 3, rep
     assert_server_idle(stack, seconds_per_token, MAX_TOKENS - kept_tokens(k + 1))
+    # the server's own log: the thinking request (streamed, MAX_TOKENS), then the answer
+    # request (not streamed, --answer-tokens 16) whose prompt is the prompt + kept thinking + cue
+    prompt = prompt_tokens(stack, chat=False)
+    seen = server_requests(stack, since)[:2]
+    assert seen[0] == {"prompt": prompt, "stream": True, "max_new_tokens": MAX_TOKENS}
+    assert seen[1]["stream"] is False and seen[1]["max_new_tokens"] == 16
+    assert seen[1]["prompt"] > prompt + kept_tokens(k)
     check = Checks()
     # the kept thinking, the cue and the model's answer, and nothing of the step after the stop
     check(text == "<think>\n\n" + steps(k) + CUE + ANSWER, f"text is {text[-120:]!r}")
     check_stopped_report(check, rep, k)
-    check_usage(check, usage, prompt_tokens(stack, chat=False), k)
+    check_usage(check, usage, prompt, k)
     check.done()
 
 
