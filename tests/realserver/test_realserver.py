@@ -155,6 +155,25 @@ def test_stream_chat_no_stop(stack: Stack) -> None:
     assert reports[0]["thinking_field"] == "reasoning_content"
 
 
+def test_stream_completions_no_stop(stack: Stack) -> None:
+    stream = stack.client().completions.create(
+        model=stack.model_name, prompt=chat_prompt(), max_tokens=30, stream=True,
+        stream_options={"include_usage": True}, extra_body=NEVER)
+    text, usage, reports = "", None, []
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].text or ""
+        usage = chunk.usage or usage
+        if "tracestop" in (chunk.model_extra or {}):
+            reports.append(report_of(chunk))
+    assert text == "<think>\n\n" + steps(2) + "\n\nChecking the sum again"
+    assert usage is not None and usage.completion_tokens == 30
+    assert usage.prompt_tokens == prompt_tokens(stack, chat=False)
+    assert len(reports) == 1 and reports[0]["stopped"] is False
+    assert reports[0]["thinking_field"] == "inline"
+    assert [s["index"] for s in reports[0]["steps"]][:2] == [0, 1]
+
+
 def test_nonstream_chat_no_stop(stack: Stack) -> None:
     r = stack.client().chat.completions.create(
         model=stack.model_name, messages=MESSAGES, max_tokens=30, extra_body=NEVER)
