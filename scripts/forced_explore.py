@@ -29,7 +29,6 @@ rescue rate, each at delta/2).
 from __future__ import annotations
 
 import argparse
-import math
 import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -240,32 +239,10 @@ def best_of(rules: Iterable[tuple[str, Rule]], ts: Sequence[Feats], max_loss: fl
     return best
 
 
-# --- Learn-then-Test p-value on net loss ----------------------------------------------------
-
-
-def _cp_upper(k: int, n: int, a: float) -> float:
-    from tracestop.evaluate.calibrate import clopper_pearson_upper
-    return clopper_pearson_upper(k, n, a)
-
-
-def _cp_lower(k: int, n: int, a: float) -> float:
-    return 0.0 if k == 0 else 1.0 - _cp_upper(n - k, n, a)
-
-
 def ltt_pvalue(regrets: int, rescues: int, n: int, alpha: float) -> float:
-    """The smallest delta at which ``UCB_regret(delta/2) - LCB_rescue(delta/2) <= alpha``: a
-    valid p-value for H0 "the net loss rate (regret rate - rescue rate) exceeds alpha" (union
-    bound over two Clopper-Pearson bounds). Learn-then-Test tests a parameter path in a fixed
-    order and keeps the configurations up to the first p-value above delta."""
-    def ok(delta: float) -> bool:
-        return _cp_upper(regrets, n, delta / 2) - _cp_lower(rescues, n, delta / 2) <= alpha
-    if not ok(1.0):
-        return 1.0
-    lo, hi = 1e-12, 1.0
-    for _ in range(60):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return hi
+    """``tracestop.evaluate.ltt.net_loss_pvalue``: H0 "net loss rate > alpha"."""
+    from tracestop.evaluate.ltt import net_loss_pvalue
+    return net_loss_pvalue(regrets, rescues, n, alpha)
 
 
 # --- main -----------------------------------------------------------------------------------
