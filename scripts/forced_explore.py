@@ -317,16 +317,19 @@ def main() -> None:
     for t in feats:
         groups.setdefault(f"format {t.fmt}", []).append(t)
         groups.setdefault(f"benchmark {t.benchmark}", []).append(t)
+        if t.id.startswith("lco:"):  # Gemma: answer-reversal reruns vs cohort-balanced controls
+            groups.setdefault(f"gemma selection {t.id.split(':')[3]}", []).append(t)
     fam = families()
+
+    def ltt(row: Row) -> float:
+        return ltt_pvalue(row.forced[0], row.forced[1], row.n, a.alpha / 100)
+
     print(f"net loss allowed: max({a.max_loss:g} pt, 1 trace); LTT: alpha={a.alpha:g} pt, delta={a.delta:g}")
     for g, ts in groups.items():
         nq = len({t.question for t in ts})
         acc = 100 * sum(t.correct_full for t in ts) / len(ts)
         print(f"\n== {g}: {len(ts)} dev traces, {nq} problems, accuracy at full length {acc:.1f}%")
         print(HEAD)
-
-        def ltt(row: Row) -> float:
-            return ltt_pvalue(row.forced[0], row.forced[1], row.n, a.alpha / 100)
 
         for name, fn in (("oracle (forced)", lambda t: t.forced_oracle),
                          ("oracle (stated)", lambda t: t.stated_oracle)):
@@ -345,6 +348,31 @@ def main() -> None:
                     print(f"  best {fname} ({mode}): none within the loss")
                     continue
                 print(fmt_row(b[2], f"{mode[:4]}: {b[0]}", ltt(b[2])))
+
+    # the proposed criteria as Learn-then-Test paths (most cautious first), per format
+    from tracestop.evaluate.ltt import LTTConfig, learn_then_test
+
+    paths: dict[str, list[tuple[str, Rule]]] = {
+        "format choice": [(f"agree-eval:c={c},w={w},d=0.25", agree_evaluative(c, w, 0.25))
+                          for c in (3, 2, 1) for w in (2, 4)],
+        "format math": [(f"patience:tokens={n},c=1", patience(n, 1))
+                        for n in (4800, 3200, 2400, 1600, 1200, 800, 400)],
+    }
+    for g, path in paths.items():
+        ts = groups.get(g, [])
+        if not ts:
+            continue
+        print(f"\n== {g}: Learn-then-Test path (most cautious first), net loss under forced answers, "
+              f"alpha={a.alpha:g} pt, delta={a.delta:g}")
+        print(HEAD)
+        cfgs = []
+        for name, rule in path:
+            row = score(name, ts, lambda t, r=rule: first_stop(t, r))  # type: ignore[misc]
+            cfgs.append(LTTConfig(name, row.forced[0], row.forced[1], row.n, row.saved))
+            print(fmt_row(row, None, ltt(row)))
+        res = learn_then_test(cfgs, a.alpha / 100, a.delta)
+        print(f"    certified: {len(res.certified)} of {len(cfgs)}; choice: "
+              f"{res.choice.spec if res.choice else 'none (do not stop)'}")
 
     # held-out: choose on one half of the problems, measure on the other, both ways
     print("\n== held-out: the best rule of all families (budget excluded) chosen on one half of "
