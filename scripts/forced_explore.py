@@ -329,6 +329,12 @@ def main() -> None:
         nq = len({t.question for t in ts})
         acc = 100 * sum(t.correct_full for t in ts) / len(ts)
         print(f"\n== {g}: {len(ts)} dev traces, {nq} problems, accuracy at full length {acc:.1f}%")
+        first = [next((k for k in range(t.n_decided) if t.cur[k] is not None), None) for t in ts]
+        early = sum(1 for t, f in zip(ts, first, strict=True)
+                    if t.forced_oracle is not None and (f is None or t.forced_oracle < f))
+        print(f"   no candidate at any step a policy decides on: {sum(f is None for f in first)}; "
+              f"forced oracle before the first candidate: {early}; forced answer right at some "
+              f"cut: {sum(t.forced_oracle is not None for t in ts)}")
         print(HEAD)
 
         for name, fn in (("oracle (forced)", lambda t: t.forced_oracle),
