@@ -63,6 +63,25 @@ def test_report_shift_only_prints_progress(tmp_path):
     assert re.search(r"^report: 2/2 traces \(100%\), \d+ s$", r.stderr, re.MULTILINE), r.stderr
 
 
+def test_calibrate_prints_progress(tmp_path):
+    root = make_data(tmp_path, [rec(i) for i in range(1, 7)])
+    r = run("calibrate", "--max-loss", "1", "--data", str(root), "--grid", "traces-count:k=2",
+            "--grid", "traces-count:k=3", "--by", "pooled", "--workers", "1",
+            "--presets-file", str(tmp_path / "presets.json"))
+    assert r.exit_code == 0, r.output
+    assert re.search(r"^calibrate: tagging dev traces: (\d+)/\1 traces \(100%\), \d+ s$", r.stderr,
+                     re.MULTILINE), r.stderr
+    assert re.search(r"^calibrate: searching: 2/2 configurations \(100%\), \d+ s$", r.stderr,
+                     re.MULTILINE), r.stderr
+
+
+def test_compare_prints_progress(tmp_path):
+    root = make_data(tmp_path, [rec(1), rec(2)])
+    r = run("compare", "--data", str(root), "--split", "all", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert re.search(r"^compare: 2/2 traces \(100%\), \d+ s$", r.stderr, re.MULTILINE), r.stderr
+
+
 @pytest.mark.skipif(not (SHARED / "labels" / "reasontype-dev.jsonl").is_file(),
                     reason="shared labels not available")
 def test_tag_report_prints_progress_per_fold():
