@@ -293,7 +293,7 @@ class Monitor:
             stated = candidates_by_step(kept)
             out["steps"] = [
                 {
-                    "index": r.index,
+                    "step": r.index + 1,  # 1-based, as the stop step and the reasons
                     "type": r.type.value,
                     "role": r.tagged.tag.role.value,
                     "confidence": round(r.tagged.tag.confidence, 3),

@@ -1,5 +1,7 @@
 """Named presets beyond the built-in ones, kept in a JSON file (``tracestop calibrate`` writes
-there): ``$TRACESTOP_PRESETS``, else ``~/.config/tracestop/presets.json``.
+there): ``$TRACESTOP_PRESETS``, else ``$XDG_CONFIG_HOME/tracestop/presets.json``
+(``~/.config/tracestop/presets.json`` when ``XDG_CONFIG_HOME`` is unset), the same file whatever
+the working directory. README.md and docs/policies.md say so.
 
 The file maps a name to a spec, or to ``{"math": spec, "choice": spec, "yesno": spec, "*": spec}``
 (optionally with ``"benchmark:NAME"`` keys), plus an optional ``"_meta"`` object describing
@@ -22,11 +24,15 @@ PRESETS_ENV = "TRACESTOP_PRESETS"
 
 
 def presets_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """``path``, else ``$TRACESTOP_PRESETS``, else ``$XDG_CONFIG_HOME/tracestop/presets.json``
+    (``~/.config/tracestop/presets.json``)."""
     if path:
         return Path(path)
     if os.environ.get(PRESETS_ENV):
         return Path(os.environ[PRESETS_ENV])
-    return Path.home() / ".config" / "tracestop" / "presets.json"
+    config = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(config) if config and Path(config).is_absolute() else Path.home() / ".config"
+    return base / "tracestop" / "presets.json"
 
 
 def _read(path: Path) -> dict[str, Any]:

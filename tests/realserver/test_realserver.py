@@ -171,7 +171,7 @@ def test_stream_completions_no_stop(stack: Stack) -> None:
     assert usage.prompt_tokens == prompt_tokens(stack, chat=False)
     assert len(reports) == 1 and reports[0]["stopped"] is False
     assert reports[0]["thinking_field"] == "inline"
-    assert [s["index"] for s in reports[0]["steps"]][:2] == [0, 1]
+    assert [s["step"] for s in reports[0]["steps"]][:2] == [1, 2]
 
 
 def test_nonstream_chat_no_stop(stack: Stack) -> None:

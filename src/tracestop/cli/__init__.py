@@ -34,8 +34,10 @@ for _name, _target in _COMMANDS.items():
         if _e.name and _e.name.startswith("tracestop"):
             continue  # command not part of this build
 
-        def _missing(err: str = str(_e), name: str = _name) -> None:
-            raise click.ClickException(f"`tracestop {name}` needs an optional dependency: {err}")
+        from tracestop.cli._common import missing_dependency
+
+        def _missing(mod: str = _e.name or "", name: str = _name) -> None:
+            raise missing_dependency(f"`tracestop {name}`", mod)
 
         cli.add_command(click.Command(_name, callback=_missing, help=f"(unavailable: {_e})"))
 

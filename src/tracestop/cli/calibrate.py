@@ -11,6 +11,7 @@ import click
 
 from tracestop.cli._common import (
     benchmark_option,
+    check_out_file,
     data_option,
     errors_to_click,
     model_option,
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
 @click.option("--name", default="calibrated", show_default=True, help="Preset name to write.")
 @click.option("--presets-file", type=click.Path(dir_okay=False), default=None,
               help="Where to write the preset (default: $TRACESTOP_PRESETS, else "
-                   "~/.config/tracestop/presets.json).")
+                   "$XDG_CONFIG_HOME/tracestop/presets.json, i.e. ~/.config/tracestop/presets.json; "
+                   "where every command reads presets from).")
 @tagger_option
 @workers_option
 @click.option("--frontier", "show_frontier", is_flag=True,
@@ -72,10 +74,13 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.oracle import EVAL_POLICIES, parse_eval_policy
     from tracestop.evaluate.replay import cross_fitting, prepare_many
-    from tracestop.presets import save_preset
+    from tracestop.presets import presets_path, save_preset
 
     bound_level = f"{100 * confidence:g}%"
-    with errors_to_click():
+    # where the preset goes is checked before any work (a calibration takes minutes)
+    check_out_file(presets_path(presets_file), "--presets-file" if presets_file else
+                   "the presets file ($TRACESTOP_PRESETS or the default)")
+    with errors_to_click("`tracestop calibrate`"):
         if not 0 <= max_loss <= 100:
             raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
         if name in EVAL_POLICIES:
@@ -84,7 +89,7 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         for s in specs:
             parse_eval_policy(s)
         ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split="dev")
-        with progress_bar(len(ts.traces), "tagging dev traces") as advance:
+        with progress_bar(len(ts.traces), "calibrate: tagging dev traces") as advance:
             # dev traces are scored by the answer scorer's out-of-fold models (cross-fitting)
             preps = prepare_many(ts.traces, tagger=tagger, workers=workers, progress=advance)
         cross_fitted = cross_fitting()
@@ -94,7 +99,8 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
                  "run scripts/train_answer_scorer.py to write them")
         n_groups = len({p.result.answer_format if by == "format" else p.result.benchmark
                         for p in preps if not p.result.excluded}) if by != "pooled" else 1
-        with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
+        with progress_bar(len(specs) * n_groups, "calibrate: searching",
+                          unit="configurations") as advance:
             choices, frontier = calibrate(preps, max_loss, by=by, grid=specs,
                                           progress=advance, workers=workers, confidence=confidence)
         value: str | dict[str, str]
@@ -102,7 +108,8 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
         fmt_frontier: dict[str, list[Score]] = {}
         if by == "benchmark":
             # questions from other benchmarks (or live traffic) fall back to their format
-            with progress_bar(len(specs) * 3, "searching per answer format") as advance:
+            with progress_bar(len(specs) * 3, "calibrate: searching per format",
+                              unit="configurations") as advance:
                 fallback, fmt_frontier = calibrate(preps, max_loss, by="format", grid=specs,
                                                    progress=advance, workers=workers,
                                                    confidence=confidence)

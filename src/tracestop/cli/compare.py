@@ -83,7 +83,7 @@ def compare_command(data: str | None, split: Split, preset: str, benchmarks: tup
         presets = load_presets()
         policy_specs([preset], presets)
         ts = load_traces(data_dir(data), benchmarks=benchmarks, split=split)
-        with progress_bar(len(ts.traces), "replaying traces") as advance:
+        with progress_bar(len(ts.traces), "compare") as advance:
             preps = prepare_many(ts.traces, workers=workers, progress=advance)
         rows = compare(preps, preset, presets)
     if as_json:

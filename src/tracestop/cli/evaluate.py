@@ -11,6 +11,7 @@ import click
 from tracestop.answers import CandidateMode
 from tracestop.cli._common import (
     benchmark_option,
+    check_out_dir,
     data_option,
     errors_to_click,
     model_option,
@@ -48,7 +49,7 @@ def run_eval(
         warn(f"warning: skipped {p}")
     if len(ts.problems) > 10:
         warn(f"warning: {len(ts.problems) - 10} more malformed lines skipped")
-    with progress_bar(len(ts.traces), "replaying traces", show_progress) as advance:
+    with progress_bar(len(ts.traces), "eval", show_progress) as advance:
         results = replay_many(ts.traces, specs, tagger=tagger, workers=workers, progress=advance,
                               presets=presets, config=MonitorConfig(candidates=candidates))
     excluded = dict(ts.excluded)
@@ -138,9 +139,14 @@ def eval_command(data: str | None, split: Split, policies: tuple[str, ...], benc
     """Replay the recorded traces and report accuracy against thinking tokens per
     benchmark × model × policy (with full generation and the oracle). Dev-split traces are
     scored by the answer scorer's out-of-fold models (it is trained on dev)."""
-    with errors_to_click():
+    if out:
+        check_out_dir(out, "--out")  # before any work
+    with errors_to_click("`tracestop eval`"):
         doc, results = run_eval(data, split, policies, benchmarks, models, tagger, workers,
                                 candidates=candidates)
+    if not doc["n_traces"]:
+        why = ", ".join(f"{k}: {v}" for k, v in doc["excluded"].items()) or "no trace matched"
+        raise click.ClickException(f"no trace left to evaluate ({why})")
     if out:
         path = write_decisions(results, Path(out))
         (Path(out) / "summary.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")

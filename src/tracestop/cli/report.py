@@ -10,10 +10,13 @@ import click
 
 from tracestop.cli._common import (
     benchmark_option,
+    check_out_dir,
+    check_out_file,
     data_option,
     errors_to_click,
     model_option,
     progress_bar,
+    require,
     tagger_option,
     warn,
     workers_option,
@@ -65,18 +68,26 @@ def report_command(data: str | None, split: Split, policies: tuple[str, ...], be
     """Write a static HTML report (opens from disk, no network): per benchmark × model accuracy
     and tokens, a page per trace with coloured steps and stop markers, the accuracy–tokens
     frontier and the behaviour shift. Prints the path of index.html."""
+    # optional dependencies and output paths are checked before any work
+    if shift_only:
+        if figure:
+            require("`tracestop report --figure`", "matplotlib")
+            check_out_file(figure, "--figure")
+    else:
+        require("`tracestop report`", "jinja2", "matplotlib")
+        check_out_dir(out, "--out")
     from tracestop.evaluate.replay import policy_specs
     from tracestop.report.build import build_report
     from tracestop.report.build import shift_only as run_shift
     from tracestop.report.shift import plot_shift
 
-    with errors_to_click():
+    with errors_to_click("`tracestop report`"):
         policy_specs(list(policies) or ["default"])  # a bad spec fails before any work
         ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split=split)
         for p in ts.problems[:10]:
             warn(f"warning: skipped {p}")
         traces = _limit(ts.traces, limit)
-        with progress_bar(len(traces), "replaying and rendering traces") as advance:
+        with progress_bar(len(traces), "report") as advance:
             if shift_only:
                 table = run_shift(traces, tagger=tagger, workers=workers, progress=advance, by=shift_by)
             else:
@@ -87,7 +98,9 @@ def report_command(data: str | None, split: Split, policies: tuple[str, ...], be
         if figure:
             path = Path(figure)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(plot_shift(table, fmt="svg" if path.suffix == ".svg" else "png"))
+            with errors_to_click("`tracestop report --figure`"):
+                data_ = plot_shift(table, fmt="svg" if path.suffix == ".svg" else "png")
+            path.write_bytes(data_)
             warn(f"wrote {path}")
         if as_json:
             click.echo(json.dumps(table.to_json()))

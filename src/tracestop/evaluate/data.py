@@ -109,23 +109,28 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | TraceFormatEr
     """Yields ``(line number, record or the error for that line)``; a non-UTF-8 line is an
     error for that line, not for the file."""
     with open(path, "rb") as f:
-        for i, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield i, TraceFormatError(str(path), i, f"not valid UTF-8 ({e.reason} at byte {e.start})")
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield i, TraceFormatError(str(path), i, f"not valid JSON ({e.msg}, column {e.colno})")
-                continue
-            if not isinstance(obj, dict):
-                yield i, TraceFormatError(str(path), i, f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield i, obj
+        yield from iter_jsonl(f, str(path))
+
+
+def iter_jsonl(f: Iterable[bytes], name: str) -> Iterator[tuple[int, dict[str, Any] | TraceFormatError]]:
+    """``read_jsonl`` over an open binary stream (e.g. stdin) called ``name`` in errors."""
+    for i, raw in enumerate(f, 1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield i, TraceFormatError(name, i, f"not valid UTF-8 ({e.reason} at byte {e.start})")
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            yield i, TraceFormatError(name, i, f"not valid JSON ({e.msg}, column {e.colno})")
+            continue
+        if not isinstance(obj, dict):
+            yield i, TraceFormatError(name, i, f"expected a JSON object, got {type(obj).__name__}")
+            continue
+        yield i, obj
 
 
 _REQUIRED = ("id", "benchmark", "model", "question", "trace")
@@ -179,6 +184,8 @@ def load_traces(
     excluded: Counter[str] = Counter()
     problems: list[str] = []
     seen: set[str] = set()
+    all_benchmarks: set[str] = set()
+    all_models: set[str] = set()
     files = sorted((root / "traces").glob("*.jsonl"))
     if not files:
         raise DataError(f"no traces/*.jsonl under {root}")
@@ -194,6 +201,8 @@ def load_traces(
                 excluded["malformed line"] += 1
                 problems.append(str(e))
                 continue
+            all_benchmarks.add(t.benchmark)
+            all_models.add(t.model)
             if bset and t.benchmark not in bset:
                 continue
             if mset and t.model not in mset:
@@ -209,11 +218,13 @@ def load_traces(
                 excluded["no gold answer"] += 1
                 continue
             out.append(t)
-    if bset:
-        known = {t.benchmark for t in out}
-        missing = bset - known
-        if missing and not out:
-            raise DataError(f"no traces for benchmark(s) {', '.join(sorted(missing))} in {root / 'traces'}")
-    if mset and not out:
-        raise DataError(f"no traces for model(s) {', '.join(sorted(mset))} in {root / 'traces'}")
+    # a name not in the data is an error that lists the valid ones (a typo among several
+    # names is not silently dropped)
+    for what, asked, valid in (("benchmark", bset, all_benchmarks), ("model", mset, all_models)):
+        unknown = asked - valid
+        if unknown:
+            raise DataError(
+                f"no traces for {what}(s) {', '.join(sorted(unknown))} in {root / 'traces'}; "
+                f"valid {what}s: {', '.join(sorted(valid)) or 'none'}"
+            )
     return TraceSet(out, excluded, problems)

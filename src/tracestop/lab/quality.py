@@ -156,6 +156,7 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
                    extra_labels: Path | str | None = None,
                    traces_dir: Path | str | None = None,
                    fit_kwargs: dict[str, Any] | None = None,
+                   progress: Callable[[int], None] | None = None,
                    ) -> dict[str, Any]:
     """Grouped (by ``trace_id``) k-fold figures for ``tagger`` ("linear" or "rules").
 
@@ -166,7 +167,7 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
     metrics (``accuracy``, ``macro_f1``, ``confusion`` with ``labels`` order, ``per_class``
     counts), ``states_answer_f1`` / ``_precision`` / ``_recall`` (linear: its head at 0.5;
     rules: the extractor) with the extractor baseline in ``states_answer_baseline``, and the
-    settings used.
+    settings used. ``progress(1)`` is called after each fold.
     """
     from tracestop.tag.linear import LinearTagger
     from tracestop.tag.rules import RuleTagger
@@ -199,6 +200,8 @@ def cross_validate(labels_path: Path | str, tagger: str = "linear", folds: int =
             pred[i] = p
             if sa_out is not None:
                 sa_prob[i] = sa_out[j]
+        if progress is not None:
+            progress(1)
     gold_t = [ex.label.value for ex in examples]
     pred_t = [p for p in pred if p is not None]
     gold_r = [StepType(g).role.value for g in gold_t]
