@@ -13,7 +13,7 @@ tmp=$(mktemp -d); trap 'git worktree remove --force "$tmp/base" >/dev/null 2>&1;
 git worktree add -q --detach "$tmp/base" "$base"
 "$py" -c 'import json,sys
 for l in open(sys.argv[1]):
-    d=json.loads(l); print(json.dumps({"id": f"{d[\"trace_id\"]}:{d[\"index\"]}", "text": d["text"]}))' \
+    d=json.loads(l); print(json.dumps({"id": d["trace_id"] + ":" + str(d["index"]), "text": d["text"]}))' \
   "$data/labels/reasontype-dev.jsonl" > "$tmp/steps.jsonl"
 run() {  # run SRC OUT
   PYTHONPATH=$1 TRACESTOP_DATA=$data "$py" -m tracestop eval --split "$split" --json --workers 1 > "$2.eval.json"
