@@ -59,6 +59,7 @@ def create_app(
     tagger: Tagger | str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     max_connections: int = 1024,
+    engine: str = "generic",
 ) -> FastAPI:
     """Build the proxy app. One shared ``httpx.AsyncClient`` lives as long as the app.
 
@@ -71,7 +72,7 @@ def create_app(
     tagger); **transport** replaces the network (tests).
     """
     cfg = ProxyConfig(upstream, policy, timeout, max_body, answer_tokens, model_family,
-                      max_connections)
+                      max_connections, engine)
     state = _AppState(cfg, _resolve_tagger(tagger), Upstream(cfg, transport))
 
     @asynccontextmanager
@@ -186,6 +187,7 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
                             model_family=state.cfg.model_family, tagger=state.tagger)
     except ConfigError as e:
         return bad_request(e)
+    ex.default_family, ex.default_path = state.cfg.model_family, state.cfg.answer_path
 
     upstream_body = dict(ex.body)
     upstream_body["stream"] = True  # always stream upstream: that is what makes a stop live

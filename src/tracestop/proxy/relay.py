@@ -36,6 +36,11 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     after closing the upstream response.
     """
     held: dict[str, Any] | None = None  # a final-looking chunk, kept to carry the report
+    # Chunks of the step that is not final yet: relayed once the Monitor has decided on the
+    # steps before it, so that nothing after a stop step reaches the client. Bounded: only
+    # the tail after the last step boundary waits.
+    pending: list[tuple[dict[str, Any], int]] = []
+    decided = ex.monitor.n_decided
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
@@ -55,16 +60,27 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     yield held
                     held = None
                 if "error" in chunk and "choices" not in chunk:
+                    for waiting, n in pending:
+                        ex.sent_thinking += n
+                        yield waiting
+                    pending.clear()
                     yield chunk  # the upstream's own error event: relay it as it is
                     continue
                 ex.remember(chunk)
-                ex.feed(chunk)
-                if ex.monitor.stopped:
+                got = ex.feed(chunk)
+                m = ex.monitor
+                if m.stopped:
                     break
-                if _is_final(chunk):
-                    held = chunk
-                else:
-                    yield chunk
+                pending.append((chunk, got))
+                if m.observe or m.thinking_closed or m.n_decided != decided:
+                    decided = m.n_decided
+                    for waiting, n in pending:
+                        ex.sent_thinking += n
+                        if waiting is chunk and _is_final(chunk):
+                            held = chunk
+                        else:
+                            yield waiting
+                    pending.clear()
     finally:
         # Stopped, done or failed: close the stream now, so the server stops generating.
         await resp.aclose()
@@ -73,18 +89,49 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         ex.remember({})
     ex.monitor.end()
     if ex.monitor.stopped:
+        rest = ex.kept_raw[ex.sent_thinking:]
+        if rest:  # the part of the stop step that waited with the step after it
+            yield _thinking_chunk(ex, rest)
         text = await forcing.answer(upstream, ex, answer_tokens)
         ex.spliced = text
         yield forcing.chunk(ex, content=text)
-        yield forcing.chunk(ex, finish="stop", extra={"tracestop": ex.report()})
+        usage = ex.usage()
+        if usage is not None and _wants_usage(ex):
+            yield forcing.chunk(ex, finish="stop")
+            last = forcing.chunk(ex, extra={"usage": usage, "tracestop": ex.report()})
+            last["choices"] = []
+            yield last
+        else:
+            yield forcing.chunk(ex, finish="stop", extra={"tracestop": ex.report()})
         return
-    if held is not None:
-        held["tracestop"] = ex.report()
-        yield held
-    else:
-        final = forcing.chunk(ex, extra={"tracestop": ex.report()})
-        final["choices"] = []
-        yield final
+    tail = ([held] if held is not None else []) + [c for c, _ in pending]
+    if tail and _is_final(tail[-1]):
+        for c in tail[:-1]:
+            yield c
+        tail[-1]["tracestop"] = ex.report()
+        yield tail[-1]
+        return
+    for c in tail:
+        yield c
+    final = forcing.chunk(ex, extra={"tracestop": ex.report()})
+    final["choices"] = []
+    yield final
+
+
+def _wants_usage(ex: Exchange) -> bool:
+    if not ex.client_stream:
+        return True  # the body gets usage
+    opts = ex.body.get("stream_options")
+    return isinstance(opts, dict) and bool(opts.get("include_usage"))
+
+
+def _thinking_chunk(ex: Exchange, text: str) -> dict[str, Any]:
+    """A chunk carrying raw thinking, where the upstream put it."""
+    if ex.kind == "chat" and ex.reasoning_field is not None:
+        out = forcing.chunk(ex)
+        out["choices"][0]["delta"] = {ex.reasoning_field: text}
+        return out
+    return forcing.chunk(ex, content=text)
 
 
 def _is_final(chunk: dict[str, Any]) -> bool:
@@ -176,7 +223,7 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     m = ex.monitor
     if m.stopped:
         # Nothing was sent yet: give exactly the kept thinking, the cue and the answer.
-        got.usage = None
+        got.usage = ex.usage()
         if ex.reasoning_field is not None:
             got.reasoning[0] = [m.truncated_thinking]
             got.content[0] = [ex.spliced]
