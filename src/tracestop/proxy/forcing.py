@@ -94,7 +94,7 @@ def parse_answer(text: str, ex: Exchange) -> str | None:
     found = extract_candidate(text, fmt, option_texts(ex.monitor.question) or None)
     if found:
         return found[0]
-    tail = text[len(ex.cue):] if text.startswith(ex.cue) else text
+    tail = text.removeprefix(ex.cue)
     if fmt == "choice":
         m = _LETTER.match(tail.strip()[:20])
         return m.group(1) if m else None
