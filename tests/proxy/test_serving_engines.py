@@ -182,7 +182,7 @@ def test_strict_server_chat_stop_forces_through_completions(engines: Any) -> Non
     best candidate."""
     fake, app, base = engines["strict"]
     fake.requests.clear()
-    reasoning, content, _usage, rep, _ = stream_chat(base)
+    _reasoning, content, _usage, rep, _ = stream_chat(base)
     assert rep["stopped"] is True
     assert rep["answer_source"] == "model", rep.get("answer_error")
     assert content == CUE + ANSWER
@@ -244,7 +244,7 @@ def test_per_request_answer_path_overrides_the_engine(engines: Any) -> None:
 def test_a_new_turn_is_not_reported_as_the_models_answer(engines: Any) -> None:
     """Before: a server that ignores the prefill and thinks again had that fresh thinking run
     spliced as the answer, with answer_source "model"."""
-    fake, _app, base = engines["new-turn"]
+    _fake, _app, base = engines["new-turn"]
     _r, content, _u, rep, _ = stream_chat(base, answer_path="prefill")
     assert rep["answer_source"] == "best_candidate"
     assert "new thinking" in rep["answer_error"]

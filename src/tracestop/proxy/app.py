@@ -37,7 +37,8 @@ from tracestop.proxy.errors import (
     error_response,
     too_large,
 )
-from tracestop.proxy.exchange import Kind
+from tracestop.proxy.exchange import Exchange, Kind
+from tracestop.proxy.metrics import ProxyMetrics, log_request
 from tracestop.proxy.relay import collect, stream_events
 from tracestop.proxy.request import build_exchange, read_body
 from tracestop.proxy.upstream import Upstream, forward_headers, response_headers
@@ -87,6 +88,14 @@ def create_app(
                   openapi_url=None)
     app.state.tracestop = state
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        if not state.metrics.enabled:
+            return error_response(501, "metrics need prometheus-client: pip install "
+                                       "'tracestop[proxy]'", "not_implemented")
+        data, ctype = state.metrics.render()
+        return Response(data, media_type=ctype)
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         return await _handle(state, request, "chat")
@@ -131,6 +140,11 @@ class _AppState:
         self.cfg = cfg
         self.tagger = tagger
         self.upstream = upstream
+        self.metrics = ProxyMetrics()
+
+    def done(self, ex: Exchange, outcome: str, error: str | None) -> None:
+        log_request(ex, outcome, error)
+        self.metrics.record(ex, outcome)
 
 
 async def _passthrough(state: _AppState, request: Request) -> Response:
@@ -188,6 +202,7 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
     except ConfigError as e:
         return bad_request(e)
     ex.default_family, ex.default_path = state.cfg.model_family, state.cfg.answer_path
+    ex.on_done = state.done
 
     upstream_body = dict(ex.body)
     upstream_body["stream"] = True  # always stream upstream: that is what makes a stop live
@@ -197,7 +212,11 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
     upstream, answer_tokens = state.upstream, state.cfg.answer_tokens
 
     async def open_upstream() -> httpx.Response | Response:
-        return await upstream.open_stream(url, ex.headers, upstream_body)
+        opened = await upstream.open_stream(url, ex.headers, upstream_body)
+        ex.upstream_status = opened.status_code
+        if isinstance(opened, Response):
+            ex.done("error", f"upstream answered HTTP {opened.status_code}")
+        return opened
 
     if ex.client_stream:
         opened = await cancel_on_disconnect(request.receive, open_upstream)

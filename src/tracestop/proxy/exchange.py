@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tracestop.monitor import Monitor
@@ -52,6 +53,18 @@ class Exchange:
     upstream_usage: dict[str, Any] | None = None  # a usage object the thinking stream sent
     upstream_status: int | None = None
     sent_thinking: int = 0  # raw thinking characters relayed to the client so far
+    started: float = field(default_factory=time.monotonic)
+    monitor_seconds: float = 0.0  # time spent feeding the Monitor
+    hold_seconds: float = 0.0  # the longest a chunk waited for its step to be decided
+    answer_seconds: float = 0.0  # the answer request after a stop
+    on_done: Callable[[Exchange, str, str | None], None] | None = None  # (ex, outcome, error)
+    _done: bool = False
+
+    def done(self, outcome: str, error: str | None = None) -> None:
+        """Report the request once (log line, metrics): ``completed``, ``stopped``, ``error``."""
+        if not self._done and self.on_done is not None:
+            self._done = True
+            self.on_done(self, outcome, error)
     _inline_len: int = 0  # inline characters fed before the end marker
     _inline_thinking_at_close: int = 0  # raw thinking characters, once the marker was seen
 

@@ -31,6 +31,7 @@ from tracestop.answers.question import option_texts
 from tracestop.errors import UpstreamError
 from tracestop.proxy import sse
 from tracestop.proxy.exchange import REASONING_FIELDS, Exchange
+from tracestop.proxy.metrics import redact
 from tracestop.proxy.upstream import Upstream
 from tracestop.templates import CLOSE_MARKERS, OPEN_MARKERS, family_of, render_chat
 
@@ -74,8 +75,8 @@ async def answer(upstream: Upstream, ex: Exchange, answer_tokens: int) -> str:
         ex.forced_answer = parse_answer(ex.cue + text, ex)
         return ex.cue + text
     except UpstreamError as e:
-        ex.answer_error = str(e)
-        log.warning("answer request failed: %s", e)
+        ex.answer_error = redact(str(e), ex.headers)  # it reaches the client and the log
+        log.warning("answer request failed: %s", ex.answer_error)
     best = ex.monitor.answer.current
     if best is not None:
         ex.answer_source = "best_candidate"

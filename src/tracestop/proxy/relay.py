@@ -10,6 +10,7 @@ body) carries the ``tracestop`` report. A user's mistake found only while drivin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -21,6 +22,7 @@ from tracestop.errors import ConfigError, UpstreamError
 from tracestop.proxy import forcing, sse
 from tracestop.proxy.errors import bad_request, error_response
 from tracestop.proxy.exchange import REASONING_FIELDS, Exchange, Kind
+from tracestop.proxy.metrics import redact
 from tracestop.proxy.upstream import Upstream
 
 __all__ = ["collect", "drive", "stream_events"]
@@ -41,6 +43,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     # the tail after the last step boundary waits.
     pending: list[tuple[dict[str, Any], int]] = []
     decided = ex.monitor.n_decided
+    pending_since = 0.0  # when the oldest waiting chunk arrived
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
@@ -67,13 +70,20 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     yield chunk  # the upstream's own error event: relay it as it is
                     continue
                 ex.remember(chunk)
+                t0 = time.perf_counter()
                 got = ex.feed(chunk)
+                now = time.perf_counter()
+                ex.monitor_seconds += now - t0
                 m = ex.monitor
                 if m.stopped:
                     break
                 pending.append((chunk, got))
+                if not pending_since:
+                    pending_since = now
                 if m.observe or m.thinking_closed or m.n_decided != decided:
                     decided = m.n_decided
+                    ex.hold_seconds = max(ex.hold_seconds, now - pending_since)
+                    pending_since = 0.0
                     for waiting, n in pending:
                         ex.sent_thinking += n
                         if waiting is chunk and _is_final(chunk):
@@ -92,7 +102,11 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         rest = ex.kept_raw[ex.sent_thinking:]
         if rest:  # the part of the stop step that waited with the step after it
             yield _thinking_chunk(ex, rest)
-        text = await forcing.answer(upstream, ex, answer_tokens)
+        t0 = time.perf_counter()
+        try:
+            text = await forcing.answer(upstream, ex, answer_tokens)
+        finally:
+            ex.answer_seconds = time.perf_counter() - t0
         ex.spliced = text
         yield forcing.chunk(ex, content=text)
         usage = ex.usage()
@@ -149,13 +163,15 @@ async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
             async for chunk in chunks:
                 yield sse.format_event(chunk)
     except UpstreamError as e:
-        log.warning("%s stream ended with an error: %s", ex.kind, e)
+        log.warning("%s stream ended with an error: %s", ex.kind, redact(str(e), ex.headers))
+        ex.done("error", str(e))
         yield sse.error_event(str(e), code=e.status, tracestop=ex.report())
     except ConfigError as e:
         # Headers are sent already: the mistake ends the stream as a 400 error event.
+        ex.done("error", str(e))
         yield sse.error_event(str(e), "invalid_request_error", code=400)
+    ex.done(_outcome(ex))
     yield sse.DONE
-    _log_done(ex)
 
 
 class _Collector:
@@ -213,12 +229,15 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
             async for chunk in chunks:
                 if "error" in chunk and "choices" not in chunk:
+                    ex.done("error", "the upstream sent an error event")
                     return JSONResponse(chunk, status_code=502)
                 got.add(chunk)
     except UpstreamError as e:
         status = e.status if e.status and e.status >= 400 else 502
+        ex.done("error", str(e))
         return error_response(status, str(e), "upstream_error", tracestop=ex.report())
     except ConfigError as e:
+        ex.done("error", str(e))
         return bad_request(e)
     m = ex.monitor
     if m.stopped:
@@ -238,13 +257,9 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         "usage": got.usage,
         "tracestop": got.report if got.report is not None else ex.report(),
     }
-    _log_done(ex)
+    ex.done(_outcome(ex))
     return JSONResponse(body)
 
 
-def _log_done(ex: Exchange) -> None:
-    m = ex.monitor
-    if m.decision is not None:
-        log.info("%s: %s at step %s (%s); answer from %s", ex.kind,
-                 "stopped" if m.stopped else "would stop", (m.decision.step or 0) + 1,
-                 m.decision.reason, ex.answer_source)
+def _outcome(ex: Exchange) -> str:
+    return "stopped" if ex.monitor.stopped else "completed"
