@@ -9,8 +9,9 @@ Each fake is an OpenAI-compatible server with one engine's habits:
 * ``vllm``: thinking in ``reasoning``; continues an assistant message with
   ``continue_final_message`` (the continuation, without an end marker, filed under
   ``reasoning``);
-* ``llama-server``: thinking in ``reasoning_content``; a trailing assistant message is a prefill;
-* ``ollama``: thinking in ``reasoning``; a trailing assistant message is a prefill;
+* ``llama-server``: thinking in ``reasoning_content``; a completions prompt taken as it is;
+* ``ollama``: thinking in ``reasoning`` (with an empty ``content`` beside it); a trailing
+  assistant message is a prefill;
 * ``new-turn`` (llama-cpp-python's server): ignores a trailing assistant message and opens a
   new turn that thinks again.
 
@@ -83,6 +84,8 @@ class EngineFake:
         field = FIELD[self.engine]
         if chat:
             deltas = [{field: think[i:i + 16]} for i in range(0, len(think), 16)]
+            if self.engine == "ollama":  # Ollama sends an empty content beside the reasoning
+                deltas = [{"content": "", **d} for d in deltas]
             deltas += [{"content": (answer or "")}]
         else:
             deltas = [{"text": STOP_TRACE[i:i + 16]} for i in range(0, len(STOP_TRACE), 16)]
@@ -217,7 +220,7 @@ def test_model_family_option_makes_the_template_known(engines: Any) -> None:
     assert fake.requests[-1]["body"]["prompt"].startswith("<|im_start|>user\n" + QUESTION)
 
 
-@pytest.mark.parametrize("engine", ["vllm", "llama-server", "ollama"])
+@pytest.mark.parametrize("engine", ["vllm", "ollama"])
 def test_engine_recipes_continue_the_assistant_message(engines: Any, engine: str) -> None:
     fake, app, base = engines[engine]
     fake.requests.clear()
@@ -232,6 +235,18 @@ def test_engine_recipes_continue_the_assistant_message(engines: Any, engine: str
     assert fake.requests[-1]["path"] == "/v1/chat/completions"
     assert body["messages"][-1] == {"role": "assistant", "content": m.truncated_thinking + SUFFIX}
     assert ("continue_final_message" in body) is (engine == "vllm")
+
+
+def test_llama_server_recipe_forces_through_completions(engines: Any) -> None:
+    """llama-server refuses an assistant prefill while thinking is on: its engine uses the
+    completions path, and the thinking is read from reasoning_content."""
+    fake, app, base = engines["llama-server"]
+    fake.requests.clear()
+    reasoning, content, _usage, rep, _ = stream_chat(base)
+    assert rep["thinking_field"] == "reasoning_content"
+    assert rep["answer_source"] == "model" and rep["answer"] == "8"
+    assert reasoning == offline(app).truncated_thinking and content == CUE + ANSWER
+    assert fake.requests[-1]["path"] == "/v1/completions"
 
 
 def test_per_request_answer_path_overrides_the_engine(engines: Any) -> None:

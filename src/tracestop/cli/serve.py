@@ -33,8 +33,8 @@ __all__ = ["serve"]
                                  "ollama"]),
               help="The upstream server: how a chat answer is forced after a stop. generic: "
                    "/v1/completions with the model family's chat template (any server); "
-                   "vllm/sglang: continue_final_message; llama-server/ollama: assistant "
-                   "prefill. See docs/serving.md.")
+                   "vllm/sglang: continue_final_message; ollama: assistant prefill; "
+                   "llama-server: as generic. See docs/serving.md.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               help="Level of the proxy's log (one JSON line per request at info).")

@@ -20,7 +20,9 @@ ENGINES: dict[str, str] = {
     "transformers": "completions",
     "vllm": "continue",
     "sglang": "continue",
-    "llama-server": "prefill",
+    # llama-server's trailing assistant message is a prefill, but it refuses one while
+    # thinking is on (llama.cpp #21889): its /v1/completions takes the proxy's prompt
+    "llama-server": "completions",
     "ollama": "prefill",
 }
 

@@ -32,7 +32,7 @@ class TracestopOptions(BaseModel):
       ``"completions"`` (the proxy writes the family's chat template and asks
       ``/v1/completions``; works on any OpenAI-compatible server), ``"continue"`` (an
       assistant message with ``continue_final_message``: vLLM, SGLang) or ``"prefill"`` (a
-      trailing assistant message: llama-server, Ollama); by default from ``--engine``.
+      trailing assistant message: Ollama, llama-server); by default from ``--engine``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
