@@ -10,6 +10,7 @@ body) carries the ``tracestop`` report. A user's mistake found only while drivin
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -38,12 +39,10 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     after closing the upstream response.
     """
     held: dict[str, Any] | None = None  # a final-looking chunk, kept to carry the report
-    # Chunks of the step that is not final yet: relayed once the Monitor has decided on the
-    # steps before it, so that nothing after a stop step reaches the client. Bounded: only
-    # the tail after the last step boundary waits.
-    pending: list[tuple[dict[str, Any], int]] = []
-    decided = ex.monitor.n_decided
-    pending_since = 0.0  # when the oldest waiting chunk arrived
+    # Chunks that carry text after the end of the step being written: relayed once the
+    # Monitor has decided on that step, so that nothing after a stop step reaches the client.
+    # Bounded: only the tail after the last step boundary waits. (chunk, thinking chars, arrival)
+    pending: list[tuple[dict[str, Any], int, float]] = []
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
@@ -63,7 +62,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     yield held
                     held = None
                 if "error" in chunk and "choices" not in chunk:
-                    for waiting, n in pending:
+                    for waiting, n, _t in pending:
                         ex.sent_thinking += n
                         yield waiting
                     pending.clear()
@@ -77,20 +76,16 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                 m = ex.monitor
                 if m.stopped:
                     break
-                pending.append((chunk, got))
-                if not pending_since:
-                    pending_since = now
-                if m.observe or m.thinking_closed or m.n_decided != decided:
-                    decided = m.n_decided
-                    ex.hold_seconds = max(ex.hold_seconds, now - pending_since)
-                    pending_since = 0.0
-                    for waiting, n in pending:
-                        ex.sent_thinking += n
-                        if waiting is chunk and _is_final(chunk):
-                            held = chunk
-                        else:
-                            yield waiting
-                    pending.clear()
+                pending.append((chunk, got, now))
+                safe = None if m.observe or m.thinking_closed else _safe_end(ex)
+                while pending and (safe is None or ex.sent_thinking + pending[0][1] <= safe):
+                    waiting, n, arrived = pending.pop(0)
+                    ex.sent_thinking += n
+                    ex.hold_seconds = max(ex.hold_seconds, now - arrived)
+                    if waiting is chunk and _is_final(chunk):
+                        held = chunk
+                    else:
+                        yield waiting
     finally:
         # Stopped, done or failed: close the stream now, so the server stops generating.
         await resp.aclose()
@@ -118,7 +113,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         else:
             yield forcing.chunk(ex, finish="stop", extra={"tracestop": ex.report()})
         return
-    tail = ([held] if held is not None else []) + [c for c, _ in pending]
+    tail = ([held] if held is not None else []) + [c for c, _n, _t in pending]
     if tail and _is_final(tail[-1]):
         for c in tail[:-1]:
             yield c
@@ -130,6 +125,27 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     final = forcing.chunk(ex, extra={"tracestop": ex.report()})
     final["choices"] = []
     yield final
+
+
+_BOUNDARY = re.compile(r"\n\s*\n")  # the Segmenter's step boundary (a blank line)
+
+
+def _safe_end(ex: Exchange) -> int:
+    """How much raw thinking may reach the client now: up to the end of the step being
+    written (its boundary may still follow), after the last step the Monitor decided on."""
+    m = ex.monitor
+    text = m.thinking_text
+    done = m.records[m.n_decided - 1].tagged.step.end if m.n_decided else 0
+    after = _BOUNDARY.match(text, done)
+    start = after.end() if after else done
+    nxt = _BOUNDARY.search(text, start)
+    if nxt:
+        end = nxt.start()
+    else:  # a boundary can only begin at a line break in the trailing whitespace
+        body = len(text.rstrip())
+        brk = text.find("\n", body)
+        end = brk if brk >= 0 else len(text)
+    return len(ex.open_prefix) + max(done, end)
 
 
 def _wants_usage(ex: Exchange) -> bool:
