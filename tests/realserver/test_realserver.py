@@ -15,6 +15,7 @@ the server right after would wait for the rest of it (seconds, measured by
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -360,3 +361,46 @@ def test_control_a_busy_server_makes_the_probe_wait(stack: Stack,
     with pytest.raises(AssertionError, match="was not aborted"):
         assert_server_idle(stack, seconds_per_token, n)
     busy.join()
+
+
+# --- what the operator sees --------------------------------------------------------------------
+
+
+def test_operator_sees_startup_line_request_lines_and_metrics(stack: Stack) -> None:
+    """The proxy's own log (a real process with its real handler): the startup line, and one
+    JSON line per handled request, without the client's key; ``/metrics`` counts the stop."""
+    before = httpx.get(stack.proxy.url + "/metrics", timeout=10).text
+    since = len(stack.proxy.log_text())
+    r = stack.client().completions.create(
+        model=stack.model_name, prompt=chat_prompt(), max_tokens=MAX_TOKENS, extra_body=BUDGET)
+    rep = report_of(r)
+    assert rep["stopped"] is True
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "tracestop.proxy.requests" not in \
+            stack.proxy.log_text()[since:]:
+        time.sleep(0.05)
+    log = stack.proxy.log_text()
+    assert "sk-realserver-test" not in log
+    startup = next(ln for ln in log.splitlines() if "listening on" in ln)
+    assert stack.proxy.url in startup and stack.server.url in startup and "policy none" in startup
+    lines = [json.loads(ln.split(" request ", 1)[1]) for ln in log[since:].splitlines()
+             if "tracestop.proxy.requests" in ln]
+    assert len(lines) == 1, log[since:]
+    rec = lines[0]
+    assert rec["model"] == stack.model_name and rec["policy"] == "budget:tokens=20"
+    assert rec["stopped"] is True and rec["stop_step"] == rep["step"]
+    assert rec["reason"] == rep["reason"] and rec["answer_source"] == "model"
+    assert rec["thinking_tokens_used"] >= rep["thinking_tokens"]
+    assert rec["upstream_status"] == 200 and rec["latency_ms"] > 0
+    after = httpx.get(stack.proxy.url + "/metrics", timeout=10).text
+
+    def value(text: str, sample: str) -> float:
+        for ln in text.splitlines():
+            if ln.startswith(sample + " "):
+                return float(ln.split()[-1])
+        return 0.0
+
+    stopped = 'tracestop_requests_total{outcome="stopped",route="completions"}'
+    assert value(after, stopped) == value(before, stopped) + 1
+    answered = 'tracestop_added_latency_seconds_count{part="answer"}'
+    assert value(after, answered) == value(before, answered) + 1
