@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tracestop.errors import ConfigError
 
-__all__ = ["TEMPLATES", "Template", "template_for"]
+__all__ = ["TEMPLATES", "Template", "family_of", "render_chat", "template_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,86 @@ def thinking_start(raw: str, open_markers: tuple[str, ...] = OPEN_MARKERS) -> in
         if stripped.startswith(m):
             return len(raw) - len(stripped) + len(m)
     return 0
+
+
+def family_of(name: str | None) -> str | None:
+    """The family a family name or a model name names (``"Qwen/Qwen3-8B"`` → ``"qwen3"``);
+    ``None`` when it names none (then its chat template is not known)."""
+    if not name:
+        return None
+    if name in TEMPLATES:
+        return name
+    low = name.lower()
+    for hint, family in _FAMILY_HINTS:
+        if hint in low:
+            return family
+    return None
+
+
+# --- chat templates: the prompt a family's chat template makes of a conversation ------------
+#
+# Used to force an answer after a stop through ``/v1/completions`` on any OpenAI-compatible
+# server: the proxy writes the prompt itself, so the truncated thinking is kept whatever the
+# server's chat template does with an assistant message. The beginning-of-sequence token is
+# left out (the server's tokenizer adds it to a completions prompt).
+
+_CHATML = {"system": "<|im_start|>system\n{}<|im_end|>\n",
+           "user": "<|im_start|>user\n{}<|im_end|>\n",
+           "assistant": "<|im_start|>assistant\n{}<|im_end|>\n"}
+_CHAT_FORMATS: dict[str, tuple[dict[str, str], str]] = {
+    # role formats, then the generation prompt
+    "qwen3": (_CHATML, "<|im_start|>assistant\n"),
+    "qwq": (_CHATML, "<|im_start|>assistant\n"),
+    "deepseek-r1": ({"system": "{}", "user": "<\uff5cUser\uff5c>{}",
+                     "assistant": "<\uff5cAssistant\uff5c>{}<\uff5cend\u2581of\u2581sentence\uff5c>"},
+                    "<\uff5cAssistant\uff5c><think>\n"),
+    # Gemma 4: thinking is switched on by <|think|> in the system turn
+    "gemma-4": ({"system": "<|turn>system\n<|think|>{}<turn|>\n",
+                 "user": "<|turn>user\n{}<turn|>\n",
+                 "assistant": "<|turn>model\n{}<turn|>\n"},
+                "<|turn>model\n"),
+}
+
+
+def _text(content: object) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for p in content:
+            if not (isinstance(p, dict) and p.get("type", "text") == "text"
+                    and isinstance(p.get("text"), str)):
+                return None  # an image, audio, …: not text this renderer can write
+            parts.append(p["text"])
+        return "".join(parts)
+    return None
+
+
+def render_chat(family: str, messages: object) -> str | None:
+    """The prompt ``family``'s chat template makes of ``messages``, ending with the generation
+    prompt; ``None`` when it cannot be written here (an unknown family, a tool message or
+    tool calls, content that is not text). Past assistant turns lose their thinking, as the
+    families' own templates do."""
+    fmt = _CHAT_FORMATS.get(family)
+    if fmt is None or not isinstance(messages, list):
+        return None
+    roles, generation = fmt
+    template = TEMPLATES[family]
+    out: list[str] = []
+    if family == "gemma-4" and not any(isinstance(m, dict) and m.get("role") == "system"
+                                       for m in messages):
+        out.append(roles["system"].format(""))
+    for m in messages:
+        if not isinstance(m, dict) or m.get("tool_calls"):
+            return None
+        role = "system" if m.get("role") == "developer" else m.get("role")
+        text = _text(m.get("content"))
+        if role not in roles or text is None:
+            return None
+        if role == "assistant" and template.close in text:
+            text = text.split(template.close, 1)[1].lstrip("\n")
+        out.append(roles[str(role)].format(text))
+    return "".join(out) + generation
 
 
 def template_for(model: str | None) -> Template:

@@ -28,10 +28,18 @@ __all__ = ["serve"]
 @click.option("--model-family", default=None, metavar="FAMILY",
               help="End-of-thinking template (deepseek-r1, qwq, qwen3, gemma-4); by default "
                    "it is read from each request's model name.")
+@click.option("--engine", default="generic", show_default=True,
+              type=click.Choice(["generic", "transformers", "vllm", "sglang", "llama-server",
+                                 "ollama"]),
+              help="The upstream server: how a chat answer is forced after a stop. generic: "
+                   "/v1/completions with the model family's chat template (any server); "
+                   "vllm/sglang: continue_final_message; ollama: assistant prefill; "
+                   "llama-server: as generic. See docs/serving.md.")
 @click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              help="Level of the proxy's log (one JSON line per request at info).")
 def serve(upstream: str, host: str, port: int, policy: str, timeout: float, max_body: int,
-          answer_tokens: int, model_family: str | None, log_level: str) -> None:
+          answer_tokens: int, model_family: str | None, engine: str, log_level: str) -> None:
     """Serve an OpenAI-compatible proxy that stops the reasoning once it has its answer.
 
     \b
@@ -43,6 +51,7 @@ def serve(upstream: str, host: str, port: int, policy: str, timeout: float, max_
         import uvicorn
 
         from tracestop.proxy import create_app
+        from tracestop.proxy.metrics import configure_logging, safe_url
     except ImportError as e:
         raise click.ClickException(
             f"`tracestop serve` needs the proxy extra ({e.name or e}): "
@@ -50,12 +59,19 @@ def serve(upstream: str, host: str, port: int, policy: str, timeout: float, max_
         ) from None
     try:
         app = create_app(upstream, policy, timeout=timeout, max_body=max_body,
-                         answer_tokens=answer_tokens, model_family=model_family)
+                         answer_tokens=answer_tokens, model_family=model_family,
+                         engine=engine)
     except TracestopError as e:
         raise click.ClickException(str(e)) from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding {host}: the proxy has no authentication of its own; "
                    "it forwards the clients' Authorization headers upstream", err=True)
+    configure_logging(log_level)
+    import logging
+
+    logging.getLogger("tracestop.proxy").info(
+        "tracestop serve: listening on http://%s:%s, upstream %s, policy %s, engine %s, "
+        "metrics at /metrics", host, port, safe_url(upstream), policy, engine)
     # Access logs would not show headers, but keep them quiet: one line per request is
     # logged by tracestop.proxy itself.
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

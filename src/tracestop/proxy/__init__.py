@@ -9,6 +9,7 @@ Needs the ``proxy`` extra: ``pip install 'tracestop[proxy]'``. One module per jo
 - ``upstream``: the upstream client, the header policy, reading its event stream (httpx-sse);
 - ``relay``: driving the stream: relay to the client, stop, splice; streaming and not;
 - ``forcing``: the answer request after a stop, and the spliced chunks;
+- ``metrics``: the log line per request, Prometheus metrics, the logging setup;
 - ``disconnect``: responses that cancel their work when the client goes away;
 - ``errors``: the JSON error bodies and which error is which status (a ``ConfigError`` is 400);
 - ``schema``: the per-request ``tracestop`` options; ``sse``: pure SSE writers.

@@ -37,7 +37,8 @@ from tracestop.proxy.errors import (
     error_response,
     too_large,
 )
-from tracestop.proxy.exchange import Kind
+from tracestop.proxy.exchange import Exchange, Kind
+from tracestop.proxy.metrics import ProxyMetrics, log_request
 from tracestop.proxy.relay import collect, stream_events
 from tracestop.proxy.request import build_exchange, read_body
 from tracestop.proxy.upstream import Upstream, forward_headers, response_headers
@@ -59,6 +60,7 @@ def create_app(
     tagger: Tagger | str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     max_connections: int = 1024,
+    engine: str = "generic",
 ) -> FastAPI:
     """Build the proxy app. One shared ``httpx.AsyncClient`` lives as long as the app.
 
@@ -71,7 +73,7 @@ def create_app(
     tagger); **transport** replaces the network (tests).
     """
     cfg = ProxyConfig(upstream, policy, timeout, max_body, answer_tokens, model_family,
-                      max_connections)
+                      max_connections, engine)
     state = _AppState(cfg, _resolve_tagger(tagger), Upstream(cfg, transport))
 
     @asynccontextmanager
@@ -85,6 +87,14 @@ def create_app(
     app = FastAPI(title="tracestop proxy", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.tracestop = state
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        if not state.metrics.enabled:
+            return error_response(501, "metrics need prometheus-client: pip install "
+                                       "'tracestop[proxy]'", "not_implemented")
+        data, ctype = state.metrics.render()
+        return Response(data, media_type=ctype)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -130,6 +140,11 @@ class _AppState:
         self.cfg = cfg
         self.tagger = tagger
         self.upstream = upstream
+        self.metrics = ProxyMetrics()
+
+    def done(self, ex: Exchange, outcome: str, error: str | None) -> None:
+        log_request(ex, outcome, error)
+        self.metrics.record(ex, outcome)
 
 
 async def _passthrough(state: _AppState, request: Request) -> Response:
@@ -186,6 +201,8 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
                             model_family=state.cfg.model_family, tagger=state.tagger)
     except ConfigError as e:
         return bad_request(e)
+    ex.default_family, ex.default_path = state.cfg.model_family, state.cfg.answer_path
+    ex.on_done = state.done
 
     upstream_body = dict(ex.body)
     upstream_body["stream"] = True  # always stream upstream: that is what makes a stop live
@@ -195,7 +212,11 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
     upstream, answer_tokens = state.upstream, state.cfg.answer_tokens
 
     async def open_upstream() -> httpx.Response | Response:
-        return await upstream.open_stream(url, ex.headers, upstream_body)
+        opened = await upstream.open_stream(url, ex.headers, upstream_body)
+        ex.upstream_status = opened.status_code
+        if isinstance(opened, Response):
+            ex.done("error", f"upstream answered HTTP {opened.status_code}")
+        return opened
 
     if ex.client_stream:
         opened = await cancel_on_disconnect(request.receive, open_upstream)

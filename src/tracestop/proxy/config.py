@@ -10,7 +10,21 @@ from tracestop.policies import Preset, parse_policy
 from tracestop.presets import load_presets
 from tracestop.templates import template_for
 
-__all__ = ["ProxyConfig", "check_policy", "presets"]
+__all__ = ["ENGINES", "ProxyConfig", "check_policy", "presets"]
+
+#: ``--engine`` → how a chat answer is forced after a stop (``tracestop.answer_path``):
+#: ``completions`` works on any OpenAI-compatible server (the proxy applies the family's chat
+#: template); ``continue`` and ``prefill`` ask the server to continue an assistant message.
+ENGINES: dict[str, str] = {
+    "generic": "completions",
+    "transformers": "completions",
+    "vllm": "continue",
+    "sglang": "continue",
+    # llama-server's trailing assistant message is a prefill, but it refuses one while
+    # thinking is on (llama.cpp #21889): its /v1/completions takes the proxy's prompt
+    "llama-server": "completions",
+    "ollama": "prefill",
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,7 @@ class ProxyConfig:
     * **answer_tokens** - ``max_tokens`` of the request that writes the final answer.
     * **model_family** - default end-of-thinking template; by default, from ``model``.
     * **max_connections** - size of the upstream connection pool.
+    * **engine** - the upstream server kind (``ENGINES``): picks how a chat answer is forced.
     """
 
     upstream: str
@@ -33,6 +48,7 @@ class ProxyConfig:
     answer_tokens: int = 128
     model_family: str | None = None
     max_connections: int = 1024
+    engine: str = "generic"
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -46,6 +62,12 @@ class ProxyConfig:
         check_policy(self.policy)  # fail at start-up, not on the first request
         if self.model_family is not None:
             template_for(self.model_family)
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}")
+
+    @property
+    def answer_path(self) -> str:
+        return ENGINES[self.engine]
 
     def target(self, path: str, query: str = "") -> str:
         """The upstream URL for a request path (``/v1`` is not doubled)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tracestop.monitor import Monitor
@@ -44,7 +45,28 @@ class Exchange:
     spliced: str = ""  # what the proxy wrote after the truncated thinking (cue + answer)
     answer_source: AnswerSource = "model"
     answer_error: str | None = None
-    answer_tokens: int | None = None
+    answer_tokens: int | None = None  # the answer request's usage.completion_tokens
+    answer_prompt_tokens: int | None = None  # … and its usage.prompt_tokens
+    forced_answer: str | None = None  # the answer parsed from the forced text
+    default_family: str | None = None  # --model-family
+    default_path: str = "completions"  # the --engine's answer path
+    upstream_usage: dict[str, Any] | None = None  # a usage object the thinking stream sent
+    upstream_status: int | None = None
+    sent_thinking: int = 0  # raw thinking characters relayed to the client so far
+    started: float = field(default_factory=time.monotonic)
+    monitor_seconds: float = 0.0  # time spent feeding the Monitor
+    hold_seconds: float = 0.0  # the longest a chunk waited for its step to be decided
+    answer_seconds: float = 0.0  # the answer request after a stop
+    on_done: Callable[[Exchange, str, str | None], None] | None = None  # (ex, outcome, error)
+    _done: bool = False
+
+    def done(self, outcome: str, error: str | None = None) -> None:
+        """Report the request once (log line, metrics): ``completed``, ``stopped``, ``error``."""
+        if not self._done and self.on_done is not None:
+            self._done = True
+            self.on_done(self, outcome, error)
+    _inline_len: int = 0  # inline characters fed before the end marker
+    _inline_thinking_at_close: int = 0  # raw thinking characters, once the marker was seen
 
     def remember(self, chunk: dict[str, Any]) -> None:
         if not self.id:
@@ -53,8 +75,28 @@ class Exchange:
             created = chunk.get("created")
             self.created = created if isinstance(created, int) else int(time.time())
 
-    def feed(self, chunk: dict[str, Any]) -> None:
-        """Feed choice 0 of an upstream chunk to the Monitor."""
+    def feed(self, chunk: dict[str, Any]) -> int:
+        """Feed choice 0 of an upstream chunk to the Monitor; returns how many characters of
+        raw thinking (a reasoning field's text, or inline text before the end marker) it
+        carried."""
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.upstream_usage = usage
+        before = self.raw_thinking_len
+        self._feed(chunk)
+        return self.raw_thinking_len - before
+
+    @property
+    def raw_thinking_len(self) -> int:
+        """Characters of raw thinking received: the reasoning field's text, or the inline
+        output up to the end marker (with its opening marker)."""
+        if self.reasoning_field is not None:
+            return len(self.monitor.thinking_text)
+        if self.monitor.thinking_closed:
+            return self._inline_thinking_at_close
+        return self._inline_len
+
+    def _feed(self, chunk: dict[str, Any]) -> None:
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
@@ -82,7 +124,51 @@ class Exchange:
     def _inline(self, text: str) -> None:
         if len(self.head) < 64:
             self.head += text[: 64 - len(self.head)]
+        closed = self.monitor.thinking_closed
         self.monitor.feed(text)
+        if not closed:
+            self._inline_len += len(text)
+            if self.monitor.thinking_closed:
+                # the raw thinking ends where the Monitor's thinking text does
+                self._inline_thinking_at_close = len(self.open_prefix) + len(
+                    self.monitor.thinking_text)
+
+    @property
+    def kept_raw(self) -> str:
+        """The raw thinking the client gets after a stop: the opening marker, if the output
+        began with one, and the thinking up to the end of the stop step."""
+        return self.open_prefix + self.monitor.truncated_thinking
+
+    def usage(self) -> dict[str, int] | None:
+        """``usage`` after a stop, as if one generation had written the response.
+
+        * ``completion_tokens``: the thinking the server generated before it was aborted, by
+          the Monitor's token counter (the server never reports it: the stream was closed),
+          plus the answer request's ``completion_tokens``;
+        * ``prompt_tokens``: the thinking request's own figure when the server sent one;
+          else the answer request's ``prompt_tokens`` less the kept thinking and the cue, by
+          the same counter (exact when the counter is the model's tokenizer).
+
+        ``None`` when the answer request reported no usage.
+        """
+        if self.answer_tokens is None:
+            return None
+        m = self.monitor
+        thinking = m.count_tokens(self.raw_thinking)
+        prompt = (self.upstream_usage or {}).get("prompt_tokens")
+        if not isinstance(prompt, int):
+            if self.answer_prompt_tokens is None:
+                return None
+            prompt = max(0, self.answer_prompt_tokens
+                         - m.count_tokens(self.kept_raw + m.forcing_suffix))
+        completion = thinking + self.answer_tokens
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+    @property
+    def raw_thinking(self) -> str:
+        """All raw thinking received (with the opening marker when it was inline)."""
+        return self.open_prefix + self.monitor.thinking_text
 
     @property
     def open_prefix(self) -> str:
@@ -107,32 +193,27 @@ class Exchange:
 
     def report(self) -> dict[str, Any]:
         out = self.monitor.report()
-        out["thinking_tokens_saved_estimate"] = self._saved()
+        if self.monitor.stopped:
+            prompt = (self.upstream_usage or {}).get("prompt_tokens")
+            out["usage_prompt_tokens_from"] = (
+                "server" if isinstance(prompt, int) else "answer request less counted")
+            out["candidate"] = out["answer"]  # the Monitor's candidate at the stop
+            if self.forced_answer is not None:
+                out["answer"] = self.forced_answer
+        out["thinking_tokens_received"] = self.monitor.count_tokens(self.monitor.thinking_text)
+        if self.monitor.observe:
+            out["thinking_tokens_after_would_stop"] = self._after_would_stop()
         out["answer_source"] = self.answer_source
         out["thinking_field"] = self.reasoning_field or "inline"
         if self.answer_error:
             out["answer_error"] = self.answer_error
         return out
 
-    def _saved(self) -> int | None:
-        """Thinking tokens saved, estimated (see docs/serving.md).
-
-        Stopped: the generation budget the request allowed (``max_tokens`` or
-        ``max_completion_tokens``) minus what was generated (all thinking received, by the
-        Monitor's counter, plus the answer), an upper bound; ``None`` when the request set
-        no budget. Observe mode: the thinking received after the would-stop step, exact up
-        to the counter. Not stopped: 0.
-        """
+    def _after_would_stop(self) -> int | None:
+        """Observe mode: thinking tokens received after the would-stop step (what a stop there
+        would have saved, by the Monitor's counter)."""
         m = self.monitor
-        if m.stopped:
-            budget = self.body.get("max_tokens") or self.body.get("max_completion_tokens")
-            if not isinstance(budget, int):
-                return None
-            used = m.count_tokens(m.thinking_text)
-            answer = self.answer_tokens if self.answer_tokens is not None else (
-                m.count_tokens(self.spliced))
-            return max(0, budget - used - answer)
         d = m.decision
-        if m.observe and d is not None and d.step is not None and m.records:
+        if d is not None and d.step is not None and m.records:
             return m.records[-1].tokens_cum - m.records[d.step].tokens_cum
-        return 0
+        return None

@@ -10,6 +10,8 @@ body) carries the ``tracestop`` report. A user's mistake found only while drivin
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -21,6 +23,7 @@ from tracestop.errors import ConfigError, UpstreamError
 from tracestop.proxy import forcing, sse
 from tracestop.proxy.errors import bad_request, error_response
 from tracestop.proxy.exchange import REASONING_FIELDS, Exchange, Kind
+from tracestop.proxy.metrics import redact
 from tracestop.proxy.upstream import Upstream
 
 __all__ = ["collect", "drive", "stream_events"]
@@ -36,6 +39,10 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     after closing the upstream response.
     """
     held: dict[str, Any] | None = None  # a final-looking chunk, kept to carry the report
+    # Chunks that carry text after the end of the step being written: relayed once the
+    # Monitor has decided on that step, so that nothing after a stop step reaches the client.
+    # Bounded: only the tail after the last step boundary waits. (chunk, thinking chars, arrival)
+    pending: list[tuple[dict[str, Any], int, float]] = []
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
@@ -55,16 +62,30 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     yield held
                     held = None
                 if "error" in chunk and "choices" not in chunk:
+                    for waiting, n, _t in pending:
+                        ex.sent_thinking += n
+                        yield waiting
+                    pending.clear()
                     yield chunk  # the upstream's own error event: relay it as it is
                     continue
                 ex.remember(chunk)
-                ex.feed(chunk)
-                if ex.monitor.stopped:
+                t0 = time.perf_counter()
+                got = ex.feed(chunk)
+                now = time.perf_counter()
+                ex.monitor_seconds += now - t0
+                m = ex.monitor
+                if m.stopped:
                     break
-                if _is_final(chunk):
-                    held = chunk
-                else:
-                    yield chunk
+                pending.append((chunk, got, now))
+                safe = None if m.observe or m.thinking_closed else _safe_end(ex)
+                while pending and (safe is None or ex.sent_thinking + pending[0][1] <= safe):
+                    waiting, n, arrived = pending.pop(0)
+                    ex.sent_thinking += n
+                    ex.hold_seconds = max(ex.hold_seconds, now - arrived)
+                    if waiting is chunk and _is_final(chunk):
+                        held = chunk
+                    else:
+                        yield waiting
     finally:
         # Stopped, done or failed: close the stream now, so the server stops generating.
         await resp.aclose()
@@ -73,18 +94,74 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         ex.remember({})
     ex.monitor.end()
     if ex.monitor.stopped:
-        text = await forcing.answer(upstream, ex, answer_tokens)
+        rest = ex.kept_raw[ex.sent_thinking:]
+        if rest:  # the part of the stop step that waited with the step after it
+            yield _thinking_chunk(ex, rest)
+        t0 = time.perf_counter()
+        try:
+            text = await forcing.answer(upstream, ex, answer_tokens)
+        finally:
+            ex.answer_seconds = time.perf_counter() - t0
         ex.spliced = text
         yield forcing.chunk(ex, content=text)
-        yield forcing.chunk(ex, finish="stop", extra={"tracestop": ex.report()})
+        usage = ex.usage()
+        if usage is not None and _wants_usage(ex):
+            yield forcing.chunk(ex, finish="stop")
+            last = forcing.chunk(ex, extra={"usage": usage, "tracestop": ex.report()})
+            last["choices"] = []
+            yield last
+        else:
+            yield forcing.chunk(ex, finish="stop", extra={"tracestop": ex.report()})
         return
-    if held is not None:
-        held["tracestop"] = ex.report()
-        yield held
-    else:
-        final = forcing.chunk(ex, extra={"tracestop": ex.report()})
-        final["choices"] = []
-        yield final
+    tail = ([held] if held is not None else []) + [c for c, _n, _t in pending]
+    if tail and _is_final(tail[-1]):
+        for c in tail[:-1]:
+            yield c
+        tail[-1]["tracestop"] = ex.report()
+        yield tail[-1]
+        return
+    for c in tail:
+        yield c
+    final = forcing.chunk(ex, extra={"tracestop": ex.report()})
+    final["choices"] = []
+    yield final
+
+
+_BOUNDARY = re.compile(r"\n\s*\n")  # the Segmenter's step boundary (a blank line)
+
+
+def _safe_end(ex: Exchange) -> int:
+    """How much raw thinking may reach the client now: up to the end of the step being
+    written (its boundary may still follow), after the last step the Monitor decided on."""
+    m = ex.monitor
+    text = m.thinking_text
+    done = m.records[m.n_decided - 1].tagged.step.end if m.n_decided else 0
+    after = _BOUNDARY.match(text, done)
+    start = after.end() if after else done
+    nxt = _BOUNDARY.search(text, start)
+    if nxt:
+        end = nxt.start()
+    else:  # a boundary can only begin at a line break in the trailing whitespace
+        body = len(text.rstrip())
+        brk = text.find("\n", body)
+        end = brk if brk >= 0 else len(text)
+    return len(ex.open_prefix) + max(done, end)
+
+
+def _wants_usage(ex: Exchange) -> bool:
+    if not ex.client_stream:
+        return True  # the body gets usage
+    opts = ex.body.get("stream_options")
+    return isinstance(opts, dict) and bool(opts.get("include_usage"))
+
+
+def _thinking_chunk(ex: Exchange, text: str) -> dict[str, Any]:
+    """A chunk carrying raw thinking, where the upstream put it."""
+    if ex.kind == "chat" and ex.reasoning_field is not None:
+        out = forcing.chunk(ex)
+        out["choices"][0]["delta"] = {ex.reasoning_field: text}
+        return out
+    return forcing.chunk(ex, content=text)
 
 
 def _is_final(chunk: dict[str, Any]) -> bool:
@@ -102,13 +179,15 @@ async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
             async for chunk in chunks:
                 yield sse.format_event(chunk)
     except UpstreamError as e:
-        log.warning("%s stream ended with an error: %s", ex.kind, e)
+        log.warning("%s stream ended with an error: %s", ex.kind, redact(str(e), ex.headers))
+        ex.done("error", str(e))
         yield sse.error_event(str(e), code=e.status, tracestop=ex.report())
     except ConfigError as e:
         # Headers are sent already: the mistake ends the stream as a 400 error event.
+        ex.done("error", str(e))
         yield sse.error_event(str(e), "invalid_request_error", code=400)
+    ex.done(_outcome(ex))
     yield sse.DONE
-    _log_done(ex)
 
 
 class _Collector:
@@ -166,17 +245,20 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
             async for chunk in chunks:
                 if "error" in chunk and "choices" not in chunk:
+                    ex.done("error", "the upstream sent an error event")
                     return JSONResponse(chunk, status_code=502)
                 got.add(chunk)
     except UpstreamError as e:
         status = e.status if e.status and e.status >= 400 else 502
+        ex.done("error", str(e))
         return error_response(status, str(e), "upstream_error", tracestop=ex.report())
     except ConfigError as e:
+        ex.done("error", str(e))
         return bad_request(e)
     m = ex.monitor
     if m.stopped:
         # Nothing was sent yet: give exactly the kept thinking, the cue and the answer.
-        got.usage = None
+        got.usage = ex.usage()
         if ex.reasoning_field is not None:
             got.reasoning[0] = [m.truncated_thinking]
             got.content[0] = [ex.spliced]
@@ -191,13 +273,9 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         "usage": got.usage,
         "tracestop": got.report if got.report is not None else ex.report(),
     }
-    _log_done(ex)
+    ex.done(_outcome(ex))
     return JSONResponse(body)
 
 
-def _log_done(ex: Exchange) -> None:
-    m = ex.monitor
-    if m.decision is not None:
-        log.info("%s: %s at step %s (%s); answer from %s", ex.kind,
-                 "stopped" if m.stopped else "would stop", (m.decision.step or 0) + 1,
-                 m.decision.reason, ex.answer_source)
+def _outcome(ex: Exchange) -> str:
+    return "stopped" if ex.monitor.stopped else "completed"

@@ -28,6 +28,11 @@ class TracestopOptions(BaseModel):
       when absent.
     * **model_family** - the end-of-thinking template (``"qwen3"``, ``"gemma-4"``, …); taken
       from the request's ``model`` when absent.
+    * **answer_path** - how the answer is forced after a stop on a chat request:
+      ``"completions"`` (the proxy writes the family's chat template and asks
+      ``/v1/completions``; works on any OpenAI-compatible server), ``"continue"`` (an
+      assistant message with ``continue_final_message``: vLLM, SGLang) or ``"prefill"`` (a
+      trailing assistant message: Ollama, llama-server); by default from ``--engine``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,6 +41,7 @@ class TracestopOptions(BaseModel):
     observe: bool = False
     answer_format: Literal["math", "choice", "yesno"] | None = None
     model_family: str | None = None
+    answer_path: Literal["completions", "continue", "prefill"] | None = None
 
 
 class OptionsError(ConfigError):
