@@ -185,6 +185,11 @@ class FakeUpstream:
         else:
             events = [{fmt: t} for t in _pieces(think, chunk)]
             events += [{"content": t} for t in _pieces(answer, chunk)]
+        if spec.get("emoji_split"):
+            # an emoji whose UTF-16 surrogate pair is split across two events (json.dumps
+            # escapes each half: "\ud83d", then "\ude00")
+            key = "text" if not chat else "content"
+            events += [{key: "\ud83d"}, {key: "\ude00"}, {key: " done"}]
         rec.total = len(events)
         eol = "\r\n" if spec.get("crlf") else "\n"
 
@@ -247,6 +252,8 @@ class FakeUpstream:
                 rec.sent += 1
                 await asyncio.sleep(delay)
             await write(frame(wrap({}, "stop")))
+            if fault.get("drop_before_done"):
+                raise RuntimeError("fake upstream: dropping the connection before [DONE]")
             if (req.get("stream_options") or {}).get("include_usage"):
                 usage = {"prompt_tokens": 20, "completion_tokens": rec.total,
                          "total_tokens": 20 + rec.total}

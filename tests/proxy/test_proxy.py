@@ -315,7 +315,8 @@ def test_body_over_limit_is_413(proxy_url: str) -> None:
 
 
 def test_invalid_json_is_400(proxy_url: str) -> None:
-    r = httpx.post(f"{proxy_url}/v1/chat/completions", content=b"{nope")
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", content=b"{nope",
+                   headers={"content-type": "application/json"})
     assert r.status_code == 400
 
 

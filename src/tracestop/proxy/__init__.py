@@ -20,9 +20,10 @@ try:
     import fastapi  # noqa: F401
     import httpx  # noqa: F401
     import httpx_sse  # noqa: F401
+    import orjson  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "tracestop.proxy needs fastapi, uvicorn, httpx and httpx-sse: pip install 'tracestop[proxy]'"
+        "tracestop.proxy needs fastapi, uvicorn, httpx, httpx-sse and orjson: pip install 'tracestop[proxy]'"
     ) from e
 
 from tracestop.proxy.app import ProxyConfig, create_app

@@ -18,12 +18,12 @@ a failed answer request falls back to the best candidate answer, flagged.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -39,7 +39,7 @@ from tracestop.proxy.errors import (
 )
 from tracestop.proxy.exchange import Kind
 from tracestop.proxy.relay import collect, stream_events
-from tracestop.proxy.request import build_exchange, read_body
+from tracestop.proxy.request import build_exchange, is_json_content_type, read_body
 from tracestop.proxy.upstream import Upstream, forward_headers, response_headers
 from tracestop.tag.base import Tagger
 
@@ -170,14 +170,22 @@ async def _handle(state: _AppState, request: Request, kind: Kind) -> Response:
 
 
 async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Response:
+    if not is_json_content_type(request.headers.get("content-type")):
+        # A browser's "simple" cross-site POST (text/plain, a form) must not reach the model.
+        return error_response(415, "the request body must be JSON: send Content-Type: "
+                                   "application/json", param="content-type")
     try:
         raw = await read_body(request, state.cfg.max_body)
     except BodyTooLarge:
         return too_large(state.cfg.max_body)
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return error_response(400, "the request body is not valid JSON")
+        # orjson is strict where json is not: no NaN/Infinity, no lone UTF-16 surrogates
+        # (they cannot be re-encoded for the upstream), at most 1024 levels of nesting.
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return error_response(400, f"the request body is not valid JSON: {e} (JSON has no "
+                                   "NaN or Infinity, strings must be valid Unicode, and "
+                                   "nesting is limited to 1024 levels)", param="body")
     if not isinstance(body, dict):
         return error_response(400, "the request body must be a JSON object")
     headers = forward_headers(request, handled=True)

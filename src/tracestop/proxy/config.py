@@ -8,9 +8,9 @@ from functools import lru_cache
 from tracestop.errors import ConfigError, DataError
 from tracestop.policies import Preset, parse_policy
 from tracestop.presets import load_presets
-from tracestop.templates import template_for
+from tracestop.templates import TEMPLATES
 
-__all__ = ["ProxyConfig", "check_policy", "presets"]
+__all__ = ["ProxyConfig", "check_family", "check_policy", "presets"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ProxyConfig:
             raise ConfigError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
         check_policy(self.policy)  # fail at start-up, not on the first request
         if self.model_family is not None:
-            template_for(self.model_family)
+            check_family(self.model_family)
 
     def target(self, path: str, query: str = "") -> str:
         """The upstream URL for a request path (``/v1`` is not doubled)."""
@@ -72,3 +72,12 @@ def check_policy(spec: str) -> str:
     for fmt in ("math", "choice", "yesno"):
         parse_policy(spec, presets(), answer_format=fmt)
     return spec
+
+
+def check_family(family: str) -> str:
+    """A model family must be one of the templates' names (a model name is not a family:
+    ``model`` is read for that). A ``ConfigError`` lists the valid choices."""
+    if family not in TEMPLATES:
+        raise ConfigError(f"unknown template family {family!r} for model_family: valid "
+                          f"choices are {', '.join(TEMPLATES)}")
+    return family

@@ -26,8 +26,9 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
 
 
 def bad_request(e: ConfigError) -> JSONResponse:
-    """A 400 naming the problem with the request's options (``param`` = ``tracestop``)."""
-    return error_response(400, str(e), param="tracestop")
+    """A 400 naming the problem with the request's options (``param``: ``tracestop``, or the
+    body field at fault)."""
+    return error_response(400, str(e), param=getattr(e, "param", "tracestop"))
 
 
 def config_error(e: BaseException) -> ConfigError | None:

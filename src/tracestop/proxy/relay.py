@@ -9,12 +9,14 @@ body) carries the ``tracestop`` report. A user's mistake found only while drivin
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import httpx
+import orjson
 from starlette.responses import JSONResponse, Response
 
 from tracestop.errors import ConfigError, UpstreamError
@@ -42,7 +44,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                 if event.data.strip() == "[DONE]":
                     break
                 try:
-                    chunk = event.json()
+                    chunk = _loads(event.data)
                 except ValueError:
                     raise UpstreamError(
                         f"malformed stream from the upstream: event data is not JSON: "
@@ -55,7 +57,8 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     yield held
                     held = None
                 if "error" in chunk and "choices" not in chunk:
-                    yield chunk  # the upstream's own error event: relay it as it is
+                    # the upstream's own error event: relay it as it is
+                    yield _Relayed(chunk, event.data)
                     continue
                 ex.remember(chunk)
                 ex.feed(chunk)
@@ -64,7 +67,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                 if _is_final(chunk):
                     held = chunk
                 else:
-                    yield chunk
+                    yield _Relayed(chunk, event.data)  # unmodified: its bytes pass through
     finally:
         # Stopped, done or failed: close the stream now, so the server stops generating.
         await resp.aclose()
@@ -87,6 +90,44 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         yield final
 
 
+class _Relayed(dict[str, Any]):
+    """A chunk relayed unmodified: ``raw`` is the upstream's event data, sent to a streaming
+    client as it came (no re-serialisation). Do not modify one after it is yielded."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, chunk: dict[str, Any], raw: str) -> None:
+        super().__init__(chunk)
+        self.raw = raw
+
+
+def _loads(data: str) -> Any:
+    """Parse one upstream event. orjson first (fast); the stdlib's parser as the fallback
+    for what orjson refuses but an upstream may send: a lone UTF-16 surrogate (an emoji's
+    pair split across two chunks), a NaN."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _dumps(obj: Any) -> bytes:
+    """Serialise a chunk or body; with lone surrogates (which UTF-8 cannot carry) the JSON
+    escapes them (``\\ud83d``) instead of failing, so a client's parser joins a split pair."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _event(chunk: dict[str, Any]) -> bytes:
+    raw = getattr(chunk, "raw", None)
+    data = _dumps(chunk) if raw is None else raw.encode()
+    if b"\n" not in data:
+        return b"data: " + data + b"\n\n"
+    return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
+
+
 def _is_final(chunk: dict[str, Any]) -> bool:
     choices = chunk.get("choices")
     if not choices:
@@ -100,15 +141,28 @@ async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     try:
         async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
             async for chunk in chunks:
-                yield sse.format_event(chunk)
+                yield _event(chunk)
     except UpstreamError as e:
         log.warning("%s stream ended with an error: %s", ex.kind, e)
-        yield sse.error_event(str(e), code=e.status, tracestop=ex.report())
+        yield _error_event(ex, str(e), "upstream_error", e.status)
     except ConfigError as e:
         # Headers are sent already: the mistake ends the stream as a 400 error event.
         yield sse.error_event(str(e), "invalid_request_error", code=400)
+    except Exception as e:
+        # A bug must not cut the stream silently either: an error event, then [DONE].
+        log.exception("%s stream failed", ex.kind)
+        yield _error_event(ex, f"the proxy failed: {type(e).__name__}", "server_error", 500)
     yield sse.DONE
     _log_done(ex)
+
+
+def _error_event(ex: Exchange, message: str, type_: str, code: int | None) -> bytes:
+    try:
+        report: dict[str, Any] | None = ex.report()
+    except Exception:  # noqa: BLE001 - the error event must go out whatever the report does
+        report = None
+    err = {"error": {"message": message, "type": type_, "code": code}, "tracestop": report}
+    return b"data: " + _dumps(err) + b"\n\n"
 
 
 class _Collector:
@@ -162,6 +216,7 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                   answer_tokens: int) -> Response:
     """The non-streaming end: fold the chunks into one completion body."""
     got = _Collector(ex.kind)
+    incomplete: str | None = None
     try:
         async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
             async for chunk in chunks:
@@ -169,8 +224,13 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     return JSONResponse(chunk, status_code=502)
                 got.add(chunk)
     except UpstreamError as e:
-        status = e.status if e.status and e.status >= 400 else 502
-        return error_response(status, str(e), "upstream_error", tracestop=ex.report())
+        if ex.monitor.stopped or not (got.finish or ex.monitor.answer_text):
+            status = e.status if e.status and e.status >= 400 else 502
+            return error_response(status, str(e), "upstream_error", tracestop=ex.report())
+        # The answer had arrived (the upstream broke before [DONE]): never discard it.
+        incomplete = str(e)
+        log.warning("%s: the upstream broke after the answer began; returning what came: %s",
+                    ex.kind, e)
     except ConfigError as e:
         return bad_request(e)
     m = ex.monitor
@@ -191,8 +251,11 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         "usage": got.usage,
         "tracestop": got.report if got.report is not None else ex.report(),
     }
+    if incomplete is not None:
+        body["tracestop"]["upstream_incomplete"] = True
+        body["tracestop"]["upstream_error"] = incomplete
     _log_done(ex)
-    return JSONResponse(body)
+    return Response(_dumps(body), media_type="application/json")
 
 
 def _log_done(ex: Exchange) -> None:

@@ -1,0 +1,151 @@
+"""The proxy under hostile or sloppy input (issue 18): every malformed body is a 400, a
+stream never ends silently, a received answer is never discarded, loose fields are refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.proxy.fakes import NO_ANSWER_TRACE, QUESTION, STOP_TRACE, FakeUpstream
+
+JSON = {"content-type": "application/json"}
+
+
+def _post(proxy_url: str, content: bytes | str, headers: dict[str, str] | None = None,
+          path: str = "/v1/chat/completions") -> httpx.Response:
+    return httpx.post(f"{proxy_url}{path}", content=content, timeout=10,
+                      headers=JSON if headers is None else headers)
+
+
+def _body(fid: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "r1", "messages": [{"role": "user", "content": QUESTION}],
+            "fake": {"id": fid}, **extra}
+
+
+def _sse(text: str) -> list[str]:
+    return [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+
+
+# --- item 2: surrogates ---------------------------------------------------------------------
+
+
+def test_lone_surrogate_in_request_is_400(proxy_url: str, fake: FakeUpstream, fid: str) -> None:
+    raw = json.dumps(_body(fid)).replace(QUESTION, "a\\ud800b")
+    r = _post(proxy_url, raw)
+    assert r.status_code == 400, r.text[:300]
+    err = r.json()["error"]
+    assert "not valid JSON" in err["message"] and "surrogate" in err["message"]
+    assert not fake.record(fid).requests
+
+
+@pytest.mark.parametrize("kind", ["chat", "completions"])
+def test_split_surrogate_pair_streams_to_the_end(proxy_url: str, fid: str, kind: str) -> None:
+    """The upstream splits an emoji's pair across two events: the stream still ends with
+    [DONE], and a client's JSON parser sees both halves."""
+    body = _body(fid, stream=True, tracestop={"policy": "none"})
+    body["fake"].update(trace=NO_ANSWER_TRACE, emoji_split=True)
+    path = "/v1/chat/completions"
+    if kind == "completions":
+        body.pop("messages")
+        body["prompt"] = QUESTION
+        path = "/v1/completions"
+    r = httpx.post(f"{proxy_url}{path}", json=body, timeout=10)
+    data = _sse(r.text)
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in data[:-1]]
+    assert not any("error" in c for c in chunks), data[-3:]
+    key = "content" if kind == "chat" else "text"
+    text = "".join((c["choices"][0].get("delta") or c["choices"][0]).get(key) or ""
+                   for c in chunks if c.get("choices"))
+    joined = text.encode("utf-16", "surrogatepass").decode("utf-16")
+    assert "\U0001F600 done" in joined
+
+
+def test_split_surrogate_pair_non_streaming(proxy_url: str, fid: str) -> None:
+    body = _body(fid, tracestop={"policy": "none"})
+    body["fake"].update(trace=NO_ANSWER_TRACE, emoji_split=True)
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", json=body, timeout=10)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["choices"][0]["message"]["content"].endswith("\U0001F600 done")
+
+
+# --- item 3: NaN, Infinity, deep nesting ----------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [
+    pytest.param('{"model": "r1", "temperature": NaN, "messages": []}', id="nan"),
+    pytest.param('{"model": "r1", "temperature": Infinity, "messages": []}', id="infinity"),
+    pytest.param('{"model": "r1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", id="deep"),
+])
+def test_nan_infinity_and_deep_nesting_are_400(proxy_url: str, raw: str) -> None:
+    r = _post(proxy_url, raw)
+    assert r.status_code == 400, r.text[:300]
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and "not valid JSON" in err["message"]
+    assert "NaN" in err["message"] and "1024 levels" in err["message"]
+
+
+# --- item 4: a received answer is never discarded -------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["reasoning_content", "inline"])
+def test_drop_after_answer_non_streaming_returns_it_flagged(proxy_url: str, fid: str,
+                                                            fmt: str) -> None:
+    body = _body(fid, tracestop={"policy": "none"})
+    body["fake"].update(trace=STOP_TRACE, format=fmt, fault={"drop_before_done": True})
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", json=body, timeout=10)
+    assert r.status_code == 200, r.text[:300]
+    out = r.json()
+    assert out["choices"][0]["message"]["content"].endswith("Tom has \\boxed{7} apples left.")
+    assert out["tracestop"]["upstream_incomplete"] is True
+    assert "incomplete" in out["tracestop"]["upstream_error"]
+
+
+def test_drop_after_answer_streaming_ends_with_error_event(proxy_url: str, fid: str) -> None:
+    body = _body(fid, stream=True, tracestop={"policy": "none"})
+    body["fake"].update(trace=STOP_TRACE, fault={"drop_before_done": True})
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", json=body, timeout=10)
+    data = _sse(r.text)
+    assert data[-1] == "[DONE]" and "error" in json.loads(data[-2])
+
+
+# --- item 8: loose fields -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra,param,words", [
+    pytest.param({"stream": "yes"}, "stream", "'stream' must be true or false", id="stream-str"),
+    pytest.param({"stream": 1}, "stream", "'stream' must be true or false", id="stream-int"),
+    pytest.param({"max_tokens": 10**30}, "max_tokens", "from 1 to 10000000", id="huge"),
+    pytest.param({"max_tokens": 0}, "max_tokens", "from 1 to 10000000", id="zero"),
+    pytest.param({"max_tokens": "100"}, "max_tokens", "from 1 to 10000000", id="str"),
+    pytest.param({"max_completion_tokens": True}, "max_completion_tokens", "from 1",
+                 id="bool"),
+    pytest.param({"tracestop": {"model_family": "gpt-99"}}, "tracestop",
+                 "valid choices are deepseek-r1, qwq, qwen3, gemma-4", id="family-dashed"),
+    pytest.param({"tracestop": {"model_family": "foo"}}, "tracestop",
+                 "valid choices are deepseek-r1, qwq, qwen3, gemma-4", id="family-plain"),
+])
+def test_loose_fields_are_400(proxy_url: str, fake: FakeUpstream, fid: str,
+                              extra: dict[str, Any], param: str, words: str) -> None:
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", json=_body(fid, **extra), timeout=10)
+    assert r.status_code == 400, r.text[:300]
+    err = r.json()["error"]
+    assert words in err["message"] and err["param"] == param
+    assert not fake.record(fid).requests
+
+
+def test_sane_fields_are_accepted(proxy_url: str, fid: str) -> None:
+    body = _body(fid, stream=False, max_tokens=10**7, tracestop={"model_family": "qwen3"})
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", json=body, timeout=10)
+    assert r.status_code == 200, r.text[:300]
+
+
+def test_server_model_family_lists_choices() -> None:
+    from tracestop.errors import ConfigError
+    from tracestop.proxy.config import ProxyConfig
+
+    with pytest.raises(ConfigError, match="valid choices are deepseek-r1"):
+        ProxyConfig("http://127.0.0.1:1", model_family="gpt-99")
