@@ -232,6 +232,8 @@ class FakeUpstream:
                         "headers": [(b"content-type", b"text/event-stream")]})
             if chat:
                 await write(frame(wrap({"role": "assistant", "content": ""})))
+            if spec.get("big_event"):
+                await write(frame(wrap({"content" if chat else "text": "x" * spec["big_event"]})))
             delay = float(spec.get("delay", 0.001))
             for i, delta in enumerate(events):
                 if gone.is_set():
@@ -281,10 +283,10 @@ async def _json(send: Any, status: int, obj: Any,
 class ServerThread:
     """uvicorn serving ``app`` on 127.0.0.1 (a free port) in a daemon thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **kw: Any) -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical",
                                 lifespan="on", access_log=False,
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, **kw)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -149,3 +149,135 @@ def test_server_model_family_lists_choices() -> None:
 
     with pytest.raises(ConfigError, match="valid choices are deepseek-r1"):
         ProxyConfig("http://127.0.0.1:1", model_family="gpt-99")
+
+
+# --- item 7: content type, Host, Origin -----------------------------------------------------
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_non_json_content_type_is_415(proxy_url: str, fake: FakeUpstream, fid: str,
+                                      ctype: str | None) -> None:
+    headers = {} if ctype is None else {"content-type": ctype}
+    r = _post(proxy_url, json.dumps(_body(fid)), headers=headers)
+    assert r.status_code == 415, r.text[:300]
+    assert "application/json" in r.json()["error"]["message"]
+    assert not fake.record(fid).requests
+
+
+def test_json_content_type_with_charset_is_fine(proxy_url: str, fid: str) -> None:
+    r = _post(proxy_url, json.dumps(_body(fid)),
+              headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200, r.text[:300]
+
+
+@pytest.mark.parametrize("headers,words", [
+    pytest.param({"host": "evil.example:8400"}, "--allow-host", id="rebinding-host"),
+    pytest.param({"origin": "http://evil.example"}, "--allow-origin", id="cross-site-origin"),
+    pytest.param({"origin": "null"}, "--allow-origin", id="null-origin"),
+])
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/chat/completions"])
+def test_foreign_host_or_origin_is_403(proxy_url: str, headers: dict[str, str], words: str,
+                                       path: str) -> None:
+    method = "GET" if path == "/v1/models" else "POST"
+    r = httpx.request(method, f"{proxy_url}{path}", headers={**JSON, **headers},
+                      content=b"{}", timeout=10)
+    assert r.status_code == 403, r.text[:300]
+    assert words in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("headers", [
+    {"host": "localhost:8400"}, {"host": "[::1]:8400"}, {"origin": "http://localhost:3000"},
+    {"origin": "http://127.0.0.1:8400"},
+])
+def test_local_host_and_origin_are_fine(proxy_url: str, headers: dict[str, str]) -> None:
+    r = httpx.get(f"{proxy_url}/v1/models", headers=headers, timeout=10)
+    assert r.status_code == 200, r.text[:300]
+
+
+def test_operator_allows_other_hosts_and_origins(upstream_url: str) -> None:
+    from tracestop.proxy import create_app
+
+    app = create_app(upstream_url, allow_hosts=["proxy.internal"],
+                     allow_origins=["https://app.example"])
+
+    cases = [{}, {"origin": "https://app.example"}, {"origin": "https://other.example"},
+             {"host": "other.internal"}]
+
+    async def go() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy.internal") as c:
+            return [(await c.get("/v1/models", headers=h)).status_code for h in cases]
+
+    import asyncio
+
+    assert asyncio.run(go()) == [200, 200, 403, 403]
+
+
+# --- item 6: read timeouts and the event cap ------------------------------------------------
+
+
+def _raw_exchange(url: str, data: bytes, wait: float) -> tuple[bytes, float]:
+    """Send ``data`` on a raw socket and read until the server closes (or ``wait`` s)."""
+    import socket
+    import time
+
+    host, port = url.removeprefix("http://").split(":")
+    t0 = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=wait) as s:
+        s.sendall(data)
+        got = b""
+        try:
+            while chunk := s.recv(4096):
+                got += chunk
+        except TimeoutError:
+            pass
+    return got, time.monotonic() - t0
+
+
+def test_partial_headers_are_timed_out(upstream_url: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.proxy.fakes import ServerThread
+    from tracestop.proxy import create_app
+    from tracestop.proxy.server import HEADER_TIMEOUT_ENV, PROTOCOL
+
+    monkeypatch.setenv(HEADER_TIMEOUT_ENV, "0.5")
+    with ServerThread(create_app(upstream_url), http=PROTOCOL) as url:
+        got, took = _raw_exchange(url, b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a", 8)
+        assert b"408" in got and took < 4, (got, took)
+        got, took = _raw_exchange(url, b"", 8)  # connects and says nothing
+        assert took < 4, took
+        # a whole request is unaffected
+        r = httpx.get(f"{url}/v1/models", timeout=5)
+        assert r.status_code == 200
+
+
+def test_short_body_is_timed_out(upstream_url: str) -> None:
+    from tests.proxy.fakes import ServerThread
+    from tracestop.proxy import create_app
+
+    with ServerThread(create_app(upstream_url, body_timeout=0.5)) as url:
+        head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"")
+        got, took = _raw_exchange(url, head, 8)
+        assert got.startswith(b"HTTP/1.1 408") and took < 4, (got[:200], took)
+        assert b"did not arrive within 0.5 s" in got
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_oversized_upstream_event_is_a_clean_error(upstream_url: str, fake: FakeUpstream,
+                                                   fid: str, stream: bool) -> None:
+    from tests.proxy.fakes import ServerThread
+    from tracestop.proxy import create_app
+
+    with ServerThread(create_app(upstream_url, max_event=64 * 1024)) as url:
+        body = _body(fid, stream=stream)
+        body["fake"].update(big_event=1024 * 1024, split_bytes=8192)
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+    if stream:
+        data = _sse(r.text)
+        assert data[-1] == "[DONE]"
+        err = json.loads(data[-2])["error"]
+        assert "larger than 65536 bytes" in err["message"] and "--max-event" in err["message"]
+    else:
+        assert r.status_code == 502 and "larger than 65536" in r.json()["error"]["message"]
+    assert fake.wait(fid).closed_early

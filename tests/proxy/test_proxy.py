@@ -404,7 +404,7 @@ def test_upstream_unreachable_is_502() -> None:
     transport = httpx.ASGITransport(app=app)
 
     async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             return await c.post("/v1/chat/completions", json={
                 "model": "r1", "messages": [{"role": "user", "content": "hi"}]})
 

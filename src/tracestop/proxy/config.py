@@ -24,6 +24,14 @@ class ProxyConfig:
     * **answer_tokens** - ``max_tokens`` of the request that writes the final answer.
     * **model_family** - default end-of-thinking template; by default, from ``model``.
     * **max_connections** - size of the upstream connection pool.
+    * **max_event** - largest single upstream SSE event, in bytes (larger: the response ends
+      with an error event and the upstream is closed).
+    * **body_timeout** - seconds a client has to send its whole request body (else HTTP 408).
+    * **bind_host** - the address the proxy listens on (``Host``/``Origin`` checks).
+    * **allow_hosts** - ``Host`` names accepted besides IP literals, ``localhost`` and
+      ``bind_host`` (``"*"``: any). Others get 403: a DNS-rebinding page cannot reach it.
+    * **allow_origins** - browser origins accepted besides loopback ones and ``bind_host``
+      (``"*"``: any; ``"https://app.example"``: that origin). Others get 403.
     """
 
     upstream: str
@@ -33,6 +41,11 @@ class ProxyConfig:
     answer_tokens: int = 128
     model_family: str | None = None
     max_connections: int = 1024
+    max_event: int = 1024 * 1024
+    body_timeout: float = 30.0
+    bind_host: str = "127.0.0.1"
+    allow_hosts: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -41,6 +54,10 @@ class ProxyConfig:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.max_body < 1:
             raise ConfigError(f"max_body must be >= 1 byte, got {self.max_body}")
+        if self.max_event < 1:
+            raise ConfigError(f"max_event must be >= 1 byte, got {self.max_event}")
+        if self.body_timeout <= 0:
+            raise ConfigError(f"body_timeout must be > 0 seconds, got {self.body_timeout}")
         if self.answer_tokens < 1:
             raise ConfigError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
         check_policy(self.policy)  # fail at start-up, not on the first request

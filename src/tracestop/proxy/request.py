@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 
 from tracestop.errors import ConfigError
@@ -51,18 +52,21 @@ def check_fields(body: dict[str, Any]) -> bool:
     return stream
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body; ``BodyTooLarge`` past ``limit`` bytes (declared or streamed)."""
+async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
+    """The request body; ``BodyTooLarge`` past ``limit`` bytes (declared or streamed),
+    ``TimeoutError`` when it has not all arrived within ``timeout`` seconds (a client that
+    sends a short body must not hold the connection)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise BodyTooLarge
-        parts.append(part)
+    with anyio.fail_after(timeout):
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise BodyTooLarge
+            parts.append(part)
     return b"".join(parts)
 
 

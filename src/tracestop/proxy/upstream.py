@@ -118,7 +118,7 @@ class Upstream:
         anywhere, a leading BOM dropped). Events without data (a lone ``event:``/``id:``) are
         skipped. Raises ``UpstreamError`` on a timeout, a broken connection, or a stream that
         ends inside an event without ``[DONE]``."""
-        tail = _Tail(resp.stream)
+        tail = _Tail(resp.stream, self.cfg.max_event)
         resp.stream = tail
         resp.encoding = "utf-8-sig"  # SSE is always UTF-8; the BOM, if any, is not data
         done = False
@@ -162,14 +162,22 @@ class _Tail(httpx.AsyncByteStream):
     """The response's byte stream, remembering its last bytes: a stream that does not end
     on a blank line stopped inside an event."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, max_event: int) -> None:
         self._inner = inner
         self._tail = b""
+        self._max = max_event
+        self._pending = 0  # bytes since the last blank line: the event being received
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._inner:
             if chunk:
                 self._tail = (self._tail + chunk)[-4:]
+                end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n"), chunk.rfind(b"\r\r"))
+                self._pending = len(chunk) - end if end >= 0 else self._pending + len(chunk)
+                if self._pending > self._max:
+                    raise UpstreamError(
+                        f"the upstream sent an event larger than {self._max} bytes "
+                        "(tracestop serve --max-event): the response is incomplete", 502)
             yield chunk
 
     async def aclose(self) -> None:
