@@ -281,3 +281,37 @@ def test_oversized_upstream_event_is_a_clean_error(upstream_url: str, fake: Fake
     else:
         assert r.status_code == 502 and "larger than 65536" in r.json()["error"]["message"]
     assert fake.wait(fid).closed_early
+
+
+# --- no request can stall another -----------------------------------------------------------
+
+
+def test_degenerate_stream_does_not_stall_other_requests(proxy_url: str, fid: str) -> None:
+    """A model in a loop writes 2000 unclosed boxes in one step: the step's answer extraction
+    is heavy (quadratic before perf's fix), but a concurrent request is answered at once."""
+    import threading
+    import time
+
+    trace = "Let me think.\n\n" + "\\boxed{" * 2000 + "\n\nSo the answer is 7.\n</think>\n\n7"
+    body = _body(fid, stream=True, tracestop={"policy": "none"})
+    body["fake"].update(trace=trace, chunk=40, delay=0)
+    done: list[int] = []
+
+    def degenerate() -> None:
+        with httpx.stream("POST", f"{proxy_url}/v1/chat/completions", json=body,
+                          timeout=120) as r:
+            done.append(sum(1 for _ in r.iter_lines()))
+
+    t = threading.Thread(target=degenerate, daemon=True)
+    t.start()
+    worst = 0.0
+    deadline = time.monotonic() + 8
+    while t.is_alive() and time.monotonic() < deadline:
+        t0 = time.monotonic()
+        r = httpx.get(f"{proxy_url}/v1/models", timeout=30)
+        worst = max(worst, time.monotonic() - t0)
+        assert r.status_code == 200
+        time.sleep(0.02)
+    t.join(60)
+    assert done, "the degenerate stream did not finish"
+    assert worst < 1.0, f"a concurrent GET took {worst:.2f} s"

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 from starlette.responses import JSONResponse, Response
@@ -38,6 +39,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     after closing the upstream response.
     """
     held: dict[str, Any] | None = None  # a final-looking chunk, kept to carry the report
+    offload = _Offload()
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
@@ -58,23 +60,23 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     held = None
                 if "error" in chunk and "choices" not in chunk:
                     # the upstream's own error event: relay it as it is
-                    yield _Relayed(chunk, event.data)
+                    yield _Relayed(chunk, event.raw)
                     continue
                 ex.remember(chunk)
-                ex.feed(chunk)
+                await offload.feed(ex, chunk)
                 if ex.monitor.stopped:
                     break
                 if _is_final(chunk):
                     held = chunk
                 else:
-                    yield _Relayed(chunk, event.data)  # unmodified: its bytes pass through
+                    yield _Relayed(chunk, event.raw)  # unmodified: its bytes pass through
     finally:
         # Stopped, done or failed: close the stream now, so the server stops generating.
         await resp.aclose()
 
     if not ex.id:
         ex.remember({})
-    ex.monitor.end()
+    await offload.end(ex)
     if ex.monitor.stopped:
         text = await forcing.answer(upstream, ex, answer_tokens)
         ex.spliced = text
@@ -90,13 +92,72 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         yield final
 
 
+#: thinking characters since the last line break past which the Monitor runs off the event loop
+OFFLOAD_CHARS = 4096
+
+
+class _Offload:
+    """Keeps the Monitor's work off the event loop when it can be large.
+
+    The Monitor's cost per chunk is small, except where a step completes: then it tags the
+    step and extracts its answers, work that grows with the step's length. Normal steps
+    (hundreds of characters) are handled on the loop, where a call costs nothing extra. While
+    the text since the last line break exceeds ``OFFLOAD_CHARS`` (a degenerate step: a model
+    in a loop), every chunk is fed in a worker thread, so one such stream cannot stall the
+    other requests; the stream's own chunks stay in order (each waits for its feed).
+    """
+
+    __slots__ = ("last", "pending")
+
+    def __init__(self) -> None:
+        self.pending = 0  # characters since the last blank line or end-of-thinking marker
+        self.last = ""  # the previous chunk's last character (a blank line split in two)
+
+    async def feed(self, ex: Exchange, chunk: dict[str, Any]) -> None:
+        text = _chunk_text(chunk)
+        self.pending += len(text)
+        if self.pending <= OFFLOAD_CHARS:
+            ex.feed(chunk)
+        else:
+            await anyio.to_thread.run_sync(ex.feed, chunk, abandon_on_cancel=True)
+        if text:
+            # Erring towards not resetting is safe: more chunks go to the thread.
+            if "\n\n" in self.last + text or "</" in text or "channel|" in text:
+                self.pending = 0
+            self.last = text[-1]
+
+    async def end(self, ex: Exchange) -> None:
+        if self.pending <= OFFLOAD_CHARS:
+            ex.monitor.end()
+        else:
+            await anyio.to_thread.run_sync(ex.monitor.end, abandon_on_cancel=True)
+
+
+def _chunk_text(chunk: dict[str, Any]) -> str:
+    """The text of choice 0 of a chunk (any field the Monitor may read), for ``_Offload``."""
+    choices = chunk.get("choices")
+    if not choices or not isinstance(choices[0], dict):
+        return ""
+    choice = choices[0]
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        text = choice.get("text")
+        return text if isinstance(text, str) else ""
+    out = ""
+    for name in ("content", *REASONING_FIELDS):
+        value = delta.get(name)
+        if isinstance(value, str) and value:
+            out = value if not out else out + value
+    return out
+
+
 class _Relayed(dict[str, Any]):
-    """A chunk relayed unmodified: ``raw`` is the upstream's event data, sent to a streaming
+    """A chunk relayed unmodified: ``raw`` is the upstream's event, sent to a streaming
     client as it came (no re-serialisation). Do not modify one after it is yielded."""
 
     __slots__ = ("raw",)
 
-    def __init__(self, chunk: dict[str, Any], raw: str) -> None:
+    def __init__(self, chunk: dict[str, Any], raw: bytes) -> None:
         super().__init__(chunk)
         self.raw = raw
 
@@ -121,11 +182,8 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _event(chunk: dict[str, Any]) -> bytes:
-    raw = getattr(chunk, "raw", None)
-    data = _dumps(chunk) if raw is None else raw.encode()
-    if b"\n" not in data:
-        return b"data: " + data + b"\n\n"
-    return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
+    raw: bytes | None = getattr(chunk, "raw", None)
+    return raw if raw is not None else b"data: " + _dumps(chunk) + b"\n\n"
 
 
 def _is_final(chunk: dict[str, Any]) -> bool:
