@@ -107,24 +107,22 @@ class _Offload:
     other requests; the stream's own chunks stay in order (each waits for its feed).
     """
 
-    __slots__ = ("last", "pending")
+    __slots__ = ("pending",)
 
     def __init__(self) -> None:
-        self.pending = 0  # characters since the last blank line or end-of-thinking marker
-        self.last = ""  # the previous chunk's last character (a blank line split in two)
+        # characters fed since the Monitor last completed a step (a blank line is not enough:
+        # a short fragment after it is merged into the step, which completes later)
+        self.pending = 0
 
     async def feed(self, ex: Exchange, chunk: dict[str, Any]) -> None:
-        text = _chunk_text(chunk)
-        self.pending += len(text)
+        self.pending += len(_chunk_text(chunk))
+        steps = len(ex.monitor.records)
         if self.pending <= OFFLOAD_CHARS:
             ex.feed(chunk)
         else:
             await anyio.to_thread.run_sync(ex.feed, chunk, abandon_on_cancel=True)
-        if text:
-            # Erring towards not resetting is safe: more chunks go to the thread.
-            if "\n\n" in self.last + text or "</" in text or "channel|" in text:
-                self.pending = 0
-            self.last = text[-1]
+        if len(ex.monitor.records) != steps:
+            self.pending = 0
 
     async def end(self, ex: Exchange) -> None:
         if self.pending <= OFFLOAD_CHARS:
