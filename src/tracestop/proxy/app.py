@@ -286,11 +286,7 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
             return opened
         resp = opened
 
-        async def events() -> AsyncIterator[bytes]:
-            async for piece in stream_events(upstream, ex, resp, answer_tokens):
-                yield piece
-
-        return Relay(events(), resp.aclose,
+        return Relay(stream_events(upstream, ex, resp, answer_tokens), resp.aclose,
                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
     async def whole() -> Response:

@@ -122,7 +122,9 @@ class Upstream:
         reader = SSEReader(self.cfg.max_event)
         done = False
         try:
-            async for chunk in resp.aiter_bytes():  # content-decoded (identity is asked for)
+            # identity is asked for; a server that compresses anyway is decoded
+            encoded = resp.headers.get("content-encoding", "identity") != "identity"
+            async for chunk in resp.aiter_bytes() if encoded else resp.aiter_raw():
                 for event in reader.feed(chunk):
                     done = event.data == "[DONE]" or event.data.strip() == "[DONE]"
                     yield event
