@@ -315,3 +315,26 @@ def test_degenerate_stream_does_not_stall_other_requests(proxy_url: str, fid: st
     t.join(60)
     assert done, "the degenerate stream did not finish"
     assert worst < 1.0, f"a concurrent GET took {worst:.2f} s"
+
+
+def test_unmodified_chunks_pass_through_byte_for_byte(proxy_url: str, fid: str) -> None:
+    """The fake writes ``json.dumps`` (``", "`` separators): relayed chunks keep them, since
+    the proxy sends the upstream's bytes instead of re-serialising what it did not change."""
+    body = _body(fid, stream=True, tracestop={"policy": "none"})
+    body["fake"].update(trace=NO_ANSWER_TRACE)
+    r = httpx.post(f"{proxy_url}/v1/chat/completions", json=body, timeout=10)
+    data = _sse(r.text)
+    relayed = data[:-2]  # the last chunk carries the report; then [DONE]
+    assert len(relayed) > 10 and all('"id": "fake-1", ' in d for d in relayed)
+    assert '"tracestop"' in data[-2]
+
+
+def test_sse_reader_caps_an_event_split_over_many_reads() -> None:
+    from tracestop.errors import UpstreamError
+    from tracestop.proxy.upstream import SSEReader
+
+    reader = SSEReader(max_event=100)
+    assert [e.data for e in reader.feed(b"data: 1\n\ndata: 2\r\n\r\n")] == ["1", "2"]
+    reader.feed(b"data: " + b"x" * 60)
+    with pytest.raises(UpstreamError, match="larger than 100 bytes"):
+        reader.feed(b"x" * 60)

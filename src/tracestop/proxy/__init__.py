@@ -6,7 +6,8 @@ Needs the ``proxy`` extra: ``pip install 'tracestop[proxy]'``. One module per jo
 - ``config``: ``ProxyConfig`` and the policy check;
 - ``request``: request parsing and validation, building the per-request ``Exchange``;
 - ``exchange``: one handled request (options, Monitor, what the stream showed, the report);
-- ``upstream``: the upstream client, the header policy, reading its event stream (httpx-sse);
+- ``upstream``: the upstream client, the header policy, reading its event stream (``SSEReader``);
+- ``server``: running under uvicorn (header read timeout, the ``--workers`` app factory);
 - ``relay``: driving the stream: relay to the client, stop, splice; streaming and not;
 - ``forcing``: the answer request after a stop, and the spliced chunks;
 - ``disconnect``: responses that cancel their work when the client goes away;
