@@ -60,7 +60,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     held = None
                 if "error" in chunk and "choices" not in chunk:
                     # the upstream's own error event: relay it as it is
-                    yield _Relayed(chunk, event.raw)
+                    yield _Relayed(chunk, event.raw, event.more)
                     continue
                 ex.remember(chunk)
                 await offload.feed(ex, chunk)
@@ -69,7 +69,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                 if _is_final(chunk):
                     held = chunk
                 else:
-                    yield _Relayed(chunk, event.raw)  # unmodified: its bytes pass through
+                    yield _Relayed(chunk, event.raw, event.more)  # unmodified: relay its bytes
     finally:
         # Stopped, done or failed: close the stream now, so the server stops generating.
         await resp.aclose()
@@ -153,11 +153,12 @@ class _Relayed(dict[str, Any]):
     """A chunk relayed unmodified: ``raw`` is the upstream's event, sent to a streaming
     client as it came (no re-serialisation). Do not modify one after it is yielded."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("more", "raw")
 
-    def __init__(self, chunk: dict[str, Any], raw: bytes) -> None:
+    def __init__(self, chunk: dict[str, Any], raw: bytes, more: bool = False) -> None:
         super().__init__(chunk)
         self.raw = raw
+        self.more = more  # more events of the same upstream read follow at once
 
 
 def _loads(data: str) -> Any:
@@ -193,22 +194,31 @@ def _is_final(chunk: dict[str, Any]) -> bool:
 
 async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                         answer_tokens: int) -> AsyncIterator[bytes]:
-    """The streaming end: SSE bytes, ending with an error event if the exchange fails."""
+    """The streaming end: SSE bytes, ending with an error event if the exchange fails.
+
+    The chunks of one upstream read (all there at once) go out in one write: under load,
+    reads carry many events, and one write per event is most of the relay's cost."""
+    out: list[bytes] = []
     try:
         async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
             async for chunk in chunks:
-                yield _event(chunk)
+                out.append(_event(chunk))
+                if not getattr(chunk, "more", False):
+                    yield out[0] if len(out) == 1 else b"".join(out)
+                    out.clear()
     except UpstreamError as e:
         log.warning("%s stream ended with an error: %s", ex.kind, e)
-        yield _error_event(ex, str(e), "upstream_error", e.status)
+        out.append(_error_event(ex, str(e), "upstream_error", e.status))
     except ConfigError as e:
         # Headers are sent already: the mistake ends the stream as a 400 error event.
-        yield sse.error_event(str(e), "invalid_request_error", code=400)
+        out.append(sse.error_event(str(e), "invalid_request_error", code=400))
     except Exception as e:
         # A bug must not cut the stream silently either: an error event, then [DONE].
         log.exception("%s stream failed", ex.kind)
-        yield _error_event(ex, f"the proxy failed: {type(e).__name__}", "server_error", 500)
-    yield sse.DONE
+        out.append(_error_event(ex, f"the proxy failed: {type(e).__name__}", "server_error",
+                                500))
+    out.append(sse.DONE)
+    yield b"".join(out)
     _log_done(ex)
 
 

@@ -125,8 +125,11 @@ class Upstream:
             # identity is asked for; a server that compresses anyway is decoded
             encoded = resp.headers.get("content-encoding", "identity") != "identity"
             async for chunk in resp.aiter_bytes() if encoded else resp.aiter_raw():
-                for event in reader.feed(chunk):
+                events = reader.feed(chunk)
+                last = len(events) - 1
+                for i, event in enumerate(events):
                     done = event.data == "[DONE]" or event.data.strip() == "[DONE]"
+                    event.more = i < last
                     yield event
         except httpx.TimeoutException:
             raise UpstreamError(
@@ -163,16 +166,18 @@ _BOM = b"\xef\xbb\xbf"
 
 class Event:
     """One server-sent event: ``data`` (its data lines joined by newlines), ``event`` (the
-    type, ``message`` by default), ``id`` (the last event id seen), and ``raw``: the bytes
-    that send the same data on to a client (``data: …`` lines and a blank line)."""
+    type, ``message`` by default), ``id`` (the last event id seen), ``raw``: the bytes
+    that send the same data on to a client (``data: …`` lines and a blank line), and
+    ``more``: further events of the same read follow at once (``Upstream.events``)."""
 
-    __slots__ = ("data", "event", "id", "raw")
+    __slots__ = ("data", "event", "id", "more", "raw")
 
     def __init__(self, data: str, event: str, id_: str, raw: bytes) -> None:
         self.data = data
         self.event = event
         self.id = id_
         self.raw = raw
+        self.more = False
 
     def json(self) -> Any:
         return json.loads(self.data)
