@@ -62,8 +62,10 @@ class Upstream:
             self._client = httpx.AsyncClient(
                 transport=self._transport,
                 timeout=httpx.Timeout(self.cfg.timeout, connect=min(self.cfg.timeout, 10.0)),
+                # keep as many idle connections as concurrent streams are likely: a new TCP
+                # connection per request under load adds to every first byte
                 limits=httpx.Limits(max_connections=self.cfg.max_connections,
-                                    max_keepalive_connections=64),
+                                    max_keepalive_connections=min(self.cfg.max_connections, 512)),
                 follow_redirects=False,
                 trust_env=False,
             )
