@@ -185,6 +185,11 @@ class FakeUpstream:
         else:
             events = [{fmt: t} for t in _pieces(think, chunk)]
             events += [{"content": t} for t in _pieces(answer, chunk)]
+        if spec.get("emoji_split"):
+            # an emoji whose UTF-16 surrogate pair is split across two events (json.dumps
+            # escapes each half: "\ud83d", then "\ude00")
+            key = "text" if not chat else "content"
+            events += [{key: "\ud83d"}, {key: "\ude00"}, {key: " done"}]
         rec.total = len(events)
         eol = "\r\n" if spec.get("crlf") else "\n"
 
@@ -227,6 +232,8 @@ class FakeUpstream:
                         "headers": [(b"content-type", b"text/event-stream")]})
             if chat:
                 await write(frame(wrap({"role": "assistant", "content": ""})))
+            if spec.get("big_event"):
+                await write(frame(wrap({"content" if chat else "text": "x" * spec["big_event"]})))
             delay = float(spec.get("delay", 0.001))
             for i, delta in enumerate(events):
                 if gone.is_set():
@@ -247,6 +254,8 @@ class FakeUpstream:
                 rec.sent += 1
                 await asyncio.sleep(delay)
             await write(frame(wrap({}, "stop")))
+            if fault.get("drop_before_done"):
+                raise RuntimeError("fake upstream: dropping the connection before [DONE]")
             if (req.get("stream_options") or {}).get("include_usage"):
                 usage = {"prompt_tokens": 20, "completion_tokens": rec.total,
                          "total_tokens": 20 + rec.total}
@@ -274,10 +283,10 @@ async def _json(send: Any, status: int, obj: Any,
 class ServerThread:
     """uvicorn serving ``app`` on 127.0.0.1 (a free port) in a daemon thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **kw: Any) -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical",
                                 lifespan="on", access_log=False,
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, **kw)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

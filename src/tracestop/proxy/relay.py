@@ -9,6 +9,7 @@ body) carries the ``tracestop`` report. A user's mistake found only while drivin
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -16,7 +17,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 import httpx
+import orjson
 from starlette.responses import JSONResponse, Response
 
 from tracestop.errors import ConfigError, UpstreamError
@@ -42,14 +45,15 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     # Chunks that carry text after the end of the step being written: relayed once the
     # Monitor has decided on that step, so that nothing after a stop step reaches the client.
     # Bounded: only the tail after the last step boundary waits. (chunk, thinking chars, arrival)
-    pending: list[tuple[dict[str, Any], int, float]] = []
+    pending: list[tuple[_Relayed, int, float]] = []
+    offload = _Offload()
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
                 if event.data.strip() == "[DONE]":
                     break
                 try:
-                    chunk = event.json()
+                    chunk = _loads(event.data)
                 except ValueError:
                     raise UpstreamError(
                         f"malformed stream from the upstream: event data is not JSON: "
@@ -64,35 +68,43 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                 if "error" in chunk and "choices" not in chunk:
                     for waiting, n, _t in pending:
                         ex.sent_thinking += n
+                        waiting.more = False
                         yield waiting
                     pending.clear()
-                    yield chunk  # the upstream's own error event: relay it as it is
+                    # the upstream's own error event: relay it as it is
+                    yield _Relayed(chunk, event.raw, event.more)
                     continue
                 ex.remember(chunk)
                 t0 = time.perf_counter()
-                got = ex.feed(chunk)
+                got = await offload.feed(ex, chunk)
                 now = time.perf_counter()
                 ex.monitor_seconds += now - t0
                 m = ex.monitor
                 if m.stopped:
                     break
-                pending.append((chunk, got, now))
+                relayed = _Relayed(chunk, event.raw, event.more)  # unmodified: relay its bytes
+                pending.append((relayed, got, now))
                 safe = None if m.observe or m.thinking_closed else _safe_end(ex)
+                released: list[_Relayed] = []
                 while pending and (safe is None or ex.sent_thinking + pending[0][1] <= safe):
                     waiting, n, arrived = pending.pop(0)
                     ex.sent_thinking += n
                     ex.hold_seconds = max(ex.hold_seconds, now - arrived)
-                    if waiting is chunk and _is_final(chunk):
+                    if waiting is relayed and _is_final(chunk):
                         held = chunk
                     else:
-                        yield waiting
+                        released.append(waiting)
+                for i, waiting in enumerate(released):
+                    # batch with the events of the same upstream read, unless some still wait
+                    waiting.more = i < len(released) - 1 or (event.more and not pending)
+                    yield waiting
     finally:
         # Stopped, done or failed: close the stream now, so the server stops generating.
         await resp.aclose()
 
     if not ex.id:
         ex.remember({})
-    ex.monitor.end()
+    await offload.end(ex)
     if ex.monitor.stopped:
         rest = ex.kept_raw[ex.sent_thinking:]
         if rest:  # the part of the stop step that waited with the step after it
@@ -113,12 +125,14 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         else:
             yield forcing.chunk(ex, finish="stop", extra={"tracestop": ex.report()})
         return
-    tail = ([held] if held is not None else []) + [c for c, _n, _t in pending]
+    tail: list[dict[str, Any]] = ([held] if held is not None else [])
+    tail += [c for c, _n, _t in pending]
     if tail and _is_final(tail[-1]):
         for c in tail[:-1]:
             yield c
-        tail[-1]["tracestop"] = ex.report()
-        yield tail[-1]
+        last = dict(tail[-1])  # a plain copy: a _Relayed would be sent as its raw bytes
+        last["tracestop"] = ex.report()
+        yield last
         return
     for c in tail:
         yield c
@@ -164,6 +178,101 @@ def _thinking_chunk(ex: Exchange, text: str) -> dict[str, Any]:
     return forcing.chunk(ex, content=text)
 
 
+#: thinking characters since the last line break past which the Monitor runs off the event loop
+OFFLOAD_CHARS = 4096
+
+
+class _Offload:
+    """Keeps the Monitor's work off the event loop when it can be large.
+
+    The Monitor's cost per chunk is small, except where a step completes: then it tags the
+    step and extracts its answers, work that grows with the step's length. Normal steps
+    (hundreds of characters) are handled on the loop, where a call costs nothing extra. While
+    the text since the last line break exceeds ``OFFLOAD_CHARS`` (a degenerate step: a model
+    in a loop), every chunk is fed in a worker thread, so one such stream cannot stall the
+    other requests; the stream's own chunks stay in order (each waits for its feed).
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        # characters fed since the Monitor last completed a step (a blank line is not enough:
+        # a short fragment after it is merged into the step, which completes later)
+        self.pending = 0
+
+    async def feed(self, ex: Exchange, chunk: dict[str, Any]) -> int:
+        """``ex.feed(chunk)``, on the loop or in a worker thread; returns what it returns."""
+        self.pending += len(_chunk_text(chunk))
+        steps = len(ex.monitor.records)
+        if self.pending <= OFFLOAD_CHARS:
+            got = ex.feed(chunk)
+        else:
+            got = await anyio.to_thread.run_sync(ex.feed, chunk, abandon_on_cancel=True)
+        if len(ex.monitor.records) != steps:
+            self.pending = 0
+        return got
+
+    async def end(self, ex: Exchange) -> None:
+        if self.pending <= OFFLOAD_CHARS:
+            ex.monitor.end()
+        else:
+            await anyio.to_thread.run_sync(ex.monitor.end, abandon_on_cancel=True)
+
+
+def _chunk_text(chunk: dict[str, Any]) -> str:
+    """The text of choice 0 of a chunk (any field the Monitor may read), for ``_Offload``."""
+    choices = chunk.get("choices")
+    if not choices or not isinstance(choices[0], dict):
+        return ""
+    choice = choices[0]
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        text = choice.get("text")
+        return text if isinstance(text, str) else ""
+    out = ""
+    for name in ("content", *REASONING_FIELDS):
+        value = delta.get(name)
+        if isinstance(value, str) and value:
+            out = value if not out else out + value
+    return out
+
+
+class _Relayed(dict[str, Any]):
+    """A chunk relayed unmodified: ``raw`` is the upstream's event, sent to a streaming
+    client as it came (no re-serialisation). Do not modify one after it is yielded."""
+
+    __slots__ = ("more", "raw")
+
+    def __init__(self, chunk: dict[str, Any], raw: bytes, more: bool = False) -> None:
+        super().__init__(chunk)
+        self.raw = raw
+        self.more = more  # more events of the same upstream read follow at once
+
+
+def _loads(data: str) -> Any:
+    """Parse one upstream event. orjson first (fast); the stdlib's parser as the fallback
+    for what orjson refuses but an upstream may send: a lone UTF-16 surrogate (an emoji's
+    pair split across two chunks), a NaN."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _dumps(obj: Any) -> bytes:
+    """Serialise a chunk or body; with lone surrogates (which UTF-8 cannot carry) the JSON
+    escapes them (``\\ud83d``) instead of failing, so a client's parser joins a split pair."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _event(chunk: dict[str, Any]) -> bytes:
+    raw: bytes | None = getattr(chunk, "raw", None)
+    return raw if raw is not None else b"data: " + _dumps(chunk) + b"\n\n"
+
+
 def _is_final(chunk: dict[str, Any]) -> bool:
     choices = chunk.get("choices")
     if not choices:
@@ -173,21 +282,44 @@ def _is_final(chunk: dict[str, Any]) -> bool:
 
 async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                         answer_tokens: int) -> AsyncIterator[bytes]:
-    """The streaming end: SSE bytes, ending with an error event if the exchange fails."""
+    """The streaming end: SSE bytes, ending with an error event if the exchange fails.
+
+    The chunks of one upstream read (all there at once) go out in one write: under load,
+    reads carry many events, and one write per event is most of the relay's cost."""
+    out: list[bytes] = []
     try:
         async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
             async for chunk in chunks:
-                yield sse.format_event(chunk)
+                out.append(_event(chunk))
+                if not getattr(chunk, "more", False):
+                    yield out[0] if len(out) == 1 else b"".join(out)
+                    out.clear()
     except UpstreamError as e:
         log.warning("%s stream ended with an error: %s", ex.kind, redact(str(e), ex.headers))
         ex.done("error", str(e))
-        yield sse.error_event(str(e), code=e.status, tracestop=ex.report())
+        out.append(_error_event(ex, str(e), "upstream_error", e.status))
     except ConfigError as e:
         # Headers are sent already: the mistake ends the stream as a 400 error event.
         ex.done("error", str(e))
-        yield sse.error_event(str(e), "invalid_request_error", code=400)
+        out.append(sse.error_event(str(e), "invalid_request_error", code=400))
+    except Exception as e:
+        # A bug must not cut the stream silently either: an error event, then [DONE].
+        log.exception("%s stream failed", ex.kind)
+        ex.done("error", f"{type(e).__name__}")
+        out.append(_error_event(ex, f"the proxy failed: {type(e).__name__}", "server_error",
+                                500))
     ex.done(_outcome(ex))
-    yield sse.DONE
+    out.append(sse.DONE)
+    yield b"".join(out)
+
+
+def _error_event(ex: Exchange, message: str, type_: str, code: int | None) -> bytes:
+    try:
+        report: dict[str, Any] | None = ex.report()
+    except Exception:  # noqa: BLE001 - the error event must go out whatever the report does
+        report = None
+    err = {"error": {"message": message, "type": type_, "code": code}, "tracestop": report}
+    return b"data: " + _dumps(err) + b"\n\n"
 
 
 class _Collector:
@@ -241,6 +373,7 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                   answer_tokens: int) -> Response:
     """The non-streaming end: fold the chunks into one completion body."""
     got = _Collector(ex.kind)
+    incomplete: str | None = None
     try:
         async with aclosing(drive(upstream, ex, resp, answer_tokens)) as chunks:
             async for chunk in chunks:
@@ -249,9 +382,14 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     return JSONResponse(chunk, status_code=502)
                 got.add(chunk)
     except UpstreamError as e:
-        status = e.status if e.status and e.status >= 400 else 502
-        ex.done("error", str(e))
-        return error_response(status, str(e), "upstream_error", tracestop=ex.report())
+        if ex.monitor.stopped or not (got.finish or ex.monitor.answer_text):
+            status = e.status if e.status and e.status >= 400 else 502
+            ex.done("error", str(e))
+            return error_response(status, str(e), "upstream_error", tracestop=ex.report())
+        # The answer had arrived (the upstream broke before [DONE]): never discard it.
+        incomplete = str(e)
+        log.warning("%s: the upstream broke after the answer began; returning what came: %s",
+                    ex.kind, redact(str(e), ex.headers))
     except ConfigError as e:
         ex.done("error", str(e))
         return bad_request(e)
@@ -273,8 +411,11 @@ async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
         "usage": got.usage,
         "tracestop": got.report if got.report is not None else ex.report(),
     }
+    if incomplete is not None:
+        body["tracestop"]["upstream_incomplete"] = True
+        body["tracestop"]["upstream_error"] = incomplete
     ex.done(_outcome(ex))
-    return JSONResponse(body)
+    return Response(_dumps(body), media_type="application/json")
 
 
 def _outcome(ex: Exchange) -> str:

@@ -5,32 +5,68 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 
 from tracestop.errors import ConfigError
 from tracestop.monitor import Monitor, MonitorConfig
-from tracestop.proxy.config import check_policy, presets
+from tracestop.proxy.config import check_family, check_policy, presets
 from tracestop.proxy.errors import BodyTooLarge
 from tracestop.proxy.exchange import Exchange, Kind
 from tracestop.proxy.schema import OptionsError, pop_options
 from tracestop.tag.base import Tagger
 from tracestop.templates import template_for
 
-__all__ = ["build_exchange", "question", "read_body"]
+__all__ = ["MAX_TOKENS_LIMIT", "build_exchange", "is_json_content_type", "question", "read_body"]
+
+#: the largest ``max_tokens`` / ``max_completion_tokens`` a request may ask for
+MAX_TOKENS_LIMIT = 10**7
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body; ``BodyTooLarge`` past ``limit`` bytes (declared or streamed)."""
+def is_json_content_type(value: str | None) -> bool:
+    """``application/json`` or ``application/<x>+json`` (parameters such as charset allowed);
+    a missing type is refused too (a browser sends a typeless body without a preflight)."""
+    if not value:
+        return False
+    mime = value.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/")
+                                          and mime.endswith("+json"))
+
+
+def check_fields(body: dict[str, Any]) -> bool:
+    """Validate the body fields the proxy acts on; returns ``stream``. ``OptionsError``
+    (HTTP 400) names the field."""
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise OptionsError(f"'stream' must be true or false, got {stream!r}", "stream")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                1 <= value <= MAX_TOKENS_LIMIT):
+            raise OptionsError(f"'{name}' must be an integer from 1 to {MAX_TOKENS_LIMIT}, "
+                               f"got {value!r}", name)
+    return stream
+
+
+async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
+    """The request body; ``BodyTooLarge`` past ``limit`` bytes (declared or streamed),
+    ``TimeoutError`` when it has not all arrived within ``timeout`` seconds (a client that
+    sends a short body must not hold the connection)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise BodyTooLarge
-        parts.append(part)
+    with anyio.fail_after(timeout):
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise BodyTooLarge
+            parts.append(part)
     return b"".join(parts)
 
 
@@ -55,10 +91,11 @@ def build_exchange(kind: Kind, body: dict[str, Any], headers: list[tuple[str, st
                    default_policy: str, model_family: str | None, tagger: Tagger) -> Exchange:
     """Validate a handled request and set up its Monitor; a ``ConfigError`` names the problem."""
     options = pop_options(body)
+    stream = check_fields(body)
     policy = check_policy(options.policy or default_policy)
     family = options.model_family or model_family
     if family is not None:
-        template_for(family)  # a ConfigError names the known families
+        check_family(family)  # a ConfigError names the known families
     else:
         model = body.get("model")
         try:
@@ -86,4 +123,4 @@ def build_exchange(kind: Kind, body: dict[str, Any], headers: list[tuple[str, st
         observe=observe,
         config=MonitorConfig(presets=presets()),
     )
-    return Exchange(kind, body, options, monitor, headers, bool(body.get("stream")), can_force)
+    return Exchange(kind, body, options, monitor, headers, stream, can_force)

@@ -45,7 +45,12 @@ class TracestopOptions(BaseModel):
 
 
 class OptionsError(ConfigError):
-    """The ``tracestop`` object of a request is invalid: answered with HTTP 400."""
+    """The ``tracestop`` object (or another field the proxy acts on, named by ``param``) of a
+    request is invalid: answered with HTTP 400."""
+
+    def __init__(self, message: str, param: str = "tracestop") -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def pop_options(body: dict[str, Any]) -> TracestopOptions:

@@ -1,7 +1,7 @@
 """Pure Server-Sent Events writers: the events and chunks the proxy sends to its clients.
 
-No I/O and no third-party imports. Reading the upstream's stream is ``httpx-sse``'s job
-(``tracestop.proxy.upstream.Upstream.events``).
+No I/O and no third-party imports. Reading the upstream's stream is
+``tracestop.proxy.upstream`` 's job (its byte-level ``SSEReader``).
 """
 
 from __future__ import annotations

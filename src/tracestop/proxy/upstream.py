@@ -1,5 +1,5 @@
 """The upstream client: one pooled ``httpx.AsyncClient`` per app, the header policy for the
-hop, and reading the upstream's event stream (``httpx-sse``).
+hop, and reading the upstream's event stream (``SSEReader``, on bytes).
 
 Connection failures become 502/504 responses before anything was sent to the client, and
 ``UpstreamError`` (with the status to report) once the stream is under way.
@@ -7,12 +7,12 @@ Connection failures become 502/504 responses before anything was sent to the cli
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -62,8 +62,10 @@ class Upstream:
             self._client = httpx.AsyncClient(
                 transport=self._transport,
                 timeout=httpx.Timeout(self.cfg.timeout, connect=min(self.cfg.timeout, 10.0)),
+                # keep as many idle connections as concurrent streams are likely: a new TCP
+                # connection per request under load adds to every first byte
                 limits=httpx.Limits(max_connections=self.cfg.max_connections,
-                                    max_keepalive_connections=64),
+                                    max_keepalive_connections=min(self.cfg.max_connections, 512)),
                 follow_redirects=False,
                 trust_env=False,
             )
@@ -113,21 +115,24 @@ class Upstream:
                             headers=response_headers(resp))
         return resp
 
-    async def events(self, resp: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
-        """The events of an open stream, parsed by ``httpx-sse`` (any chunking, UTF-8 split
-        anywhere, a leading BOM dropped). Events without data (a lone ``event:``/``id:``) are
-        skipped. Raises ``UpstreamError`` on a timeout, a broken connection, or a stream that
-        ends inside an event without ``[DONE]``."""
-        tail = _Tail(resp.stream)
-        resp.stream = tail
-        resp.encoding = "utf-8-sig"  # SSE is always UTF-8; the BOM, if any, is not data
+    async def events(self, resp: httpx.Response) -> AsyncGenerator[Event, None]:
+        """The events of an open stream (``SSEReader``: any chunking, a line ending or UTF-8
+        split anywhere, a leading BOM dropped). Events without data (a lone ``event:``/
+        ``id:``) are skipped. Raises ``UpstreamError`` on a timeout, a broken connection, an
+        event over ``max_event`` bytes, or a stream that ends inside an event without
+        ``[DONE]``."""
+        reader = SSEReader(self.cfg.max_event)
         done = False
         try:
-            async for event in EventSource(resp).aiter_sse():
-                if not event.data:
-                    continue
-                done = event.data.strip() == "[DONE]"
-                yield event
+            # identity is asked for; a server that compresses anyway is decoded
+            encoded = resp.headers.get("content-encoding", "identity") != "identity"
+            async for chunk in resp.aiter_bytes() if encoded else resp.aiter_raw():
+                events = reader.feed(chunk)
+                last = len(events) - 1
+                for i, event in enumerate(events):
+                    done = event.data == "[DONE]" or event.data.strip() == "[DONE]"
+                    event.more = i < last
+                    yield event
         except httpx.TimeoutException:
             raise UpstreamError(
                 f"the upstream sent nothing for {self.cfg.timeout:g} s: timed out", 504) from None
@@ -135,7 +140,7 @@ class Upstream:
             raise UpstreamError(
                 f"the upstream connection broke mid-stream ({type(e).__name__}): the response "
                 "is incomplete", 502) from None
-        if not done and tail.inside_event:
+        if not done and reader.inside_event:
             raise UpstreamError("the upstream stream ended inside an event (truncated stream)",
                                 502)
 
@@ -158,26 +163,99 @@ class Upstream:
             raise UpstreamError(f"{what} returned an unexpected body", 502) from None
 
 
-class _Tail(httpx.AsyncByteStream):
-    """The response's byte stream, remembering its last bytes: a stream that does not end
-    on a blank line stopped inside an event."""
+_BOM = b"\xef\xbb\xbf"
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self._tail = b""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            if chunk:
-                self._tail = (self._tail + chunk)[-4:]
-            yield chunk
+class Event:
+    """One server-sent event: ``data`` (its data lines joined by newlines), ``event`` (the
+    type, ``message`` by default), ``id`` (the last event id seen), ``raw``: the bytes
+    that send the same data on to a client (``data: …`` lines and a blank line), and
+    ``more``: further events of the same read follow at once (``Upstream.events``)."""
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    __slots__ = ("data", "event", "id", "more", "raw")
+
+    def __init__(self, data: str, event: str, id_: str, raw: bytes) -> None:
+        self.data = data
+        self.event = event
+        self.id = id_
+        self.raw = raw
+        self.more = False
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class SSEReader:
+    """An incremental Server-Sent Events parser over raw bytes (the WHATWG rules: CRLF, LF or
+    CR line endings, ``:`` comments, ``data``/``event``/``id`` fields, unknown fields
+    ignored). It works on bytes and decodes once per event, which is what keeps the proxy's
+    cost per chunk low; an event over ``max_event`` bytes is an ``UpstreamError``."""
+
+    def __init__(self, max_event: int) -> None:
+        self._buf = b""
+        self._cr = False  # the previous chunk ended with CR: maybe the first half of a CRLF
+        self._started = False  # past a possible BOM
+        self._last_id = ""
+        self._max = max_event
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        if self._cr:
+            chunk = b"\r" + chunk
+            self._cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self._cr = True
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf + chunk if self._buf else chunk
+        if not self._started:
+            if len(buf) < 3 and _BOM.startswith(buf):
+                self._buf = buf
+                return []
+            self._started = True
+            if buf.startswith(_BOM):
+                buf = buf[3:]
+        out: list[Event] = []
+        start = 0
+        while (end := buf.find(b"\n\n", start)) >= 0:
+            event = self._event(buf[start:end])
+            start = end + 2
+            if event is not None:
+                out.append(event)
+        self._buf = buf[start:] if start else buf
+        if len(self._buf) > self._max:
+            raise UpstreamError(
+                f"the upstream sent an event larger than {self._max} bytes "
+                "(tracestop serve --max-event): the response is incomplete", 502)
+        return out
 
     @property
     def inside_event(self) -> bool:
-        if not self._tail:
-            return False
-        text = self._tail.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        return not text.endswith(b"\n\n")
+        """The stream so far stopped inside an event (not on a blank line)."""
+        return bool((self._buf + (b"\n" if self._cr else b"")).strip(b"\n"))
+
+    def _event(self, block: bytes) -> Event | None:
+        if block.startswith(b"data:") and b"\n" not in block:  # the usual event: one line
+            value = block[5:]
+            if value[:1] == b" ":
+                value = value[1:]
+            return Event(value.decode("utf-8", "replace"), "message", self._last_id,
+                         block + b"\n\n")
+        data: list[bytes] = []
+        kind = "message"
+        for line in block.split(b"\n"):
+            if not line or line[:1] == b":":
+                continue
+            name, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                kind = value.decode("utf-8", "replace")
+            elif name == b"id" and b"\0" not in value:
+                self._last_id = value.decode("utf-8", "replace")
+        if not data:
+            return None
+        raw = b"".join(b"data: " + line + b"\n" for line in data) + b"\n"
+        return Event(b"\n".join(data).decode("utf-8", "replace"), kind, self._last_id, raw)
