@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import R1_TRACE, PrefixTagger, chunk, scripted
 from tracestop.evaluate.data import Trace
-from tracestop.evaluate.replay import out_of_fold_scorer, replay
+from tracestop.evaluate.replay import live_question, out_of_fold_scorer, replay
 from tracestop.monitor import Monitor, MonitorConfig
 from tracestop.policies import TraceState, parse_policy
 from tracestop.segment import split_thinking
@@ -57,7 +57,8 @@ def test_replay_stops_where_the_live_monitor_stops(sample_traces):
         for policy in POLICIES:
             # replay scores a dev-split trace with the answer scorer's out-of-fold model
             scorer = out_of_fold_scorer(t.question) if t.split == "dev" else None
-            m = Monitor(policy, tagger=RuleTagger(), question=t.question, benchmark=t.benchmark, model=t.model,
+            # a live request has the question text and the model name, never the benchmark
+            m = Monitor(policy, tagger=RuleTagger(), question=live_question(t), model=t.model,
                         count_tokens=counter_for(None), config=MonitorConfig(answer_scorer=scorer))
             m.feed(t.trace)
             m.end()
