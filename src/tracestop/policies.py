@@ -424,20 +424,26 @@ POLICIES: Mapping[str, type[Policy]] = MappingProxyType({
 #: names of evaluation-only policies, refused by the live registry with a message saying so
 EVALUATION_ONLY = frozenset({"oracle"})
 
-#: A preset is a spec, or a mapping that picks a spec by benchmark (``benchmark:gsm8k``) or by
-#: answer format (``math``, ``choice``, ``yesno``), with ``*`` as the fallback: presets can
-#: adapt to the question without looking at anything but its text.
+#: A preset is a spec, or a mapping that picks a spec by answer format (``math``, ``choice``,
+#: ``yesno``), with ``*`` as the fallback: presets adapt to the question without looking at
+#: anything but its text. ``benchmark:NAME`` keys are opt-in (a user's presets file): only a
+#: caller that passes a benchmark name (replay) reads them; a live request never has one.
 Preset = str | Mapping[str, str]
 
 #: named presets (data). ``default`` maps each answer format a live request can have (inferred
 #: from the question text alone) to its stop criterion; never a benchmark name, so replay's
 #: ``default`` rows are what ``Monitor("default", question=..., model=...)`` does live.
 PRESETS: dict[str, Preset] = {
-    # chosen on the dev split by `tracestop calibrate` (docs/policies.md, "Calibration")
+    # chosen on the dev split by `tracestop calibrate --max-loss 1 --answer stated --alpha 1
+    # --delta 0.1 --workers 1` (docs/policies.md, "Calibration"): per answer format, the most
+    # thinking tokens saved among the configurations Learn-then-Test certifies to a net loss
+    # (regrets - rescues) of at most 1 point at delta = 0.1 (math: 1,678 dev traces, yesno: 429),
+    # losing at most max(1 pt, one trace) under forced answers too where recorded. choice (84 dev
+    # traces, under the 299 the guarantee needs) is chosen on point estimates: not certified.
     "default": {
-        "choice": "traces-shift:window=4,delta=0.5,min_count=2",
-        "math": "traces-count:k=5,types=verification+meta_cognition+final_conclusion & consistency:k=2",
-        "yesno": "traces-count:k=2,types=verification+meta_cognition+final_conclusion & consistency:k=2",
+        "choice": "agree-eval:c=1,w=4,d=0.25 | consistency:k=3",
+        "math": "agree-eval:c=3,w=4,d=0.5",
+        "yesno": "traces-shift:window=3,delta=0.5,min_count=2 | consistency:k=4",
         "*": "none",
     },
     "paper-shift": "traces-shift:window=4,delta=0.75",
