@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from tracestop.errors import ConfigError
+from tracestop.evaluate.ltt import LTTConfig, clopper_pearson_upper, learn_then_test
 from tracestop.evaluate.pool import pool_map
 from tracestop.evaluate.replay import Prepared, apply_policy
 from tracestop.evaluate.tally import Tally, saved_share
@@ -54,43 +55,6 @@ __all__ = [
 ]
 
 GroupBy = Literal["format", "benchmark", "pooled"]
-
-
-def _log_binom_cdf(k: int, n: int, p: float) -> float:
-    """log P(X <= k) for X ~ Binomial(n, p)."""
-    if p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 0.0 if k >= n else -math.inf
-    lp, lq = math.log(p), math.log1p(-p)
-    terms = [
-        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
-        for i in range(k + 1)
-    ]
-    m = max(terms)
-    return m + math.log(sum(math.exp(t - m) for t in terms))
-
-
-def clopper_pearson_upper(k: int, n: int, alpha: float = 0.05) -> float:
-    """One-sided (1 − alpha) Clopper–Pearson upper bound on a binomial rate: the p with
-    P(X <= k; n, p) = alpha.
-
-    This is ``scipy.stats.beta.ppf(1 - alpha, k + 1, n - k)``, computed here by bisection on
-    the binomial CDF: scipy is not a dependency, and its answer differs in the last bits (up to
-    5e-15), which would change the bytes of ``tracestop calibrate --json``."""
-    if n == 0:
-        return 1.0
-    if k >= n:
-        return 1.0
-    lo, hi = k / n, 1.0
-    target = math.log(alpha)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if _log_binom_cdf(k, n, mid) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
 
 
 def bound_applies(n: int, max_loss: float, alpha: float = 0.05) -> bool:
@@ -418,7 +382,7 @@ def _net_counts(preps: Sequence[Prepared], spec: str, answer: str, presets: Mapp
     """(regrets, rescues, used, full) under ``answer`` (on traces it can grade) and under
     stated answers (every trace), and (traces, regrets, rescues) under forced answers (traces
     with forced points): one policy walk per trace."""
-    from tracestop.evaluate.forced import forced_outcome
+    from tracestop.evaluate.replay import forced_outcome
 
     m = [0, 0, 0, 0]
     s = [0, 0, 0, 0]
@@ -484,8 +448,6 @@ def calibrate_net(
     certifies its prefix (``ltt.learn_then_test``). ``none`` is always admissible and is the
     choice when nothing is certified. A group with no forced points (answer mode ``forced``)
     is calibrated on stated answers, and says so."""
-    from tracestop.evaluate.ltt import LTTConfig, learn_then_test
-
     if answer not in ("stated", "forced"):
         raise ConfigError(f"answer mode must be stated or forced, got {answer!r}")
     groups: dict[str, list[Prepared]] = defaultdict(list)

@@ -29,12 +29,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from tracestop.answers import AnswerFormat, equivalent, extract_candidate, infer_format
 from tracestop.errors import ConfigError, DataError
 from tracestop.evaluate.data import Trace
-from tracestop.evaluate.forced import ForcedRecord, ForcedSet, forced_oracle_outcome, forced_outcome
 from tracestop.evaluate.oracle import bind_gold, parse_eval_policy
 from tracestop.evaluate.pool import map_batches
 from tracestop.monitor import Monitor, MonitorConfig
@@ -45,11 +44,14 @@ from tracestop.tokens import TokenCounter, counter_for
 __all__ = [
     "ANSWER_MODES",
     "AnswerMode",
+    "ForcedAnswers",
     "Outcome",
     "Prepared",
     "TraceResult",
     "apply_policy",
     "cross_fitting",
+    "forced_oracle_outcome",
+    "forced_outcome",
     "live_question",
     "out_of_fold_scorer",
     "policy_specs",
@@ -58,6 +60,13 @@ __all__ = [
     "replay",
     "replay_many",
 ]
+
+class ForcedAnswers(Protocol):
+    """A trace's forced-answer points (``tracestop.evaluate.forced.ForcedRecord``): the answer
+    forced from the first ``chars`` characters of the thinking (FORMAT.md's reading rule)."""
+
+    def answer_at(self, chars: int) -> str | None: ...
+
 
 #: how a stop is graded: the answer stated before the cut, or the answer forced from the prefix
 AnswerMode = Literal["stated", "forced"]
@@ -153,7 +162,7 @@ class Prepared:
     cue_tokens: int = 0
     _correct: dict[str, bool] = field(default_factory=dict)
     #: the trace's forced-answer points, where recorded (``answer="forced"`` needs them)
-    forced: ForcedRecord | None = None
+    forced: ForcedAnswers | None = None
 
     def is_correct(self, pred: str | None) -> bool:
         """Graded against the gold answer with Math-Verify (memoised per trace)."""
@@ -282,6 +291,29 @@ def apply_policy(
                    r.tokens_full + r.answer_tokens)
 
 
+def forced_outcome(prep: Prepared, outcome: Outcome, rec: ForcedAnswers) -> Outcome:
+    """A stated-answer outcome re-graded with the forced answer at its cut (the end of the
+    last step kept). A policy that did not stop keeps the recorded final answer (unchanged)."""
+    if not outcome.stopped or outcome.step is None:
+        return outcome
+    pred = rec.answer_at(prep.records[outcome.step - 1].tagged.step.end)
+    return replace(outcome, predicted=pred, correct=prep.is_correct(pred))
+
+
+def forced_oracle_outcome(prep: Prepared, rec: ForcedAnswers, name: str = "oracle") -> Outcome:
+    """The ``oracle`` row under forced answers: stop after the first step (among those a policy
+    can stop after) whose forced answer is right; else the full trace with its recorded answer."""
+    r = prep.result
+    for k, step in enumerate(prep.records[: prep.n_decided]):
+        pred = rec.answer_at(step.tagged.step.end)
+        if prep.is_correct(pred):
+            used = step.tokens_cum + prep.cue_tokens
+            return Outcome(name, True, k + 1, f"stopped after step {k + 1}: the forced answer "
+                           f"{pred} here is correct (forced oracle)", pred, True, used, used + r.answer_tokens)
+    return Outcome(name, False, None, "", r.predicted_full, r.correct_full, r.tokens_full,
+                   r.tokens_full + r.answer_tokens)
+
+
 def replay(
     trace: Trace,
     policies: Sequence[str | Policy],
@@ -291,7 +323,7 @@ def replay(
     config: MonitorConfig | None = None,
     presets: Mapping[str, Preset] | None = None,
     answer: AnswerMode = "stated",
-    forced: ForcedSet | None = None,
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> TraceResult:
     """Replay one trace under each policy (one Monitor pass; each policy then walks the same
     step records, deciding at the same boundaries the live Monitor would). With
@@ -321,7 +353,7 @@ def _init(
     config: MonitorConfig | None,
     presets: Mapping[str, Preset] | None = None,
     answer: AnswerMode = "stated",
-    forced: ForcedSet | None = None,
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> None:
     _WORKER["answer"] = answer
     _WORKER["forced"] = forced
@@ -355,7 +387,7 @@ def replay_many(
     config: MonitorConfig | None = None,
     presets: Mapping[str, Preset] | None = None,
     answer: AnswerMode = "stated",
-    forced: ForcedSet | None = None,
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> list[TraceResult]:
     """Replay every trace; ``workers`` processes (default: all cores; 1 = in-process).
     ``progress(n)`` is called with the number of traces just finished. ``answer="forced"``
@@ -390,7 +422,7 @@ def _map(
     config: MonitorConfig | None,
     presets: Mapping[str, Preset] | None,
     answer: AnswerMode = "stated",
-    forced: ForcedSet | None = None,
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> list[Any]:
     return map_batches(fn, traces, workers=workers, batch_size=batch_size, initializer=_init,
                        initargs=(list(policies), tagger, config, presets, answer, forced),
