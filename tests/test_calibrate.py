@@ -82,6 +82,10 @@ def test_calibrate_rejects_bad_options(tmp_path):
     assert r.exit_code == 1 and "--max-loss must be between 0 and 100" in r.output
     r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--name", "budget"])
     assert r.exit_code == 1 and "is a policy name" in r.output
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--by", "benchmark"])
+    assert r.exit_code == 1 and "never per benchmark" in r.output
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--delta", "1.5"])
+    assert r.exit_code == 1 and "--delta must be in (0, 1)" in r.output
 
 
 def test_compare_reports_best_baselines_at_the_same_accuracy(tmp_path):

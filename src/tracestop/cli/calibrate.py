@@ -180,6 +180,9 @@ def calibrate_command(max_loss: float, method: str, answer: AnswerMode, alpha: f
                 raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
             if name in EVAL_POLICIES:
                 raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
+            if by != "format":
+                raise ConfigError("--method ltt calibrates per answer format (what a live request "
+                                  "has), never per benchmark; --by applies to --method regret")
             calibrate_ltt(data, benchmarks, models, answer, alpha, delta, max_loss, grid, name,
                           presets_file, tagger, workers, cache, as_json)
         return
