@@ -17,8 +17,8 @@ $PY scripts/rough_oracle.py | tee "$OUT/rough_oracle.txt"
 $PY scripts/small_benchmark_rule.py | tee "$OUT/small_benchmark_rule.txt"   # the small-benchmark rule, dev only
 
 # calibration on dev; the result is what PRESETS["default"] in src/tracestop/policies.py holds
-TRACESTOP_PRESETS="$OUT/presets.json" $TS calibrate --max-loss 1.0 --by benchmark \
-    --name default-calibrated | tee "$OUT/calibrate.txt"
+TRACESTOP_PRESETS="$OUT/presets.json" $TS calibrate --max-loss 1 --answer stated --alpha 1 \
+    --delta 0.1 --name default-calibrated | tee "$OUT/calibrate.txt"
 
 $TS eval --split test | tee "$OUT/eval_test.txt"
 $TS compare --split test | tee "$OUT/compare_test.txt"

@@ -61,7 +61,7 @@ def test_calibrate_writes_a_preset_that_eval_accepts(tmp_path, monkeypatch):
     root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
     presets = tmp_path / "presets.json"
     monkeypatch.setenv("TRACESTOP_PRESETS", str(presets))
-    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "0", "--data", str(root), "--workers", "1",
+    r = CliRunner().invoke(cli, ["calibrate", "--method", "regret", "--max-loss", "0", "--data", str(root), "--workers", "1",
                                  "--grid", "traces-count:k=2", "--grid", "traces-count:k=9",
                                  "--name", "mine", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -82,6 +82,10 @@ def test_calibrate_rejects_bad_options(tmp_path):
     assert r.exit_code == 1 and "--max-loss must be between 0 and 100" in r.output
     r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--name", "budget"])
     assert r.exit_code == 1 and "is a policy name" in r.output
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--by", "benchmark"])
+    assert r.exit_code == 1 and "never per benchmark" in r.output
+    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--delta", "1.5"])
+    assert r.exit_code == 1 and "--delta must be in (0, 1)" in r.output
 
 
 def test_compare_reports_best_baselines_at_the_same_accuracy(tmp_path):
@@ -201,7 +205,7 @@ def test_a_lower_confidence_admits_more_regret(tmp_path):
     with pytest.raises(ValueError, match="confidence must be in"):
         calibrate([], 1.0, confidence=1.0)
     root = make_data(tmp_path / "data", [rec(1)])
-    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "1", "--data", str(root), "--confidence", "0.3"])
+    r = CliRunner().invoke(cli, ["calibrate", "--method", "regret", "--max-loss", "1", "--data", str(root), "--confidence", "0.3"])
     assert r.exit_code == 2 and "--confidence" in r.output
 
 
@@ -209,7 +213,7 @@ def test_calibrate_records_the_confidence_in_the_preset(tmp_path, monkeypatch):
     qs = [q for q in (f"How many apples, case {i}?" for i in range(40)) if split_of(q) == "dev"][:4]
     root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
     monkeypatch.setenv("TRACESTOP_PRESETS", str(tmp_path / "presets.json"))
-    r = CliRunner().invoke(cli, ["calibrate", "--max-loss", "0", "--data", str(root), "--workers", "1",
+    r = CliRunner().invoke(cli, ["calibrate", "--method", "regret", "--max-loss", "0", "--data", str(root), "--workers", "1",
                                  "--grid", "traces-count:k=2", "--confidence", "0.8", "--json"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -234,7 +238,7 @@ def test_calibrate_frontier_in_json_and_text(tmp_path, monkeypatch):
     qs = [q for q in (f"How many apples, case {i}?" for i in range(40)) if split_of(q) == "dev"][:4]
     root = make_data(tmp_path / "data", [rec(i, question=q) for i, q in enumerate(qs)])
     monkeypatch.setenv("TRACESTOP_PRESETS", str(tmp_path / "presets.json"))
-    args = ["calibrate", "--max-loss", "0", "--data", str(root), "--workers", "1",
+    args = ["calibrate", "--method", "regret", "--max-loss", "0", "--data", str(root), "--workers", "1",
             "--grid", "traces-count:k=2", "--grid", "traces-count:k=9"]
     r = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output

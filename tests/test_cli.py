@@ -66,7 +66,7 @@ def test_report_shift_only_prints_progress(tmp_path):
 def test_calibrate_prints_progress(tmp_path):
     root = make_data(tmp_path, [rec(i) for i in range(1, 7)])
     r = run("calibrate", "--max-loss", "1", "--data", str(root), "--grid", "traces-count:k=2",
-            "--grid", "traces-count:k=3", "--by", "pooled", "--workers", "1",
+            "--grid", "traces-count:k=3", "--method", "regret", "--by", "pooled", "--workers", "1",
             "--presets-file", str(tmp_path / "presets.json"))
     assert r.exit_code == 0, r.output
     assert re.search(r"^calibrate: tagging dev traces: (\d+)/\1 traces \(100%\), \d+ s$", r.stderr,

@@ -149,3 +149,36 @@ def test_tag_command_names_the_bad_line(tmp_path):
     steps.write_text('{"id": "a", "text": "fine step text here"}\n{"id": "b"}\n')
     r = CliRunner().invoke(cli, ["tag", "--steps", str(steps)])
     assert r.exit_code == 1 and "line 2" in r.output
+
+
+def test_eval_forced_answers_on_the_recorded_traces(data_root):
+    """`--answer forced`: only traces with forced points, the left-out count in the JSON, the
+    oracle row is the forced oracle (on these Gemma traces it beats full generation)."""
+    r = invoke("eval", "--data", str(data_root), "--split", "dev", "--benchmark", "mmlu-pro",
+               "--workers", "1", "--answer", "forced", "--policy", "consistency:k=2", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["answer"] == "forced"
+    assert doc["forced"]["replayed"] > 30 and doc["forced"]["left_out"] >= 0
+    rows = {x["policy"]: x for x in doc["results"] if x["model"] == "gemma-4-12b-it"}
+    assert rows["oracle"]["accuracy"] > rows["none"]["accuracy"]  # the forced oracle rescues
+    assert rows["none"]["accuracy"] == rows["none"]["accuracy_full"]
+    stated = json.loads(invoke("eval", "--data", str(data_root), "--split", "dev", "--benchmark", "mmlu-pro",
+                               "--workers", "1", "--policy", "consistency:k=2", "--json").stdout)
+    assert stated["answer"] == "stated" and "forced" not in stated
+    st = {x["policy"]: x for x in stated["results"] if x["model"] == "gemma-4-12b-it"}
+    assert st["none"]["n"] >= rows["none"]["n"]  # stated answers replay every trace
+
+
+def test_calibrate_ltt_on_forced_answers(data_root, tmp_path):
+    presets = tmp_path / "p.json"
+    r = invoke("calibrate", "--max-loss", "1", "--data", str(data_root), "--benchmark", "mmlu-pro",
+               "--workers", "1", "--answer", "forced", "--alpha", "1", "--delta", "0.1",
+               "--grid", "none", "--grid", "consistency:k=2", "--grid", "agree-eval:c=1,w=4,d=0.25",
+               "--presets-file", str(presets), "--name", "mine", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["answer"] == "forced" and doc["alpha_pts"] == 1.0 and doc["delta"] == 0.1
+    (g,) = doc["groups"]
+    assert g["group"] == "choice" and g["answer"] == "forced"
+    # 40-odd traces cannot certify any stop at 1 pt: flagged, chosen on point estimates
+    assert g["certified"] is (g["spec"] == "none") and doc["certifiable_n"] > 100
+    assert json.loads(presets.read_text())["mine"]["choice"] == g["spec"]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import R1_TRACE, PrefixTagger, chunk, scripted
 from tracestop.evaluate.data import Trace
-from tracestop.evaluate.replay import out_of_fold_scorer, replay
+from tracestop.evaluate.replay import live_question, out_of_fold_scorer, replay
 from tracestop.monitor import Monitor, MonitorConfig
 from tracestop.policies import TraceState, parse_policy
 from tracestop.segment import split_thinking
@@ -57,7 +57,8 @@ def test_replay_stops_where_the_live_monitor_stops(sample_traces):
         for policy in POLICIES:
             # replay scores a dev-split trace with the answer scorer's out-of-fold model
             scorer = out_of_fold_scorer(t.question) if t.split == "dev" else None
-            m = Monitor(policy, tagger=RuleTagger(), question=t.question, benchmark=t.benchmark, model=t.model,
+            # a live request has the question text and the model name, never the benchmark
+            m = Monitor(policy, tagger=RuleTagger(), question=live_question(t), model=t.model,
                         count_tokens=counter_for(None), config=MonitorConfig(answer_scorer=scorer))
             m.feed(t.trace)
             m.end()
@@ -136,3 +137,39 @@ def test_counter_is_pluggable():
     m.end()
     assert m.thinking_tokens == 13
     assert m.report()["token_counter"] == "words"
+
+
+def test_eval_default_rows_are_what_a_live_request_gets(data_root):
+    """`eval`'s `default` rows equal `Monitor("default", question=..., model=...)` live: a live
+    request has the question text and the model name, never the benchmark. Checked on a sample
+    of dev traces from every benchmark (same stop step, same reason, same answer)."""
+    import random
+
+    from tracestop.evaluate.data import load_traces
+    from tracestop.evaluate.replay import apply_policy, prepare
+
+    ts = load_traces(data_root, split="dev")
+    by_bench: dict[str, list[Trace]] = {}
+    for t in ts.traces:
+        by_bench.setdefault(t.benchmark, []).append(t)
+    rng = random.Random(15)
+    sample = [t for b in sorted(by_bench) for t in rng.sample(by_bench[b], min(6, len(by_bench[b])))]
+    counter = counter_for(None)
+    checked = stopped = 0
+    for t in sample:
+        prep = prepare(t, counter=counter)
+        if prep.result.excluded:
+            continue
+        o = apply_policy(prep, "default")
+        m = Monitor("default", question=live_question(t), model=t.model, count_tokens=counter,
+                    config=MonitorConfig(answer_scorer=out_of_fold_scorer(t.question)))
+        m.feed(t.trace)
+        m.end()
+        assert o.stopped == m.stopped, (t.id, t.benchmark)
+        if m.stopped:
+            assert o.step == m.decision.step + 1, (t.id, t.benchmark)
+            assert o.reason == m.decision.reason
+            assert o.predicted == m.decision.details.get("answer")
+            stopped += 1
+        checked += 1
+    assert checked >= 30 and stopped >= 3, (checked, stopped)

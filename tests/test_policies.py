@@ -191,3 +191,37 @@ def test_confident_gates_on_how_surely_the_answer_was_stated():
         assert g.stopped is stops
     with pytest.raises(ConfigError, match="confident: p must be in"):
         parse_policy("confident:p=1.5")
+
+
+def test_agree_eval_stops_when_an_answer_is_stated_while_checking():
+    m = run("agree-eval:c=1,w=2,d=0.5", SHIFT)
+    # step 2 (0-based 1) states 7 and is a final conclusion: 1 of the last 2 steps evaluative
+    assert m.decision.step == 1
+    assert "answer 7 stated at step 2 while 1 of the last 2 steps were checks" in m.decision.reason
+    # needing the answer twice waits for the next step that states it (step 7)
+    m = run("agree-eval:c=2,w=4,d=1.0", SHIFT)
+    assert m.decision.step == 6 and "stated 2 times in a row" in m.decision.reason
+    # a window longer than the trace so far: no stop at step 2; verification steps that state
+    # nothing never stop it
+    m = run("agree-eval:c=1,w=4,d=0.25", SHIFT)
+    assert m.decision.step == 6
+    assert parse_policy("agree-eval:c=1,w=4,d=0.25").spec() == "agree-eval:c=1,w=4,d=0.25"
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("agree-eval:c=0", "c (times the answer was stated) must be >= 1"),
+    ("agree-eval:w=0", "w (steps looked back on) must be >= 1"),
+    ("agree-eval:d=0", "d (share of evaluative steps) must be in (0, 1]"),
+    ("agree-eval:d=1.5", "d (share of evaluative steps) must be in (0, 1]"),
+    ("agree-eval:x=1", "unknown parameter 'x'"),
+])
+def test_agree_eval_validates_its_parameters(spec, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        parse_policy(spec)
+
+
+def test_the_default_preset_names_no_benchmark():
+    from tracestop.policies import PRESETS
+
+    assert all(not k.startswith("benchmark:") for k in PRESETS["default"])
+    assert set(PRESETS["default"]) >= {"math", "choice", "yesno", "*"}

@@ -25,6 +25,7 @@ from tracestop.errors import ConfigError
 __all__ = [
     "POLICIES",
     "PRESETS",
+    "AgreeEval",
     "AllOf",
     "AnyOf",
     "Budget",
@@ -320,6 +321,42 @@ class Confident(Policy):
 
 
 @dataclass(frozen=True)
+class AgreeEval(Policy):
+    """Convergence: stop after a step that states the current candidate answer, when it was
+    stated ``c`` times in a row and at least ``d`` of the last ``w`` steps (this one included)
+    were evaluative (verification, final conclusion): an answer restated while the model is
+    checking. ``agree-eval:c=1,w=4,d=0.25`` stops at a step that states an option while one of
+    the last four steps was a check (docs/forced.md)."""
+
+    name: ClassVar[str] = "agree-eval"
+    c: int = 1
+    w: int = 4
+    d: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.c < 1:
+            raise ConfigError(f"agree-eval: c (times the answer was stated) must be >= 1, got {self.c}")
+        if self.w < 1:
+            raise ConfigError(f"agree-eval: w (steps looked back on) must be >= 1, got {self.w}")
+        if not 0.0 < self.d <= 1.0:
+            raise ConfigError(f"agree-eval: d (share of evaluative steps) must be in (0, 1], got {self.d}")
+
+    def decide(self, state: TraceState) -> Decision:
+        a = state.answer
+        if a.current is None or a.count < self.c or state.last.tagged.candidate is None \
+                or state.n < self.w:
+            return self._go(state)
+        ev = state.evaluative_in_last(self.w)
+        if ev < self.d * self.w - 1e-9:
+            return self._go(state)
+        times = f", stated {a.count} times in a row," if a.count > 1 else ""
+        return self._stop(
+            state, f"answer {short_value(a.current)} stated at step {state.step + 1}{times} while {ev} of "
+            f"the last {self.w} steps were checks", answer=a.current,
+        )
+
+
+@dataclass(frozen=True)
 class Never(Policy):
     """Full generation: never stops."""
 
@@ -382,33 +419,31 @@ class AllOf(Policy):
 #: The live registry: every policy a spec string may name when serving. Policies that need the
 #: gold answer (``oracle``) are evaluation-only: ``tracestop.evaluate.oracle`` adds them.
 POLICIES: Mapping[str, type[Policy]] = MappingProxyType({
-    cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Confident, Never)
+    cls.name: cls for cls in (TracesShift, TracesCount, Budget, Consistency, Confident, AgreeEval, Never)
 })
 #: names of evaluation-only policies, refused by the live registry with a message saying so
 EVALUATION_ONLY = frozenset({"oracle"})
 
-#: A preset is a spec, or a mapping that picks a spec by benchmark (``benchmark:gsm8k``) or by
-#: answer format (``math``, ``choice``, ``yesno``), with ``*`` as the fallback: presets can
-#: adapt to the question without looking at anything but its text.
+#: A preset is a spec, or a mapping that picks a spec by answer format (``math``, ``choice``,
+#: ``yesno``), with ``*`` as the fallback: presets adapt to the question without looking at
+#: anything but its text. ``benchmark:NAME`` keys are opt-in (a user's presets file): only a
+#: caller that passes a benchmark name (replay) reads them; a live request never has one.
 Preset = str | Mapping[str, str]
 
-#: named presets (data). ``default`` is the best TRACES criterion measured so far.
+#: named presets (data). ``default`` maps each answer format a live request can have (inferred
+#: from the question text alone) to its stop criterion; never a benchmark name, so replay's
+#: ``default`` rows are what ``Monitor("default", question=..., model=...)`` does live.
 PRESETS: dict[str, Preset] = {
-    # chosen on the dev split by `tracestop calibrate --max-loss 1.0 --by benchmark`
-    # (scripts/refresh_results.sh; docs/policies.md): the most thinking tokens saved with at
-    # most 1 point of accuracy lost, per benchmark where the benchmark's dev traces are enough
-    # for the regret bound, else per answer format (which also serves questions from anywhere)
+    # chosen on the dev split by `tracestop calibrate --max-loss 1 --answer stated --alpha 1
+    # --delta 0.1 --workers 1` (docs/policies.md, "Calibration"): per answer format, the most
+    # thinking tokens saved among the configurations Learn-then-Test certifies to a net loss
+    # (regrets - rescues) of at most 1 point at delta = 0.1 (math: 1,678 dev traces, yesno: 429),
+    # losing at most max(1 pt, one trace) under forced answers too where recorded. choice (84 dev
+    # traces, under the 299 the guarantee needs) is chosen on point estimates: not certified.
     "default": {
-        "benchmark:aime": "none",
-        "benchmark:chainscope-iphr": "traces-count:k=2,types=verification+meta_cognition+final_conclusion & consistency:k=2",
-        "benchmark:gpqa-diamond": "traces-shift:window=4,delta=0.5,min_count=2",
-        "benchmark:gsm8k": "traces-shift:window=3,delta=0.5,min_count=2 | consistency:k=3",
-        "benchmark:math": "traces-count:k=5,types=verification+meta_cognition+final_conclusion & consistency:k=2",
-        "benchmark:math500": "traces-shift:window=8,delta=1.0,min_count=1 & confident:p=0.8",
-        "benchmark:mmlu-pro": "traces-shift:window=4,delta=0.5,min_count=2",
-        "choice": "traces-shift:window=4,delta=0.5,min_count=2",
-        "math": "traces-count:k=5,types=verification+meta_cognition+final_conclusion & consistency:k=2",
-        "yesno": "traces-count:k=2,types=verification+meta_cognition+final_conclusion & consistency:k=2",
+        "choice": "agree-eval:c=1,w=4,d=0.25 | consistency:k=3",
+        "math": "agree-eval:c=3,w=4,d=0.5",
+        "yesno": "traces-shift:window=3,delta=0.5,min_count=2 | consistency:k=4",
         "*": "none",
     },
     "paper-shift": "traces-shift:window=4,delta=0.75",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,15 +21,122 @@ from tracestop.cli._common import (
     warn,
     workers_option,
 )
+from tracestop.cli.evaluate import answer_option
 from tracestop.errors import ConfigError
 
 if TYPE_CHECKING:
     from tracestop.evaluate.calibrate import GroupBy
+    from tracestop.evaluate.replay import AnswerMode, Prepared
+
+
+def _prepared(traces: list[Any], tagger: str | None, workers: int | None, cache: str | None) -> list[Prepared]:
+    """Every dev trace after one Monitor pass; with ``cache``, read from / written to that
+    pickle (keyed by the trace ids and the tagger: delete it after retraining a model)."""
+    import pickle
+
+    from tracestop.evaluate.replay import prepare_many
+
+    key = (tagger, tuple(t.id for t in traces))
+    if cache and Path(cache).is_file():
+        with open(cache, "rb") as f:
+            got = pickle.load(f)  # a file this command wrote
+        if isinstance(got, tuple) and len(got) == 2 and got[0] == key:
+            warn(f"read the prepared dev traces from {cache}")
+            return list(got[1])
+        warn(f"{cache} was written for other traces or another tagger: preparing again")
+    with progress_bar(len(traces), "tagging dev traces") as advance:
+        preps = prepare_many(traces, tagger=tagger, workers=workers, progress=advance)
+    if cache:
+        with open(cache, "wb") as f:
+            pickle.dump((key, preps), f)
+    return preps
+
+
+def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[str, ...],
+                  answer: AnswerMode, alpha: float, delta: float, max_loss: float, grid: tuple[str, ...],
+                  name: str, presets_file: str | None, tagger: str | None, workers: int | None,
+                  cache: str | None, as_json: bool) -> None:
+    """Net-loss calibration per answer format with the Learn-then-Test guarantee."""
+    from tracestop.evaluate.calibrate import calibrate_net, certifiable_n, net_grid
+    from tracestop.evaluate.data import data_dir, load_traces
+    from tracestop.evaluate.forced import load_forced
+    from tracestop.evaluate.oracle import parse_eval_policy
+    from tracestop.evaluate.replay import cross_fitting
+    from tracestop.presets import save_preset
+
+    if not 0 < delta < 1:
+        raise ConfigError(f"--delta must be in (0, 1), got {delta}")
+    if not 0 < alpha <= 100:
+        raise ConfigError(f"--alpha must be in (0, 100] points, got {alpha}")
+    specs = list(grid) or net_grid()
+    for s in specs:
+        parse_eval_policy(s)
+    root = data_dir(data)
+    ts = load_traces(root, benchmarks=benchmarks, models=models, split="dev")
+    preps = _prepared(list(ts.traces), tagger, workers, cache)
+    forced = load_forced(root, required=answer == "forced")
+    for p in preps:
+        p.forced = forced.get(p.result.id)
+    n_groups = len({p.result.format_live for p in preps if not p.result.excluded})
+    with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
+        choices, scores = calibrate_net(preps, answer=answer, alpha_pts=alpha, delta=delta,
+                                        max_stated_loss=max_loss, grid=specs, progress=advance)
+    value: dict[str, str] = {c.group: c.spec for c in choices}
+    value["*"] = "none"
+    meta = {
+        "chosen_on": "dev split",
+        "method": "Learn-then-Test on net loss (regrets - rescues), per answer format a live "
+                  "request gets (from the question text alone)",
+        "answer": answer,
+        "alpha_pts": alpha,
+        "delta": delta,
+        "certifiable_n": certifiable_n(alpha, delta),
+        "check_pts": max_loss,
+        "check": "net loss at most max(check_pts, one trace) under stated answers, and under "
+                 "forced answers where the format has forced points",
+        "answer_scorer": "cross-fitted (out-of-fold per problem)" if cross_fitting() else "shipped (in-sample on dev)",
+        "date": _dt.date.today().isoformat(),
+        "groups": [c.to_json() for c in choices],
+    }
+    path = save_preset(name, value, meta, presets_file)
+    doc = {"preset": name, "value": value, "written_to": str(path), **meta,
+           "scores": {g: [asdict(r) for r in rs] for g, rs in scores.items()}}
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    click.echo(f"{'format':7s} {'mode':6s} {'n':>5s} {'saved':>7s} {'reg':>4s} {'res':>4s} "
+               f"{'stated n':>8s} {'reg':>4s} {'res':>4s} {'forced n':>8s} {'reg':>4s} {'res':>4s} "
+               f"{'cert':>4s}  chosen configuration")
+    for c in choices:
+        r = c.score
+        click.echo(f"{c.group:7s} {c.answer:6s} {r.n:5d} {100 * r.saved:6.1f}% {r.regrets:4d} {r.rescues:4d} "
+                   f"{r.n_stated:8d} {r.regrets_stated:4d} {r.rescues_stated:4d} {r.n_forced:8d} "
+                   f"{r.regrets_forced:4d} {r.rescues_forced:4d} {c.n_certified:4d}  {c.spec}"
+                   + (f"\n        ({c.note})" if c.note else ""))
+    click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")
+    warn(f"guarantee: Learn-then-Test (fixed sequence, configurations ordered by tokens saved), "
+         f"net loss rate <= {alpha:g} pt at delta = {delta:g}, answers {answer}")
 
 
 @click.command("calibrate")
 @click.option("--max-loss", "max_loss", type=float, required=True, metavar="PTS",
-              help="Accuracy loss allowed against full generation, in points (e.g. 1.0).")
+              help="Accuracy loss allowed against full generation, in points (e.g. 1.0). With "
+                   "--method ltt: the check a choice must pass in every answer mode (net loss "
+                   "at most max(PTS, one trace)).")
+@click.option("--method", type=click.Choice(["ltt", "regret"]), default="ltt", show_default=True,
+              help="ltt: per answer format, the most tokens saved among the configurations "
+                   "Learn-then-Test certifies to a net loss (regrets - rescues) of at most "
+                   "--alpha at level --delta, under --answer. regret: the previous rule (a "
+                   "Clopper-Pearson bound on early-stop regret alone, --by, --confidence).")
+@answer_option
+@click.option("--alpha", type=float, default=1.0, show_default=True, metavar="PTS",
+              help="--method ltt: the net loss rate certified, in points.")
+@click.option("--delta", type=float, default=0.1, show_default=True,
+              help="--method ltt: Learn-then-Test's error level (the guarantee holds with "
+                   "probability at least 1 - delta over the dev traces).")
+@click.option("--cache", type=click.Path(dir_okay=False), default=None,
+              help="--method ltt: keep the prepared dev traces in this pickle between runs "
+                   "(delete it after retraining the tagger or the answer scorer).")
 @data_option
 @benchmark_option
 @model_option
@@ -55,14 +163,36 @@ if TYPE_CHECKING:
               help="Also print, per group, the most tokens each number of early-stop regrets "
                    "buys (the configurations behind the choice; always in --json).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, ...],
+def calibrate_command(max_loss: float, method: str, answer: AnswerMode, alpha: float, delta: float,
+                      cache: str | None, data: str | None, benchmarks: tuple[str, ...],
                       models: tuple[str, ...], confidence: float, by: GroupBy, grid: tuple[str, ...],
                       budget_caps: bool, name: str,
                       presets_file: str | None, tagger: str | None, workers: int | None,
                       show_frontier: bool, as_json: bool) -> None:
     """Search policy parameters on the dev split and write the configuration that saves the
-    most thinking tokens while losing at most --max-loss accuracy points as a named preset
-    (usable as `tracestop eval --policy NAME`)."""
+    most thinking tokens within the accuracy budget as a named preset (usable as
+    `tracestop eval --policy NAME`). The default method chooses per answer format (the
+    format a live request's question text gives) with the Learn-then-Test guarantee on the net
+    loss; --answer forced grades stops by the recorded forced answers."""
+    from tracestop.presets import presets_path, save_preset
+
+    # where the preset goes is checked before any work (a calibration takes minutes)
+    check_out_file(presets_path(presets_file), "--presets-file" if presets_file else
+                   "the presets file ($TRACESTOP_PRESETS or the default)")
+    if method == "ltt":
+        with errors_to_click():
+            from tracestop.evaluate.oracle import EVAL_POLICIES
+
+            if not 0 <= max_loss <= 100:
+                raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
+            if name in EVAL_POLICIES:
+                raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
+            if by != "format":
+                raise ConfigError("--method ltt calibrates per answer format (what a live request "
+                                  "has), never per benchmark; --by applies to --method regret")
+            calibrate_ltt(data, benchmarks, models, answer, alpha, delta, max_loss, grid, name,
+                          presets_file, tagger, workers, cache, as_json)
+        return
     from tracestop.evaluate.calibrate import (
         Choice,
         Score,
@@ -74,12 +204,8 @@ def calibrate_command(max_loss: float, data: str | None, benchmarks: tuple[str, 
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.oracle import EVAL_POLICIES, parse_eval_policy
     from tracestop.evaluate.replay import cross_fitting, prepare_many
-    from tracestop.presets import presets_path, save_preset
 
     bound_level = f"{100 * confidence:g}%"
-    # where the preset goes is checked before any work (a calibration takes minutes)
-    check_out_file(presets_path(presets_file), "--presets-file" if presets_file else
-                   "the presets file ($TRACESTOP_PRESETS or the default)")
     with errors_to_click("`tracestop calibrate`"):
         if not 0 <= max_loss <= 100:
             raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")

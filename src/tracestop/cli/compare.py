@@ -15,18 +15,21 @@ from tracestop.cli._common import (
     progress_bar,
     workers_option,
 )
+from tracestop.cli.evaluate import answer_option, forced_subset
 
 if TYPE_CHECKING:
     from tracestop.evaluate.data import Split
+    from tracestop.evaluate.replay import AnswerMode
 
 BUDGETS = (250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000)
 CONSISTENCY = (2, 3, 4, 5)
 
 
-def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict[str, Any]]:
+def compare(preps: list[Any], preset: str, presets: dict[str, Any],
+            answer: AnswerMode = "stated") -> list[dict[str, Any]]:
     """Per benchmark (models pooled): the preset, and for ``budget`` and ``consistency`` the
     setting that saves the most thinking tokens with at least the preset's accuracy (chosen on
-    the very traces reported, which favours the baselines)."""
+    the very traces reported, which favours the baselines). ``answer``: how stops are graded."""
     from tracestop.evaluate.replay import apply_policy
     from tracestop.evaluate.tally import Tally
 
@@ -41,7 +44,7 @@ def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict
 
         def run(spec: str, ps: list[Any] = ps) -> tuple[float, float]:
             t = Tally.of((o.correct, p.result.correct_full, o.tokens, p.result.tokens_full)
-                         for p in ps for o in [apply_policy(p, spec, presets)])
+                         for p in ps for o in [apply_policy(p, spec, presets, answer)])
             return t.accuracy, t.saved
 
         acc, saved = run(preset)
@@ -70,9 +73,10 @@ def compare(preps: list[Any], preset: str, presets: dict[str, Any]) -> list[dict
               help="The policy or preset to compare.")
 @benchmark_option
 @workers_option
+@answer_option
 @click.option("--json", "as_json", is_flag=True)
 def compare_command(data: str | None, split: Split, preset: str, benchmarks: tuple[str, ...],
-                    workers: int | None, as_json: bool) -> None:
+                    workers: int | None, answer: AnswerMode, as_json: bool) -> None:
     """Thinking tokens saved by a preset against the best budget and the best consistency
     setting that reach at least its accuracy, per benchmark (models pooled)."""
     from tracestop.evaluate.data import data_dir, load_traces
@@ -82,18 +86,28 @@ def compare_command(data: str | None, split: Split, preset: str, benchmarks: tup
     with errors_to_click():
         presets = load_presets()
         policy_specs([preset], presets)
-        ts = load_traces(data_dir(data), benchmarks=benchmarks, split=split)
-        with progress_bar(len(ts.traces), "compare") as advance:
-            preps = prepare_many(ts.traces, workers=workers, progress=advance)
-        rows = compare(preps, preset, presets)
+        root = data_dir(data)
+        ts = load_traces(root, benchmarks=benchmarks, split=split)
+        traces = list(ts.traces)
+        forced_info = None
+        if answer == "forced":
+            forced, traces, forced_info = forced_subset(root, traces)
+        with progress_bar(len(traces), "compare") as advance:
+            preps = prepare_many(traces, workers=workers, progress=advance)
+        if answer == "forced":
+            for p in preps:
+                p.forced = forced.get(p.result.id)
+        rows = compare(preps, preset, presets, answer)
     if as_json:
-        click.echo(json.dumps({"split": split, "rows": rows}))
+        click.echo(json.dumps({"split": split, "answer": answer, "forced": forced_info, "rows": rows}))
         return
 
     def cell(b: dict[str, Any] | None) -> str:
         return "none reaches it" if b is None else f"{100 * b['saved']:5.1f}% ({b['spec']}, acc {b['accuracy']:.3f})"
 
-    click.echo(f"split: {split}; thinking tokens saved at the preset's accuracy or better (models pooled)\n")
+    left = f", {forced_info['left_out']} traces without forced points left out" if forced_info else ""
+    click.echo(f"split: {split}; answers: {answer}{left}; thinking tokens saved at the preset's "
+               "accuracy or better (models pooled)\n")
     click.echo("| benchmark | n | acc full | " + preset + " acc | " + preset
                + " saved | oracle saved | captured | best budget | best consistency |")
     click.echo("|---|---|---|---|---|---|---|---|---|")

@@ -21,10 +21,38 @@ from tracestop.cli._common import (
     workers_option,
 )
 from tracestop.evaluate.data import Split, as_split, data_dir, load_traces
-from tracestop.evaluate.replay import TraceResult, cross_fitting, policy_specs, replay_many
+from tracestop.evaluate.replay import (
+    ANSWER_MODES,
+    AnswerMode,
+    TraceResult,
+    cross_fitting,
+    policy_specs,
+    replay_many,
+)
 from tracestop.evaluate.summary import summarise
 from tracestop.monitor import MonitorConfig
 from tracestop.tokens import counter_for
+
+#: ``--answer``: how a stop is graded (shared by eval, compare and calibrate)
+answer_option = click.option(
+    "--answer", "answer", type=click.Choice(list(ANSWER_MODES)), default="stated", show_default=True,
+    help="Grade a stop by the answer stated before the cut (stated), or by the answer forced "
+         "from the prefix as recorded in DATA/forced/*.jsonl (forced: only traces with forced "
+         "points; the oracle row is the forced oracle).")
+
+
+def forced_subset(root: Path, traces: list[Any]) -> tuple[Any, list[Any], dict[str, Any]]:
+    """The forced-answer points, the traces that have them, and what was left out (for the
+    JSON document and the message)."""
+    from tracestop.evaluate.forced import load_forced
+
+    forced = load_forced(root)
+    kept = [t for t in traces if t.id in forced]
+    info = {"files": [Path(f).name for f in forced.files], "replayed": len(kept),
+            "left_out": len(traces) - len(kept)}
+    warn(f"answer mode forced: {len(kept)} traces with forced points replayed, "
+         f"{len(traces) - len(kept)} without them left out")
+    return forced, kept, info
 
 
 def run_eval(
@@ -37,8 +65,10 @@ def run_eval(
     workers: int | None = None,
     show_progress: bool | None = None,
     candidates: CandidateMode = "scored",
+    answer: AnswerMode = "stated",
 ) -> tuple[dict[str, Any], list[TraceResult]]:
-    """The eval job as a function: the JSON document and the per-trace results."""
+    """The eval job as a function: the JSON document and the per-trace results. ``answer``:
+    how a stop is graded (``forced``: only traces with forced points are replayed)."""
     from tracestop.presets import load_presets
 
     presets = load_presets()
@@ -49,9 +79,15 @@ def run_eval(
         warn(f"warning: skipped {p}")
     if len(ts.problems) > 10:
         warn(f"warning: {len(ts.problems) - 10} more malformed lines skipped")
-    with progress_bar(len(ts.traces), "eval", show_progress) as advance:
-        results = replay_many(ts.traces, specs, tagger=tagger, workers=workers, progress=advance,
-                              presets=presets, config=MonitorConfig(candidates=candidates))
+    traces = list(ts.traces)
+    forced = None
+    forced_info: dict[str, Any] | None = None
+    if answer == "forced":
+        forced, traces, forced_info = forced_subset(root, traces)
+    with progress_bar(len(traces), "eval", show_progress) as advance:
+        results = replay_many(traces, specs, tagger=tagger, workers=workers, progress=advance,
+                              presets=presets, config=MonitorConfig(candidates=candidates),
+                              answer=answer, forced=forced)
     excluded = dict(ts.excluded)
     for r in results:
         if r.excluded:
@@ -61,6 +97,7 @@ def run_eval(
         "tokenizer": f"{counter.name}: exact for Qwen-family models (R1-Distill-Qwen, QwQ); "
         "an approximation for Llama- and Gemma-based models",
         "split": split,
+        "answer": answer,
         "candidates": candidates,
         "answer_scorer": "dev-split traces: out-of-fold models (the scorer is trained on dev); "
         "others: the shipped model" if cross_fitting() else "the shipped model",
@@ -69,6 +106,8 @@ def run_eval(
         "n_traces": sum(1 for r in results if not r.excluded),
         "results": summarise(results, specs),
     }
+    if forced_info is not None:
+        doc["forced"] = forced_info
     return doc, results
 
 
@@ -110,7 +149,9 @@ def format_table(doc: dict[str, Any]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
     ex = ", ".join(f"{k}: {v}" for k, v in doc["excluded"].items()) or "none"
-    lines += ["", f"split: {doc['split']}; traces: {doc['n_traces']}; excluded: {ex}",
+    forced = doc.get("forced")
+    left = f"; answers: forced ({forced['left_out']} traces without forced points left out)" if forced else ""
+    lines += ["", f"split: {doc['split']}; traces: {doc['n_traces']}; excluded: {ex}{left}",
               f"tokens: {doc['tokenizer']}"]
     return "\n".join(lines)
 
@@ -130,12 +171,13 @@ def format_table(doc: dict[str, Any]) -> str:
               default="scored", show_default=True,
               help="Which values stated in prose count as candidate answers: those the answer "
                    "scorer or the tagger vouches for, the tagger only, none, or all.")
+@answer_option
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Also write per-trace decisions (decisions.jsonl) and the summary here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def eval_command(data: str | None, split: Split, policies: tuple[str, ...], benchmarks: tuple[str, ...],
                  models: tuple[str, ...], tagger: str | None, workers: int | None,
-                 candidates: CandidateMode, out: str | None, as_json: bool) -> None:
+                 candidates: CandidateMode, answer: AnswerMode, out: str | None, as_json: bool) -> None:
     """Replay the recorded traces and report accuracy against thinking tokens per
     benchmark × model × policy (with full generation and the oracle). Dev-split traces are
     scored by the answer scorer's out-of-fold models (it is trained on dev)."""
@@ -143,7 +185,7 @@ def eval_command(data: str | None, split: Split, policies: tuple[str, ...], benc
         check_out_dir(out, "--out")  # before any work
     with errors_to_click("`tracestop eval`"):
         doc, results = run_eval(data, split, policies, benchmarks, models, tagger, workers,
-                                candidates=candidates)
+                                candidates=candidates, answer=answer)
     if not doc["n_traces"]:
         why = ", ".join(f"{k}: {v}" for k, v in doc["excluded"].items()) or "no trace matched"
         raise click.ClickException(f"no trace left to evaluate ({why})")

@@ -28,10 +28,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from tracestop.errors import ConfigError
+from tracestop.evaluate.ltt import LTTConfig, clopper_pearson_upper, learn_then_test
 from tracestop.evaluate.pool import pool_map
 from tracestop.evaluate.replay import Prepared, apply_policy
 from tracestop.evaluate.tally import Tally, saved_share
@@ -39,54 +40,21 @@ from tracestop.policies import Preset
 
 __all__ = [
     "Choice",
+    "NetChoice",
+    "NetScore",
     "Score",
     "adopt_format_choice",
     "calibrate",
+    "calibrate_net",
     "clopper_pearson_upper",
     "default_grid",
+    "net_grid",
     "regret_frontier",
     "score",
     "score_outcomes",
 ]
 
 GroupBy = Literal["format", "benchmark", "pooled"]
-
-
-def _log_binom_cdf(k: int, n: int, p: float) -> float:
-    """log P(X <= k) for X ~ Binomial(n, p)."""
-    if p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 0.0 if k >= n else -math.inf
-    lp, lq = math.log(p), math.log1p(-p)
-    terms = [
-        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
-        for i in range(k + 1)
-    ]
-    m = max(terms)
-    return m + math.log(sum(math.exp(t - m) for t in terms))
-
-
-def clopper_pearson_upper(k: int, n: int, alpha: float = 0.05) -> float:
-    """One-sided (1 − alpha) Clopper–Pearson upper bound on a binomial rate: the p with
-    P(X <= k; n, p) = alpha.
-
-    This is ``scipy.stats.beta.ppf(1 - alpha, k + 1, n - k)``, computed here by bisection on
-    the binomial CDF: scipy is not a dependency, and its answer differs in the last bits (up to
-    5e-15), which would change the bytes of ``tracestop calibrate --json``."""
-    if n == 0:
-        return 1.0
-    if k >= n:
-        return 1.0
-    lo, hi = k / n, 1.0
-    target = math.log(alpha)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if _log_binom_cdf(k, n, mid) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
 
 
 def bound_applies(n: int, max_loss: float, alpha: float = 0.05) -> bool:
@@ -313,3 +281,220 @@ def adopt_format_choice(group: str, scores: Sequence[Score], format_choice: Choi
     if "none" not in own:
         raise ConfigError(f"group {group!r}: the format's choice does not hold; add 'none' to the grid")
     return Choice(group, "none", own["none"], False, held, len(scores))
+
+
+# --- net accuracy, per answer format, with the Learn-then-Test guarantee -----------------------
+
+
+@dataclass(frozen=True)
+class NetScore:
+    """One configuration on one answer-format group: under the calibration's answer mode, on
+    the traces that mode can grade (``n``), its regrets (right at full length, wrong when
+    stopped), rescues (the reverse) and thinking tokens saved; and under stated answers on every
+    dev trace of the group (``*_stated``), the check a choice must also pass. ``pvalue``: the
+    Learn-then-Test p-value of H0 "net loss rate > alpha" (``ltt.net_loss_pvalue``)."""
+
+    spec: str
+    n: int
+    saved: float
+    regrets: int
+    rescues: int
+    n_stated: int
+    saved_stated: float
+    regrets_stated: int
+    rescues_stated: int
+    pvalue: float = 1.0
+    n_forced: int = 0
+    regrets_forced: int = 0
+    rescues_forced: int = 0
+
+    @property
+    def net_pts(self) -> float:
+        return 100 * (self.regrets - self.rescues) / self.n if self.n else 0.0
+
+    @property
+    def net_stated_pts(self) -> float:
+        return 100 * (self.regrets_stated - self.rescues_stated) / self.n_stated if self.n_stated else 0.0
+
+    def stated_ok(self, max_loss: float) -> bool:
+        """Under stated answers on the group's dev traces, the net loss (regrets − rescues) is
+        at most ``max_loss`` points or one trace, whichever is more."""
+        return self.regrets_stated - self.rescues_stated <= max(1.0, max_loss * self.n_stated / 100) + 1e-9
+
+    def forced_ok(self, max_loss: float) -> bool:
+        """The same check under forced answers on the group's traces with forced points (none:
+        nothing to check)."""
+        return self.regrets_forced - self.rescues_forced <= max(1.0, max_loss * self.n_forced / 100) + 1e-9
+
+    def mode_ok(self, max_loss: float) -> bool:
+        """Point estimate under the calibration's answer mode: net loss at most ``max_loss``
+        points or one trace."""
+        return self.regrets - self.rescues <= max(1.0, max_loss * self.n / 100) + 1e-9
+
+
+@dataclass(frozen=True)
+class NetChoice:
+    """The configuration chosen for one answer format, with the evidence: the answer mode the
+    guarantee is about, Learn-then-Test's alpha (points) and delta, how many configurations of
+    the fixed path were certified, and whether the choice is certified (``none`` always is: it
+    never stops, so it changes nothing)."""
+
+    group: str
+    answer: str
+    spec: str
+    score: NetScore
+    certified: bool
+    n_certified: int
+    tried: int
+    alpha_pts: float
+    delta: float
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["score"] = asdict(self.score)
+        return d
+
+
+def net_grid() -> list[str]:
+    """The configurations the net-loss calibration searches: the answer-repetition baselines,
+    the convergence criterion ``agree-eval`` over its parameters, the TRACES criteria, and
+    "either": a criterion or the answer restated ``k`` times."""
+    grid = ["none"] + [f"consistency:k={k}" for k in (2, 3, 4, 5)]
+    grid += [f"agree-eval:c={c},w={w},d={d}" for c in (1, 2, 3) for w in (2, 4, 6, 8)
+             for d in (0.25, 0.5, 0.75, 1.0) if d * w >= 1]
+    grid += [f"traces-shift:window={w},delta={d},min_count={m}" for w in (3, 4, 6, 8)
+             for d in (0.5, 0.75, 1.0) for m in (1, 2)]
+    ev = "verification+meta_cognition+final_conclusion"
+    for k in (1, 2, 3, 5):
+        for types in ("verification+meta_cognition", ev):
+            grid += [f"traces-count:k={k},types={types}", f"traces-count:k={k},types={types} & consistency:k=2"]
+    either = ["agree-eval:c=1,w=4,d=0.25", "agree-eval:c=1,w=4,d=0.5", "agree-eval:c=2,w=4,d=0.5",
+              "agree-eval:c=1,w=8,d=0.5", "agree-eval:c=2,w=8,d=0.5", "agree-eval:c=1,w=8,d=0.75",
+              "traces-shift:window=4,delta=0.5,min_count=2", "traces-shift:window=3,delta=0.5,min_count=2",
+              f"traces-count:k=5,types={ev} & consistency:k=2", f"traces-count:k=2,types={ev} & consistency:k=2"]
+    grid += [f"{x} | consistency:k={k}" for k in (3, 4) for x in either]
+    return list(dict.fromkeys(grid))
+
+
+def _net_counts(preps: Sequence[Prepared], spec: str, answer: str, presets: Mapping[str, Preset] | None
+                ) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int], tuple[int, int, int]]:
+    """(regrets, rescues, used, full) under ``answer`` (on traces it can grade) and under
+    stated answers (every trace), and (traces, regrets, rescues) under forced answers (traces
+    with forced points): one policy walk per trace."""
+    from tracestop.evaluate.replay import forced_outcome
+
+    m = [0, 0, 0, 0]
+    s = [0, 0, 0, 0]
+    f = [0, 0, 0]
+    for p in preps:
+        o = apply_policy(p, spec, presets)
+        cf = p.result.correct_full
+        full = p.result.tokens_full
+        s[0] += cf and not o.correct
+        s[1] += (not cf) and o.correct
+        s[2] += o.tokens
+        s[3] += full
+        if p.forced is not None:
+            of = forced_outcome(p, o, p.forced)
+            f[0] += 1
+            f[1] += cf and not of.correct
+            f[2] += (not cf) and of.correct
+        if answer == "forced":
+            if p.forced is None:
+                continue
+            o = of
+        m[0] += cf and not o.correct
+        m[1] += (not cf) and o.correct
+        m[2] += o.tokens
+        m[3] += full
+    return (m[0], m[1], m[2], m[3]), (s[0], s[1], s[2], s[3]), (f[0], f[1], f[2])
+
+
+def certifiable_n(alpha_pts: float, delta: float) -> int:
+    """The fewest traces on which a configuration with no regret and no rescue gets a
+    Learn-then-Test p-value at most ``delta`` at net loss ``alpha_pts`` points (the
+    Clopper-Pearson upper bound at ``delta / 2`` on 0 of n within alpha)."""
+    a = alpha_pts / 100
+    if a <= 0:
+        return 10**9
+    if a >= 1:
+        return 1
+    return math.ceil(math.log(delta / 2) / math.log(1 - a))
+
+
+def calibrate_net(
+    preps: Iterable[Prepared],
+    *,
+    answer: str = "forced",
+    alpha_pts: float = 1.0,
+    delta: float = 0.1,
+    max_stated_loss: float = 1.0,
+    grid: Sequence[str] | None = None,
+    presets: Mapping[str, Preset] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[NetChoice], dict[str, list[NetScore]]]:
+    """Per answer format a live request gets (``TraceResult.format_live``, from the question
+    text alone; never the benchmark), the configuration that saves the most thinking tokens
+    among those Learn-then-Test certifies, under the answer mode ``answer``, to have a net loss
+    rate (regrets − rescues) of at most ``alpha_pts`` points at family-wise level ``delta``, and
+    that also lose at most ``max_stated_loss`` points (or one trace) under stated answers on the
+    group's dev traces, and under forced answers on those with forced points. A group too small
+    for any stop to be certified (``certifiable_n``) is chosen on point estimates and flagged
+    ``certified=False``.
+
+    The path is fixed before any loss is looked at: the configurations in order of the
+    thinking tokens they save (a label-free order), most cautious first; fixed-sequence testing
+    certifies its prefix (``ltt.learn_then_test``). ``none`` is always admissible and is the
+    choice when nothing is certified. A group with no forced points (answer mode ``forced``)
+    is calibrated on stated answers, and says so."""
+    if answer not in ("stated", "forced"):
+        raise ConfigError(f"answer mode must be stated or forced, got {answer!r}")
+    groups: dict[str, list[Prepared]] = defaultdict(list)
+    for p in preps:
+        if not p.result.excluded:
+            groups[p.result.format_live].append(p)
+    grid = list(dict.fromkeys(grid or net_grid()))
+    choices: list[NetChoice] = []
+    scores: dict[str, list[NetScore]] = {}
+    for g in sorted(groups):
+        ps = groups[g]
+        mode = answer if answer == "stated" or any(p.forced is not None for p in ps) else "stated"
+        rows: list[NetScore] = []
+        for spec in grid:
+            (mr, ms, mu, mf), (sr, ss, su, sf), (fn, fr, fs) = _net_counts(ps, spec, mode, presets)
+            n_mode = sum(1 for p in ps if mode == "stated" or p.forced is not None)
+            rows.append(NetScore(spec, n_mode, saved_share(mu, mf), mr, ms, len(ps), saved_share(su, sf), sr, ss,
+                                 1.0, fn, fr, fs))
+            if progress:
+                progress(1)
+        path = sorted((r for r in rows if r.spec != "none"), key=lambda r: (r.saved, r.spec))
+        cert = learn_then_test([LTTConfig(r.spec, r.regrets, r.rescues, r.n, r.saved) for r in path],
+                               alpha_pts / 100, delta)
+        pv = {c.spec: p for c, p in zip(path, cert.pvalues, strict=True)}
+        rows = [replace(r, pvalue=pv.get(r.spec, 0.0)) for r in rows]
+        scores[g] = rows
+        by_spec = {r.spec: r for r in rows}
+        n_mode = path[0].n if path else len(ps)
+
+        def holds(r: NetScore) -> bool:
+            return r.stated_ok(max_stated_loss) and r.forced_ok(max_stated_loss)
+
+        notes = [] if mode == answer else ["no forced points for this format: calibrated on stated answers"]
+        certifiable = certifiable_n(alpha_pts, delta) <= n_mode
+        if certifiable:
+            ok = [by_spec[c.spec] for c in cert.certified if holds(by_spec[c.spec])]
+        else:
+            # too few traces for Learn-then-Test to certify even a configuration with no regret:
+            # point estimates, flagged (the guarantee does not hold for this format)
+            ok = [r for r in rows if r.spec != "none" and r.mode_ok(alpha_pts) and holds(r)]
+            notes.append(f"not certified: {n_mode} traces, Learn-then-Test needs at least "
+                         f"{certifiable_n(alpha_pts, delta)} to certify any stop at alpha = {alpha_pts:g} pt; "
+                         "chosen on point estimates (net loss within max(alpha, one trace) in every answer mode)")
+        none = by_spec.get("none") or NetScore("none", len(ps), 0.0, 0, 0, len(ps), 0.0, 0, 0, 0.0)
+        best = max(ok, key=lambda r: (round(r.saved, 6), r.spec)) if ok else none
+        if not ok:
+            notes.append("nothing admissible that also holds in both answer modes: none")
+        choices.append(NetChoice(g, mode, best.spec, best, certifiable or best.spec == "none",
+                                 len(cert.certified), len(path), alpha_pts, delta, "; ".join(notes)))
+    return choices, scores

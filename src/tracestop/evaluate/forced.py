@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,25 +251,16 @@ def forced_oracle(prep: Prepared, rec: ForcedRecord) -> int | None:
 
 def forced_outcome(prep: Prepared, outcome: Outcome, rec: ForcedRecord) -> Outcome:
     """A stated-answer replay outcome re-graded with the forced answer at its cut. A policy
-    that did not stop keeps the recorded final answer (unchanged)."""
-    if not outcome.stopped or outcome.step is None:
-        return outcome
-    cut = prep.records[outcome.step - 1].tagged.step.end
-    pred = rec.answer_at(cut)
-    return replace(outcome, predicted=pred, correct=prep.is_correct(pred))
+    that did not stop keeps the recorded final answer (unchanged). (Replay's own:
+    ``replay.forced_outcome``.)"""
+    from tracestop.evaluate.replay import forced_outcome as regrade
+
+    return regrade(prep, outcome, rec)
 
 
 def forced_oracle_outcome(prep: Prepared, rec: ForcedRecord, name: str = "oracle") -> Outcome:
     """The ``oracle`` row under forced answers: stop after the first step whose forced answer
-    is right; else the full trace with its recorded answer."""
-    from tracestop.evaluate.replay import Outcome
+    is right; else the full trace with its recorded answer (``replay.forced_oracle_outcome``)."""
+    from tracestop.evaluate.replay import forced_oracle_outcome as oracle
 
-    r = prep.result
-    k = forced_oracle(prep, rec)
-    if k is None:
-        return Outcome(name, False, None, "", r.predicted_full, r.correct_full, r.tokens_full,
-                       r.tokens_full + r.answer_tokens)
-    pred = rec.answer_at(prep.records[k].tagged.step.end)
-    used = prep.records[k].tokens_cum + prep.cue_tokens
-    return Outcome(name, True, k + 1, f"stopped after step {k + 1}: the forced answer "
-                   f"{pred} here is correct (forced oracle)", pred, True, used, used + r.answer_tokens)
+    return oracle(prep, rec, name)

@@ -31,17 +31,54 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tracestop.errors import ConfigError
-from tracestop.evaluate.calibrate import clopper_pearson_upper
 
 __all__ = [
     "Certified",
     "LTTConfig",
     "clopper_pearson_lower",
+    "clopper_pearson_upper",
     "fixed_sequence",
     "learn_then_test",
     "net_loss_bound",
     "net_loss_pvalue",
 ]
+
+
+def _log_binom_cdf(k: int, n: int, p: float) -> float:
+    """log P(X <= k) for X ~ Binomial(n, p)."""
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 0.0 if k >= n else -math.inf
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+        for i in range(k + 1)
+    ]
+    m = max(terms)
+    return m + math.log(sum(math.exp(t - m) for t in terms))
+
+
+def clopper_pearson_upper(k: int, n: int, alpha: float = 0.05) -> float:
+    """One-sided (1 − alpha) Clopper–Pearson upper bound on a binomial rate: the p with
+    P(X <= k; n, p) = alpha.
+
+    This is ``scipy.stats.beta.ppf(1 - alpha, k + 1, n - k)``, computed here by bisection on
+    the binomial CDF: scipy is not a dependency, and its answer differs in the last bits (up to
+    5e-15), which would change the bytes of ``tracestop calibrate --json``."""
+    if n == 0:
+        return 1.0
+    if k >= n:
+        return 1.0
+    lo, hi = k / n, 1.0
+    target = math.log(alpha)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _log_binom_cdf(k, n, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def clopper_pearson_lower(k: int, n: int, alpha: float = 0.05) -> float:

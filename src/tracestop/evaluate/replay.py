@@ -9,6 +9,18 @@ Per trace (one Monitor pass, shared by every policy):
   cannot ask the model, so this is a conservative stand-in for a live stop.
 - not stopped: the recorded final answer (from the answer section), graded by us.
 - the thinking never closed (cut off by the recording's token limit) → excluded.
+
+What a live request has. The Monitor is built from the question text a live request carries
+(``live_question``: the prompt the model saw where the recording has it, else the question) and
+the model name; the answer format it reads and the preset entry it takes are inferred from that
+text (``TraceResult.live_format``), never from the benchmark name, so a preset's rows here are
+what ``Monitor(preset, question=..., model=...)`` does live. Grading uses the benchmark's
+answer format (``TraceResult.answer_format``): that is the ground truth's format.
+
+Answer modes (``answer``): ``stated`` grades a stop by the candidate current at the cut;
+``forced`` by the forced answer recorded for that cut (``tracestop.evaluate.forced``; only
+traces with forced points), and the ``oracle`` row is the forced oracle. Not stopped: the
+recorded final answer in both modes.
 """
 
 from __future__ import annotations
@@ -17,9 +29,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from tracestop.answers import AnswerFormat, equivalent, extract_candidate, infer_format
+from tracestop.errors import ConfigError, DataError
 from tracestop.evaluate.data import Trace
 from tracestop.evaluate.oracle import bind_gold, parse_eval_policy
 from tracestop.evaluate.pool import map_batches
@@ -29,11 +42,17 @@ from tracestop.segment import split_thinking
 from tracestop.tokens import TokenCounter, counter_for
 
 __all__ = [
+    "ANSWER_MODES",
+    "AnswerMode",
+    "ForcedAnswers",
     "Outcome",
     "Prepared",
     "TraceResult",
     "apply_policy",
     "cross_fitting",
+    "forced_oracle_outcome",
+    "forced_outcome",
+    "live_question",
     "out_of_fold_scorer",
     "policy_specs",
     "prepare",
@@ -41,6 +60,17 @@ __all__ = [
     "replay",
     "replay_many",
 ]
+
+class ForcedAnswers(Protocol):
+    """A trace's forced-answer points (``tracestop.evaluate.forced.ForcedRecord``): the answer
+    forced from the first ``chars`` characters of the thinking (FORMAT.md's reading rule)."""
+
+    def answer_at(self, chars: int) -> str | None: ...
+
+
+#: how a stop is graded: the answer stated before the cut, or the answer forced from the prefix
+AnswerMode = Literal["stated", "forced"]
+ANSWER_MODES: tuple[AnswerMode, ...] = ("stated", "forced")
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,13 @@ class TraceResult:
     correct_full: bool
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     excluded: str | None = None
+    #: the answer format a live request with this question gets (inferred from its text alone):
+    #: the Monitor reads answers in it and presets pick their entry by it
+    live_format: AnswerFormat | None = None
+
+    @property
+    def format_live(self) -> AnswerFormat:
+        return self.live_format or self.answer_format
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,6 +161,8 @@ class Prepared:
     n_decided: int = 0
     cue_tokens: int = 0
     _correct: dict[str, bool] = field(default_factory=dict)
+    #: the trace's forced-answer points, where recorded (``answer="forced"`` needs them)
+    forced: ForcedAnswers | None = None
 
     def is_correct(self, pred: str | None) -> bool:
         """Graded against the gold answer with Math-Verify (memoised per trace)."""
@@ -163,6 +202,17 @@ def out_of_fold_scorer(question: str) -> str | None:
     return paths[fold_of(question)] if paths else None
 
 
+def live_question(trace: Trace) -> str:
+    """The question text a live request for this trace carries: the prompt the model saw where
+    the recording holds it (a multiple-choice prompt lists the options), else the question. A
+    recording's ``prompt`` that is only a description ("chat template, single user turn =
+    question only") does not contain the question and is not used."""
+    prompt = trace.meta.get("prompt")
+    if isinstance(prompt, str) and prompt and trace.question.strip()[:40] in prompt:
+        return prompt
+    return trace.question
+
+
 def prepare(
     trace: Trace,
     *,
@@ -174,21 +224,21 @@ def prepare(
     token counts, and the recorded final answer graded. A dev-split trace is scored by the
     answer scorer's out-of-fold model (``out_of_fold_scorer``) unless ``config`` names a
     scorer."""
-    fmt = infer_format(trace.question, trace.benchmark)
+    fmt = infer_format(trace.question, trace.benchmark)  # grading: the benchmark's format
+    question = live_question(trace)
+    live_fmt = infer_format(question)  # what a live request gets: from the text alone
     counter = counter or counter_for(trace.model)
     gold = trace.gold or ""
-    base = TraceResult(trace.id, trace.benchmark, trace.model, trace.split, gold, fmt, 0, 0, 0, None, False)
+    base = TraceResult(trace.id, trace.benchmark, trace.model, trace.split, gold, fmt, 0, 0, 0, None, False,
+                       live_format=live_fmt)
     _thinking, answer = split_thinking(trace.trace)
     if answer is None:
         base.excluded = "thinking not closed (cut off)"
         return Prepared(base)
-    # for multiple choice the prompt the model saw lists the options (the question field may not)
-    prompt = trace.meta.get("prompt")
-    question = prompt if fmt == "choice" and isinstance(prompt, str) and prompt else trace.question
     config = config or MonitorConfig()
     if trace.split == "dev" and config.answer_scorer is None:
         config = replace(config, answer_scorer=out_of_fold_scorer(trace.question))
-    m = Monitor(Never(), tagger=tagger, question=question, answer_format=fmt,
+    m = Monitor(Never(), tagger=tagger, question=question, answer_format=live_fmt,
                 model=trace.model, count_tokens=counter, config=config)
     m.feed(trace.trace)
     m.end()
@@ -205,14 +255,28 @@ def prepare(
 
 
 def apply_policy(
-    prep: Prepared, policy: str | Policy, presets: Mapping[str, Preset] | None = None
+    prep: Prepared,
+    policy: str | Policy,
+    presets: Mapping[str, Preset] | None = None,
+    answer: AnswerMode = "stated",
 ) -> Outcome:
     """What ``policy`` does on a prepared trace: it decides at the same step boundaries, on
-    the same records, as the live Monitor would."""
+    the same records, as the live Monitor would. A preset takes the entry for the answer
+    format a live request gets (``live_format``). ``answer="forced"`` grades the stop by the
+    forced answer at its cut (the trace needs forced points), and ``oracle`` is the forced
+    oracle."""
+    if answer == "forced":
+        if prep.forced is None:
+            raise DataError(f"trace {prep.result.id}: no forced-answer points (answer mode 'forced')")
+        if policy == "oracle":
+            return forced_oracle_outcome(prep, prep.forced)
+        return forced_outcome(prep, apply_policy(prep, policy, presets), prep.forced)
+    if answer != "stated":
+        raise ConfigError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {answer!r}")
     r = prep.result
     spec = policy if isinstance(policy, str) else policy.spec()
     pol = bind_gold(
-        parse_eval_policy(policy, presets, answer_format=r.answer_format, benchmark=r.benchmark),
+        parse_eval_policy(policy, presets, answer_format=r.format_live, benchmark=r.benchmark),
         prep.is_correct,
     )
     recs = prep.records
@@ -227,6 +291,29 @@ def apply_policy(
                    r.tokens_full + r.answer_tokens)
 
 
+def forced_outcome(prep: Prepared, outcome: Outcome, rec: ForcedAnswers) -> Outcome:
+    """A stated-answer outcome re-graded with the forced answer at its cut (the end of the
+    last step kept). A policy that did not stop keeps the recorded final answer (unchanged)."""
+    if not outcome.stopped or outcome.step is None:
+        return outcome
+    pred = rec.answer_at(prep.records[outcome.step - 1].tagged.step.end)
+    return replace(outcome, predicted=pred, correct=prep.is_correct(pred))
+
+
+def forced_oracle_outcome(prep: Prepared, rec: ForcedAnswers, name: str = "oracle") -> Outcome:
+    """The ``oracle`` row under forced answers: stop after the first step (among those a policy
+    can stop after) whose forced answer is right; else the full trace with its recorded answer."""
+    r = prep.result
+    for k, step in enumerate(prep.records[: prep.n_decided]):
+        pred = rec.answer_at(step.tagged.step.end)
+        if prep.is_correct(pred):
+            used = step.tokens_cum + prep.cue_tokens
+            return Outcome(name, True, k + 1, f"stopped after step {k + 1}: the forced answer "
+                           f"{pred} here is correct (forced oracle)", pred, True, used, used + r.answer_tokens)
+    return Outcome(name, False, None, "", r.predicted_full, r.correct_full, r.tokens_full,
+                   r.tokens_full + r.answer_tokens)
+
+
 def replay(
     trace: Trace,
     policies: Sequence[str | Policy],
@@ -235,14 +322,22 @@ def replay(
     counter: TokenCounter | None = None,
     config: MonitorConfig | None = None,
     presets: Mapping[str, Preset] | None = None,
+    answer: AnswerMode = "stated",
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> TraceResult:
     """Replay one trace under each policy (one Monitor pass; each policy then walks the same
-    step records, deciding at the same boundaries the live Monitor would)."""
+    step records, deciding at the same boundaries the live Monitor would). With
+    ``answer="forced"`` a trace without forced points in ``forced`` is excluded."""
     prep = prepare(trace, tagger=tagger, counter=counter, config=config)
     if prep.result.excluded:
         return prep.result
+    if answer == "forced":
+        prep.forced = forced.get(trace.id) if forced is not None else None
+        if prep.forced is None:
+            prep.result.excluded = "no forced-answer points"
+            return prep.result
     for p in policies:
-        o = apply_policy(prep, p, presets)
+        o = apply_policy(prep, p, presets, answer)
         prep.result.outcomes[o.policy] = o
     return prep.result
 
@@ -257,7 +352,11 @@ def _init(
     tagger: str | None,
     config: MonitorConfig | None,
     presets: Mapping[str, Preset] | None = None,
+    answer: AnswerMode = "stated",
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> None:
+    _WORKER["answer"] = answer
+    _WORKER["forced"] = forced
     _WORKER["presets"] = dict(presets) if presets is not None else None
     _WORKER["policies"] = list(policies)
     _WORKER["tagger"] = tagger
@@ -268,7 +367,8 @@ def _init(
 def _run(batch: list[Trace]) -> list[TraceResult]:
     w = _WORKER
     return [replay(t, w["policies"], tagger=w["tagger"], counter=w["counter"], config=w["config"],
-                   presets=w["presets"]) for t in batch]
+                   presets=w["presets"], answer=w.get("answer", "stated"), forced=w.get("forced"))
+            for t in batch]
 
 
 def _prep(batch: list[Trace]) -> list[Prepared]:
@@ -286,10 +386,16 @@ def replay_many(
     batch_size: int = 16,
     config: MonitorConfig | None = None,
     presets: Mapping[str, Preset] | None = None,
+    answer: AnswerMode = "stated",
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> list[TraceResult]:
     """Replay every trace; ``workers`` processes (default: all cores; 1 = in-process).
-    ``progress(n)`` is called with the number of traces just finished."""
-    return _map(_run, traces, policies, tagger, workers, progress, batch_size, config, presets)
+    ``progress(n)`` is called with the number of traces just finished. ``answer="forced"``
+    grades stops by the forced answers in ``forced``."""
+    if answer == "forced" and forced is None:
+        raise ConfigError("answer mode 'forced' needs the forced-answer points (load_forced)")
+    return _map(_run, traces, policies, tagger, workers, progress, batch_size, config, presets,
+                answer, forced)
 
 
 def prepare_many(
@@ -315,7 +421,10 @@ def _map(
     batch_size: int,
     config: MonitorConfig | None,
     presets: Mapping[str, Preset] | None,
+    answer: AnswerMode = "stated",
+    forced: Mapping[str, ForcedAnswers] | None = None,
 ) -> list[Any]:
     return map_batches(fn, traces, workers=workers, batch_size=batch_size, initializer=_init,
-                       initargs=(list(policies), tagger, config, presets), progress=progress)
+                       initargs=(list(policies), tagger, config, presets, answer, forced),
+                       progress=progress)
 
