@@ -8,6 +8,8 @@ Extraction is regex-based and cheap; it never decides whether two answers are th
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterator
 from functools import lru_cache
 
 from tracestop.answers.formats import AnswerFormat
@@ -95,10 +97,21 @@ _YESNO_PATTERNS = (
 )
 
 
+#: Bounds on the work done per step (a model in a loop can write anything): a value longer than
+#: ``MAX_VALUE`` characters is not an answer; only the last ``MAX_STATEMENTS`` statements of each
+#: kind ("the answer is", "Final Answer", concluding sentences) and the last ``MAX_SENTENCES``
+#: sentences of a step are read; a sentence longer than ``MAX_SENTENCE`` characters states no value.
+MAX_VALUE = 256
+MAX_STATEMENTS = 256
+MAX_SENTENCES = 2048
+MAX_SENTENCE = 4000
+
+
 def _balanced(text: str, open_at: int) -> tuple[str, int] | None:
-    """Content of the brace group whose ``{`` is at ``open_at``, and the index after it."""
+    """Content of the brace group whose ``{`` is at ``open_at``, and the index after it; ``None``
+    when it does not close, or closes after more than ``MAX_VALUE`` characters."""
     depth = 0
-    for i in range(open_at, len(text)):
+    for i in range(open_at, min(len(text), open_at + MAX_VALUE + 2)):
         c = text[i]
         if c == "{":
             depth += 1
@@ -107,6 +120,27 @@ def _balanced(text: str, open_at: int) -> tuple[str, int] | None:
             if depth == 0:
                 return text[open_at + 1 : i], i + 1
     return None
+
+
+_BRACE = re.compile(r"[{}]")
+
+
+def _brace_pairs(text: str, start: int) -> dict[int, int]:
+    """Every ``{`` at or after ``start`` that closes → the index of its ``}``: one pass with a stack."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE.finditer(text, start):
+        i = m.start()
+        if text[i] == "{":
+            stack.append(i)
+        elif stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
+def _last(matches: Iterator[re.Match[str]]) -> list[re.Match[str]]:
+    """The last ``MAX_STATEMENTS`` matches, in order."""
+    return list(deque(matches, maxlen=MAX_STATEMENTS))
 
 
 def _clean(value: str) -> str:
@@ -235,22 +269,28 @@ def extract_candidates(
                 found.append((m.start(), m.group(1).upper(), kind))
     else:
         run_end = -1
-        for m in _BOXED.finditer(text):
-            got = _balanced(text, m.end() - 1)
-            if got and got[0].strip():
+        first = _BOXED.search(text)
+        pairs = _brace_pairs(text, first.end() - 1) if first else {}
+        for m in _BOXED.finditer(text, first.start() if first else len(text)):
+            opened = m.end() - 1
+            close = pairs.get(opened)
+            if close is None or close - opened > MAX_VALUE + 1:
+                continue  # never closes, or too long to be an answer
+            content = text[opened + 1 : close]
+            if content.strip():
                 if found and _BOX_JOIN.fullmatch(text, run_end, m.start()):
                     # "\boxed{-2} and \boxed{1}": one answer with several parts
                     pos, value, kind = found[-1]
-                    found[-1] = (pos, f"{value}, {_clean(got[0])}", kind)
+                    found[-1] = (pos, f"{value}, {_clean(content)}", kind)
                 else:
-                    found.append((m.start(), _clean(got[0]), "boxed"))
-                run_end = got[1]
+                    found.append((m.start(), _clean(content), "boxed"))
+                run_end = close + 1
         if not found:
-            for m in _FINAL_ANSWER.finditer(text):
+            for m in _last(_FINAL_ANSWER.finditer(text)):
                 v = _math_value(text[m.end() : m.end() + 200].split("\n\n")[0])
                 if v:
                     found.append((m.start(), v, "final-answer"))
-            for m in _ANSWER_IS.finditer(text):
+            for m in _last(_ANSWER_IS.finditer(text)):
                 rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 200])[0]
                 v = _math_value(rest)
                 if v:
@@ -266,7 +306,7 @@ def conclusions(text: str) -> list[tuple[int, str, str]]:
     ``(offset, value, sentence)``. Weak evidence: intermediate results look the same, so the
     ``AnswerReader`` accepts them only when the tagger or the answer scorer vouches for them."""
     out = []
-    for m in _CONCLUSION.finditer(text):
+    for m in _last(_CONCLUSION.finditer(text)):
         rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 300])[0]
         if "?" in rest:
             continue
@@ -289,12 +329,14 @@ def value_sentences(text: str) -> tuple[tuple[int, str, str, bool], ...]:
     any, states the answer. (Memoised: the ``AnswerReader`` reads a step's values twice, as the step
     after a pending one and as a step of its own.)"""
     out = []
-    start = 0
-    for m in _SENTENCE_END.finditer(text + "\n"):
+    ends = list(_SENTENCE_END.finditer(text + "\n"))
+    first = max(0, len(ends) - MAX_SENTENCES)
+    start = ends[first - 1].end() if first else 0
+    for m in ends[first:]:
         sent = text[start : m.start()]
         offset = start
         start = m.end()
-        if "?" in text[m.start() : m.end()] or not sent.strip():
+        if "?" in text[m.start() : m.end()] or not sent.strip() or len(sent) > MAX_SENTENCE:
             continue
         v = _math_value(sent)
         if v:
