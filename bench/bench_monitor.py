@@ -18,6 +18,7 @@ import pstats
 import random
 import time
 
+from tracestop.answers.equivalence import equivalent
 from tracestop.evaluate.data import data_dir, load_traces
 from tracestop.monitor import Monitor
 from tracestop.segment import Segmenter, ThinkingSplitter
@@ -69,7 +70,9 @@ def main() -> int:
 
     traces = pick(args.data, args.mb)
     mb = sum(len(t.encode("utf-8")) for _, _, t in traces) / 1e6
-    run_monitor(traces[:2], args.delta)  # warm up: tagger and scorer weights, Math-Verify import
+    # warm up, as a long-running server is: tagger and scorer weights, Math-Verify's first call
+    run_monitor(traces[:2], args.delta)
+    equivalent("\\frac{1}{2}", "0.5")
 
     t0 = time.perf_counter()
     run_segmenter(traces, args.delta)

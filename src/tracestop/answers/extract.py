@@ -168,11 +168,11 @@ def _math_value(sentence: str) -> str | None:
         return _mixed_latex(mixed) if mixed and int(mixed["num"]) < int(mixed["den"]) else expr
     # a modulus or a label is not a value stated: "congruent to 3 modulo 9" states 3, "find N
     # mod 1000" and "after step 3, the function is even" nothing
-    nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)]
-            if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())]
-    if not nums:
+    # the value ending last (a plain number before a LaTeX one ending at the same place)
+    nums = sorted([*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)], key=lambda m: -m.end())
+    last = next((m for m in nums if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())), None)
+    if last is None:
         return None
-    last = max(nums, key=lambda m: m.end())
     for mixed in _MIXED.finditer(s, max(0, last.start() - 24)):
         if mixed.end() == last.end() and int(mixed["num"]) < int(mixed["den"]):
             return _mixed_latex(mixed)  # "137 and 1/2"
