@@ -138,6 +138,16 @@ def _brace_pairs(text: str, start: int) -> dict[int, int]:
     return pairs
 
 
+_DOLLARS = re.compile(r"^\$+|\$+$")
+_PARENS = re.compile(r"^\\\(|\\\)$")
+_BRACKETS = re.compile(r"^\\\[|\\\]$")
+_MATH_DELIMS = re.compile(r"^\\\(|\\\)$|^\$|\$$")
+_DIGIT = re.compile(r"\d")
+_PLAIN_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?(?:\s+[a-zA-Z]+)*")
+_PROSE_WORD = re.compile(r"\b(?:and|or|which|so|then|but|because|the|of|to|in|we|it|that)\b")
+_CLAUSE_END = re.compile(r"(?<=[^\d])[.!?](?:\s|$)|\n")
+
+
 def _last(matches: Iterator[re.Match[str]]) -> list[re.Match[str]]:
     """The last ``MAX_STATEMENTS`` matches, in order."""
     return list(deque(matches, maxlen=MAX_STATEMENTS))
@@ -145,9 +155,9 @@ def _last(matches: Iterator[re.Match[str]]) -> list[re.Match[str]]:
 
 def _clean(value: str) -> str:
     v = value.strip()
-    v = re.sub(r"^\$+|\$+$", "", v).strip()
-    v = re.sub(r"^\\\(|\\\)$", "", v).strip()
-    v = re.sub(r"^\\\[|\\\]$", "", v).strip()
+    v = _DOLLARS.sub("", v).strip()
+    v = _PARENS.sub("", v).strip()
+    v = _BRACKETS.sub("", v).strip()
     v = v.rstrip(".,;: ").strip()
     return v
 
@@ -208,15 +218,15 @@ def _stated_expression(sentence: str) -> str | None:
     if last is None:
         return None
     tail = sentence[last.end() :].strip().rstrip(".")
-    tail = re.sub(r"^\\\(|\\\)$|^\$|\$$", "", tail).strip()
-    if not tail or len(tail) > 40 or not re.search(r"\d", tail) or not _MATHY.match(tail):
+    tail = _MATH_DELIMS.sub("", tail).strip()
+    if not tail or len(tail) > 40 or not _DIGIT.search(tail) or not _MATHY.match(tail):
         return None
-    if re.fullmatch(r"-?\$?\d[\d,]*(?:\.\d+)?%?(?:\s+[a-zA-Z]+)*", tail):
+    if _PLAIN_NUMBER.fullmatch(tail):
         return None  # a plain number (with units): the last-number rule handles it
     core = _TRAILING_WORDS.sub("", tail)  # units: "12\\pi square units" -> "12\\pi"
-    if not re.search(r"\d", core):
+    if not _DIGIT.search(core):
         return None
-    if re.search(r"\b(?:and|or|which|so|then|but|because|the|of|to|in|we|it|that)\b", core):
+    if _PROSE_WORD.search(core):
         return None
     return _clean(core)
 
@@ -248,7 +258,8 @@ def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, s
 
 
 def extract_candidates(
-    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None
+    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None,
+    *, conclude: bool = True,
 ) -> list[tuple[str, str]]:
     """Every candidate answer a step states, in order, as ``(value, kind)``.
 
@@ -291,11 +302,11 @@ def extract_candidates(
                 if v:
                     found.append((m.start(), v, "final-answer"))
             for m in _last(_ANSWER_IS.finditer(text)):
-                rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 200])[0]
+                rest = _CLAUSE_END.split(text[m.end() : m.end() + 200])[0]
                 v = _math_value(rest)
                 if v:
                     found.append((m.start(), v, "answer-is"))
-            if not found:
+            if not found and conclude:
                 found += [(pos, v, "conclusion") for pos, v, _ in conclusions(text)]
     found.sort(key=lambda t: t[0])
     return [(v, k) for _, v, k in found]
@@ -307,7 +318,7 @@ def conclusions(text: str) -> list[tuple[int, str, str]]:
     ``AnswerReader`` accepts them only when the tagger or the answer scorer vouches for them."""
     out = []
     for m in _last(_CONCLUSION.finditer(text)):
-        rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 300])[0]
+        rest = _CLAUSE_END.split(text[m.end() : m.end() + 300])[0]
         if "?" in rest:
             continue
         v = _math_value(rest)
@@ -348,10 +359,13 @@ _KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3, "s
 
 
 def extract_candidate(
-    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None
+    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None,
+    *, conclude: bool = True,
 ) -> tuple[str, str] | None:
-    """The candidate a step puts forward: its last statement of the strongest kind found."""
-    cands = extract_candidates(text, answer_format, options)
+    """The candidate a step puts forward: its last statement of the strongest kind found.
+    ``conclude=False`` skips reading math values from concluding sentences (a caller that
+    reads them otherwise)."""
+    cands = extract_candidates(text, answer_format, options, conclude=conclude)
     if not cands:
         return None
     best = min(_KIND_RANK[k] for _, k in cands)

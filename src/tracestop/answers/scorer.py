@@ -25,7 +25,7 @@ import math
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -241,7 +241,11 @@ def with_next(inputs: list[ScorerInput], text: str, type_: StepType | None) -> l
     if not inputs:
         return inputs
     values = frozenset(value_key(v) for _, v, _, _ in value_sentences(text)) if text else frozenset()
-    return [replace(x, next_text=text, next_type=type_, next_values=values) for x in inputs]
+    return [
+        ScorerInput(x.sentence, x.value, x.type, x.index, x.last_sentence, x.cue, x.mentions,
+                    x.question_numbers, x.ask, text, type_, values, x.ask_unit)
+        for x in inputs
+    ]
 
 
 def step_inputs(
