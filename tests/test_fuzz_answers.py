@@ -155,3 +155,23 @@ def test_segmenter_chunking_does_not_change_steps(text: str, cuts: list[int], mi
     assert got == segment(text, cfg)
     for s in got:  # offsets point at the text (short fragments join with a blank line)
         assert text[s.start : s.end].split() == s.text.split()
+
+
+_RAW = st.lists(st.sampled_from(["<think>", "</think>", "<", "</", "</thi", "<channel|>", "<|channel>thought",
+                                 "think", "k>", "a", " ", "\n\n", "answer"]), max_size=20).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_RAW, cuts=st.lists(st.integers(0, 200), max_size=8))
+def test_splitter_chunking_does_not_change_the_split(text: str, cuts: list[int]) -> None:
+    from tracestop.segment import ThinkingSplitter, split_thinking
+
+    sp = ThinkingSplitter()
+    think, answer = "", ""
+    prev = 0
+    for c in [*sorted(min(c, len(text)) for c in cuts), len(text)]:
+        t, a = sp.feed(text[prev:c])
+        think, answer, prev = think + t, answer + a, c
+    t, a = sp.end()
+    whole_think, whole_answer = split_thinking(text)
+    assert (think + t, (answer + a) if sp.closed else None) == (whole_think, whole_answer)

@@ -200,7 +200,7 @@ class ThinkingSplitter:
         self._open = open_markers
         self._close = close_markers
         self._hold = max(len(m) for m in close_markers) - 1
-        self._marker_chars = frozenset("".join(close_markers))
+        self._marker_firsts = frozenset(m[0] for m in close_markers if m)
         self._buf = ""
         self._started = False
         self.closed = False
@@ -246,8 +246,9 @@ class ThinkingSplitter:
 
     def _partial_suffix(self, buf: str) -> int:
         """Length of the longest suffix of ``buf`` that is a proper prefix of a close marker."""
-        if not buf or buf[-1] not in self._marker_chars:
-            return 0  # what a marker's prefix ends with: most deltas end otherwise
+        end = buf[-self._hold :] if self._hold > 0 else ""
+        if not any(c in end for c in self._marker_firsts):
+            return 0  # no marker can start this close to the end: most deltas
         best = 0
         for m in self._close:
             for k in range(min(len(m) - 1, len(buf)), 0, -1):
