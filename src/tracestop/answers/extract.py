@@ -166,6 +166,8 @@ def _math_value(sentence: str) -> str | None:
     """The value a concluding sentence states: a boxed value, the right-hand side of its last
     ``=``, or its last number."""
     s = sentence.strip()
+    if "\\" not in s and not _DIGIT.search(s):
+        return None  # every value below needs a digit or a LaTeX command
     m = _BOXED.search(s)
     if m:
         got = _balanced(s, m.end() - 1)
