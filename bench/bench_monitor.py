@@ -6,7 +6,8 @@ Takes about ``--mb`` MB of recorded traces (the dev split, a fixed shuffle of al
 a fresh ``Monitor("none", question=...)`` in ``--delta``-character deltas, and prints MB/s. The
 baseline is the same text, chunked the same way, through the ``ThinkingSplitter`` and the
 ``Segmenter`` alone (what the Monitor cannot avoid): the ratio says how much the tagger, the
-answer reader and the policy cost on top of cutting steps. ``--profile`` prints the top of a
+answer reader and the policy cost on top of cutting steps. Times are CPU time of this process
+(one core), so other work on a shared machine disturbs them less than wall time. ``--profile`` prints the top of a
 cProfile of the Monitor pass. A second pass over the same traces, with Math-Verify's caches
 full, shows the Monitor's own work apart from parsing new values with sympy.
 """
@@ -75,25 +76,25 @@ def main() -> int:
     run_monitor(traces[:2], args.delta)
     equivalent("\\frac{1}{2}", "0.5")
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     run_segmenter(traces, args.delta)
-    t_seg = time.perf_counter() - t0
+    t_seg = time.process_time() - t0
 
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     run_monitor(traces, args.delta)
-    t_mon = time.perf_counter() - t0
+    t_mon = time.process_time() - t0
     if args.profile:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
 
     # the same traces again: Math-Verify's caches now hold every value (its cost is per new
     # value, parsed with sympy), so this is the Monitor's own per-step work
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     run_monitor(traces, args.delta)
-    t_warm = time.perf_counter() - t0
+    t_warm = time.process_time() - t0
 
     print(f"{len(traces)} traces, {mb:.2f} MB, {args.delta}-character deltas, policy none")
     print(f"segmenter alone:              {mb / t_seg:8.2f} MB/s ({t_seg:.2f} s)")
