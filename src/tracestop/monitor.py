@@ -244,11 +244,11 @@ class Monitor:
     @property
     def thinking_text(self) -> str:
         """All thinking text received so far."""
-        return "".join(self._thinking)
+        return _joined(self._thinking)
 
     @property
     def answer_text(self) -> str:
-        return "".join(self._answer)
+        return _joined(self._answer)
 
     @property
     def kept_steps(self) -> int:
@@ -303,3 +303,11 @@ class Monitor:
                 for r in kept
             ]
         return out
+
+
+def _joined(parts: list[str]) -> str:
+    """The parts as one string, kept joined: asking again after more deltas joins only the new
+    ones onto it."""
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]
+    return parts[0] if parts else ""

@@ -41,21 +41,29 @@ class SegmenterConfig:
 
 @dataclass(slots=True)
 class _Held:
-    """A step's text and offsets while short fragments may still merge into it."""
+    """A step's text (as pieces joined by blank lines) and offsets while short fragments may
+    still merge into it."""
 
-    text: str
+    parts: list[str]
     start: int
     end: int
 
 
 class Segmenter:
-    """Cuts streamed thinking text into ``Step``s. ``feed(delta)`` and ``end()`` return new steps."""
+    """Cuts streamed thinking text into ``Step``s. ``feed(delta)`` and ``end()`` return new steps.
+
+    The text after the last final boundary (the tail) is kept as pieces: ``_done``, text no
+    boundary can start in, and ``_live``, the trailing whitespace where one can (always
+    whitespace only between calls). Each delta is searched once, with the whitespace before it,
+    so a step of any length costs time linear in its length, however it is chunked."""
 
     def __init__(self, config: SegmenterConfig = SegmenterConfig()) -> None:
         self.config = config
-        self._tail = ""  # text after the last final boundary
-        self._tail_start = 0  # offset of _tail in the whole text
-        self._scan = 0  # where in _tail the next boundary search starts
+        self._done: list[str] = []  # the tail before the scan position
+        self._done_len = 0
+        self._live: list[str] = []  # the tail from the scan position: whitespace only
+        self._live_len = 0
+        self._tail_start = 0  # offset of the tail in the whole text
         self._held: _Held | None = None  # the last step, not yet emitted
         self._held_released = False  # the fragment after _held is long enough: _held is final
         self._index = 0
@@ -64,42 +72,59 @@ class Segmenter:
     @property
     def length(self) -> int:
         """Characters of thinking text seen so far."""
-        return self._tail_start + len(self._tail)
+        return self._tail_start + self._done_len + self._live_len
 
     def feed(self, delta: str) -> list[Step]:
         if self._ended:
             raise StateError("Segmenter.feed() after end(): create a new Segmenter per request")
         if not delta:
             return []
+        if delta.isspace():
+            # whitespace after whitespace: no boundary becomes final, the tail's stripped
+            # length does not change, so nothing can be emitted
+            self._live.append(delta)
+            self._live_len += len(delta)
+            return []
         out: list[Step] = []
-        tail = self._tail + delta
-        pos = self._scan
-        start = 0  # where the current fragment starts in tail
+        live = "".join(self._live) + delta
+        pos = 0
+        start = 0  # where the current fragment starts in live; before it: _done
+        cut = False  # a fragment was cut: _done is consumed
         while True:
-            m = _BOUNDARY.search(tail, pos)
+            m = _BOUNDARY.search(live, pos)
             if m is None:
                 # a boundary can only begin inside the trailing whitespace
-                i = len(tail)
-                while i > start and tail[i - 1].isspace():
+                i = len(live)
+                while i > start and live[i - 1].isspace():
                     i -= 1
                 pos = i
                 break
             # A boundary is final only once non-space text follows it.
-            if _NON_SPACE.search(tail, m.end()) is None:
+            if _NON_SPACE.search(live, m.end()) is None:
                 pos = m.start()
                 break
-            self._fragment(tail[start : m.start()], self._tail_start + start, out)
+            if cut:
+                self._fragment(live[start : m.start()], self._tail_start + start, out)
+            else:
+                done = "".join(self._done)
+                self._fragment(done + live[: m.start()], self._tail_start, out)
+                self._tail_start += len(done)
+                self._done, self._done_len, cut = [], 0, True
             start = pos = m.end()
         if start:
-            tail = tail[start:]
             self._tail_start += start
-            pos -= start
-        self._tail = tail
-        self._scan = pos
-        if self._held is not None and not self._held_released and self._long(tail):
+        if pos > start:
+            self._done.append(live[start:pos])
+            self._done_len += pos - start
+        rest = live[pos:]
+        self._live, self._live_len = ([rest] if rest else []), len(rest)
+        if self._held is not None and not self._held_released and self._long_tail():
             out.append(self._emit())
             self._held_released = True
         return out
+
+    def _tail(self) -> str:
+        return "".join(self._done) + "".join(self._live)
 
     def end(self) -> list[Step]:
         """Flush: the rest of the text is the last fragment."""
@@ -107,14 +132,29 @@ class Segmenter:
             return []
         self._ended = True
         out: list[Step] = []
+        tail = self._tail()
         # a blank line at the very end is a boundary with nothing after it
-        m = _TRAILING_BOUNDARY.search(self._tail)
-        rest = self._tail[: m.start()] if m else self._tail
+        m = _TRAILING_BOUNDARY.search(tail)
+        rest = tail[: m.start()] if m else tail
         if rest.strip():
             self._fragment(rest, self._tail_start, out)
         if self._held is not None:
             out.append(self._emit())
         return out
+
+    def _long_tail(self) -> bool:
+        """``_long`` of the tail, joining only its first 4096 characters where that decides."""
+        head: list[str] = []
+        n = 0
+        for piece in (*self._done, *self._live):
+            head.append(piece)
+            n += len(piece)
+            if n > 4096:
+                break
+        text = "".join(head)
+        if len(text) <= 4096 or len(text[:4096].strip()) >= self.config.min_chars:
+            return self._long(text)
+        return self._long(self._tail())
 
     def _long(self, text: str) -> bool:
         n = self.config.min_chars
@@ -125,20 +165,20 @@ class Segmenter:
         end = start + len(text)
         held = self._held
         if held is not None and not self._held_released and not self._long(text):
-            held.text = f"{held.text}\n\n{text}"
+            held.parts.append(text)
             held.end = end
             return
         if held is not None and not self._held_released:
             out.append(self._emit())
         if not text.strip() and held is None and self._index == 0:
             return  # leading whitespace-only fragment: nothing to merge into
-        self._held = _Held(text, start, end)
+        self._held = _Held([text], start, end)
         self._held_released = False
 
     def _emit(self) -> Step:
         assert self._held is not None
         h = self._held
-        step = Step(self._index, h.text, h.start, h.end)
+        step = Step(self._index, "\n\n".join(h.parts), h.start, h.end)
         self._index += 1
         self._held = None
         return step
@@ -160,6 +200,7 @@ class ThinkingSplitter:
         self._open = open_markers
         self._close = close_markers
         self._hold = max(len(m) for m in close_markers) - 1
+        self._marker_firsts = frozenset(m[0] for m in close_markers if m)
         self._buf = ""
         self._started = False
         self.closed = False
@@ -205,6 +246,9 @@ class ThinkingSplitter:
 
     def _partial_suffix(self, buf: str) -> int:
         """Length of the longest suffix of ``buf`` that is a proper prefix of a close marker."""
+        end = buf[-self._hold :] if self._hold > 0 else ""
+        if not any(c in end for c in self._marker_firsts):
+            return 0  # no marker can start this close to the end: most deltas
         best = 0
         for m in self._close:
             for k in range(min(len(m) - 1, len(buf)), 0, -1):

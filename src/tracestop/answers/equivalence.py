@@ -78,15 +78,29 @@ def latex_math(value: str) -> str:
     return v.strip()
 
 
+#: a plain integer written one way only (no sign on zero, no leading zeros), short enough that
+#: Math-Verify compares it exactly: two different ones are different answers
+_PLAIN_INT = re.compile(r"0|-?[1-9]\d{0,11}")
+
+
 def equivalent(gold: str, pred: str, answer_format: AnswerFormat = "math") -> bool:
     """Whether ``pred`` is the same answer as ``gold`` (Math-Verify for math answers; unicode
     math in either is read as LaTeX first)."""
     if answer_format != "math":
         return gold.strip().strip("()*.").upper() == pred.strip().strip("()*.").upper()
+    return _equivalent_math(gold, pred, _main_thread())
+
+
+@lru_cache(maxsize=65536)
+def _equivalent_math(gold: str, pred: str, main: bool) -> bool:
+    """``equivalent`` for math answers, memoised: the same pair recurs step after step."""
     gold, pred = latex_math(gold), latex_math(pred)
-    if normalize(gold) == normalize(pred):
+    g, p = normalize(gold), normalize(pred)
+    if g == p:
         return True
+    if _PLAIN_INT.fullmatch(g) and _PLAIN_INT.fullmatch(p):
+        return False  # two different integers: no need to ask Math-Verify (it parses with sympy)
     try:
-        return _verify(gold, pred, _main_thread())
+        return _verify(gold, pred, main)
     except Exception:  # noqa: BLE001 - Math-Verify can raise on odd LaTeX; treat as different
         return False

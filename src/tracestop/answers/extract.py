@@ -8,6 +8,8 @@ Extraction is regex-based and cheap; it never decides whether two answers are th
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterator
 from functools import lru_cache
 
 from tracestop.answers.formats import AnswerFormat
@@ -95,10 +97,21 @@ _YESNO_PATTERNS = (
 )
 
 
+#: Bounds on the work done per step (a model in a loop can write anything): a value longer than
+#: ``MAX_VALUE`` characters is not an answer; only the last ``MAX_STATEMENTS`` statements of each
+#: kind ("the answer is", "Final Answer", concluding sentences) and the last ``MAX_SENTENCES``
+#: sentences of a step are read; a sentence longer than ``MAX_SENTENCE`` characters states no value.
+MAX_VALUE = 256
+MAX_STATEMENTS = 256
+MAX_SENTENCES = 2048
+MAX_SENTENCE = 4000
+
+
 def _balanced(text: str, open_at: int) -> tuple[str, int] | None:
-    """Content of the brace group whose ``{`` is at ``open_at``, and the index after it."""
+    """Content of the brace group whose ``{`` is at ``open_at``, and the index after it; ``None``
+    when it does not close, or closes after more than ``MAX_VALUE`` characters."""
     depth = 0
-    for i in range(open_at, len(text)):
+    for i in range(open_at, min(len(text), open_at + MAX_VALUE + 2)):
         c = text[i]
         if c == "{":
             depth += 1
@@ -109,11 +122,42 @@ def _balanced(text: str, open_at: int) -> tuple[str, int] | None:
     return None
 
 
+_BRACE = re.compile(r"[{}]")
+
+
+def _brace_pairs(text: str, start: int) -> dict[int, int]:
+    """Every ``{`` at or after ``start`` that closes → the index of its ``}``: one pass with a stack."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE.finditer(text, start):
+        i = m.start()
+        if text[i] == "{":
+            stack.append(i)
+        elif stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
+_DOLLARS = re.compile(r"^\$+|\$+$")
+_PARENS = re.compile(r"^\\\(|\\\)$")
+_BRACKETS = re.compile(r"^\\\[|\\\]$")
+_MATH_DELIMS = re.compile(r"^\\\(|\\\)$|^\$|\$$")
+_DIGIT = re.compile(r"\d")
+_PLAIN_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?(?:\s+[a-zA-Z]+)*")
+_PROSE_WORD = re.compile(r"\b(?:and|or|which|so|then|but|because|the|of|to|in|we|it|that)\b")
+_CLAUSE_END = re.compile(r"(?<=[^\d])[.!?](?:\s|$)|\n")
+
+
+def _last(matches: Iterator[re.Match[str]]) -> list[re.Match[str]]:
+    """The last ``MAX_STATEMENTS`` matches, in order."""
+    return list(deque(matches, maxlen=MAX_STATEMENTS))
+
+
 def _clean(value: str) -> str:
     v = value.strip()
-    v = re.sub(r"^\$+|\$+$", "", v).strip()
-    v = re.sub(r"^\\\(|\\\)$", "", v).strip()
-    v = re.sub(r"^\\\[|\\\]$", "", v).strip()
+    v = _DOLLARS.sub("", v).strip()
+    v = _PARENS.sub("", v).strip()
+    v = _BRACKETS.sub("", v).strip()
     v = v.rstrip(".,;: ").strip()
     return v
 
@@ -122,6 +166,8 @@ def _math_value(sentence: str) -> str | None:
     """The value a concluding sentence states: a boxed value, the right-hand side of its last
     ``=``, or its last number."""
     s = sentence.strip()
+    if "\\" not in s and not _DIGIT.search(s):
+        return None  # every value below needs a digit or a LaTeX command
     m = _BOXED.search(s)
     if m:
         got = _balanced(s, m.end() - 1)
@@ -134,11 +180,11 @@ def _math_value(sentence: str) -> str | None:
         return _mixed_latex(mixed) if mixed and int(mixed["num"]) < int(mixed["den"]) else expr
     # a modulus or a label is not a value stated: "congruent to 3 modulo 9" states 3, "find N
     # mod 1000" and "after step 3, the function is even" nothing
-    nums = [m for m in [*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)]
-            if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())]
-    if not nums:
+    # the value ending last (a plain number before a LaTeX one ending at the same place)
+    nums = sorted([*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)], key=lambda m: -m.end())
+    last = next((m for m in nums if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())), None)
+    if last is None:
         return None
-    last = max(nums, key=lambda m: m.end())
     for mixed in _MIXED.finditer(s, max(0, last.start() - 24)):
         if mixed.end() == last.end() and int(mixed["num"]) < int(mixed["den"]):
             return _mixed_latex(mixed)  # "137 and 1/2"
@@ -174,15 +220,15 @@ def _stated_expression(sentence: str) -> str | None:
     if last is None:
         return None
     tail = sentence[last.end() :].strip().rstrip(".")
-    tail = re.sub(r"^\\\(|\\\)$|^\$|\$$", "", tail).strip()
-    if not tail or len(tail) > 40 or not re.search(r"\d", tail) or not _MATHY.match(tail):
+    tail = _MATH_DELIMS.sub("", tail).strip()
+    if not tail or len(tail) > 40 or not _DIGIT.search(tail) or not _MATHY.match(tail):
         return None
-    if re.fullmatch(r"-?\$?\d[\d,]*(?:\.\d+)?%?(?:\s+[a-zA-Z]+)*", tail):
+    if _PLAIN_NUMBER.fullmatch(tail):
         return None  # a plain number (with units): the last-number rule handles it
     core = _TRAILING_WORDS.sub("", tail)  # units: "12\\pi square units" -> "12\\pi"
-    if not re.search(r"\d", core):
+    if not _DIGIT.search(core):
         return None
-    if re.search(r"\b(?:and|or|which|so|then|but|because|the|of|to|in|we|it|that)\b", core):
+    if _PROSE_WORD.search(core):
         return None
     return _clean(core)
 
@@ -214,7 +260,8 @@ def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, s
 
 
 def extract_candidates(
-    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None
+    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None,
+    *, conclude: bool = True,
 ) -> list[tuple[str, str]]:
     """Every candidate answer a step states, in order, as ``(value, kind)``.
 
@@ -235,27 +282,33 @@ def extract_candidates(
                 found.append((m.start(), m.group(1).upper(), kind))
     else:
         run_end = -1
-        for m in _BOXED.finditer(text):
-            got = _balanced(text, m.end() - 1)
-            if got and got[0].strip():
+        first = _BOXED.search(text)
+        pairs = _brace_pairs(text, first.end() - 1) if first else {}
+        for m in _BOXED.finditer(text, first.start() if first else len(text)):
+            opened = m.end() - 1
+            close = pairs.get(opened)
+            if close is None or close - opened > MAX_VALUE + 1:
+                continue  # never closes, or too long to be an answer
+            content = text[opened + 1 : close]
+            if content.strip():
                 if found and _BOX_JOIN.fullmatch(text, run_end, m.start()):
                     # "\boxed{-2} and \boxed{1}": one answer with several parts
                     pos, value, kind = found[-1]
-                    found[-1] = (pos, f"{value}, {_clean(got[0])}", kind)
+                    found[-1] = (pos, f"{value}, {_clean(content)}", kind)
                 else:
-                    found.append((m.start(), _clean(got[0]), "boxed"))
-                run_end = got[1]
+                    found.append((m.start(), _clean(content), "boxed"))
+                run_end = close + 1
         if not found:
-            for m in _FINAL_ANSWER.finditer(text):
+            for m in _last(_FINAL_ANSWER.finditer(text)):
                 v = _math_value(text[m.end() : m.end() + 200].split("\n\n")[0])
                 if v:
                     found.append((m.start(), v, "final-answer"))
-            for m in _ANSWER_IS.finditer(text):
-                rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 200])[0]
+            for m in _last(_ANSWER_IS.finditer(text)):
+                rest = _CLAUSE_END.split(text[m.end() : m.end() + 200])[0]
                 v = _math_value(rest)
                 if v:
                     found.append((m.start(), v, "answer-is"))
-            if not found:
+            if not found and conclude:
                 found += [(pos, v, "conclusion") for pos, v, _ in conclusions(text)]
     found.sort(key=lambda t: t[0])
     return [(v, k) for _, v, k in found]
@@ -266,8 +319,8 @@ def conclusions(text: str) -> list[tuple[int, str, str]]:
     ``(offset, value, sentence)``. Weak evidence: intermediate results look the same, so the
     ``AnswerReader`` accepts them only when the tagger or the answer scorer vouches for them."""
     out = []
-    for m in _CONCLUSION.finditer(text):
-        rest = re.split(r"(?<=[^\d])[.!?](?:\s|$)|\n", text[m.end() : m.end() + 300])[0]
+    for m in _last(_CONCLUSION.finditer(text)):
+        rest = _CLAUSE_END.split(text[m.end() : m.end() + 300])[0]
         if "?" in rest:
             continue
         v = _math_value(rest)
@@ -289,12 +342,14 @@ def value_sentences(text: str) -> tuple[tuple[int, str, str, bool], ...]:
     any, states the answer. (Memoised: the ``AnswerReader`` reads a step's values twice, as the step
     after a pending one and as a step of its own.)"""
     out = []
-    start = 0
-    for m in _SENTENCE_END.finditer(text + "\n"):
+    ends = list(_SENTENCE_END.finditer(text + "\n"))
+    first = max(0, len(ends) - MAX_SENTENCES)
+    start = ends[first - 1].end() if first else 0
+    for m in ends[first:]:
         sent = text[start : m.start()]
         offset = start
         start = m.end()
-        if "?" in text[m.start() : m.end()] or not sent.strip():
+        if "?" in text[m.start() : m.end()] or not sent.strip() or len(sent) > MAX_SENTENCE:
             continue
         v = _math_value(sent)
         if v:
@@ -306,10 +361,13 @@ _KIND_RANK = {"boxed": 0, "final-answer": 1, "answer-is": 2, "conclusion": 3, "s
 
 
 def extract_candidate(
-    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None
+    text: str, answer_format: AnswerFormat = "math", options: dict[str, str] | None = None,
+    *, conclude: bool = True,
 ) -> tuple[str, str] | None:
-    """The candidate a step puts forward: its last statement of the strongest kind found."""
-    cands = extract_candidates(text, answer_format, options)
+    """The candidate a step puts forward: its last statement of the strongest kind found.
+    ``conclude=False`` skips reading math values from concluding sentences (a caller that
+    reads them otherwise)."""
+    cands = extract_candidates(text, answer_format, options, conclude=conclude)
     if not cands:
         return None
     best = min(_KIND_RANK[k] for _, k in cands)

@@ -167,7 +167,9 @@ class AnswerReader:
 
     def _extract(self, step: Step) -> _Found:
         if self._found is None or self._found.step != step.index:
-            self._found = _Found(step.index, extract_candidate(step.text, self.answer_format, self._options))
+            # a math value in a concluding sentence is read by ``_weak_candidate``, not from here
+            found = extract_candidate(step.text, self.answer_format, self._options, conclude=False)
+            self._found = _Found(step.index, found)
         return self._found
 
     def states_answer(self, step: Step) -> bool:

@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -116,15 +117,15 @@ def value_unit(sentence: str, value: str) -> str:
     v = value_key(value)
     if not v:
         return ""
-    s = re.sub(r"(?<=\d),(?=\d{3})", "", sentence)
-    last = None
-    for last in re.finditer(r"(?<![\d.])" + re.escape(v) + r"(?![\d])", s):
+    s = _THOUSANDS.sub("", sentence)
+    at = -1
+    for at in _occurrences(s, v):
         pass
-    if last is None:
+    if at < 0:
         return ""
-    if "$" in s[max(0, last.start() - 2) : last.start()]:
+    if "$" in s[max(0, at - 2) : at]:
         return "$"
-    after = s[last.end() : last.end() + 40].lower()
+    after = s[at + len(v) : at + len(v) + 40].lower()
     if re.match(r"\s*(?:%|percent)", after):
         return "%"
     words = re.findall(r"[a-z]+", after)[:2]
@@ -136,6 +137,34 @@ def value_unit(sentence: str, value: str) -> str:
     return ""
 
 
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+
+
+def _occurrences(text: str, value: str) -> Iterator[int]:
+    """Where ``value`` occurs in ``text`` as a whole number (no digit or ``.`` before it, no
+    digit after it), left to right and not overlapping: what
+    ``re.finditer(r"(?<![\\d.])" + re.escape(value) + r"(?![\\d])", text)`` finds, without
+    compiling a pattern per value."""
+    n = len(value)
+    i = text.find(value)
+    while i >= 0:
+        before = text[i - 1] if i else ""
+        after = text[i + n] if i + n < len(text) else ""
+        if not (before == "." or _is_digit(before)) and not _is_digit(after):
+            yield i
+            i = text.find(value, i + max(n, 1))
+        else:
+            i = text.find(value, i + 1)
+
+
+def _is_digit(c: str) -> bool:
+    return bool(c) and _DIGIT.match(c) is not None
+
+
+_DIGIT = re.compile(r"\d")
+
+
+@lru_cache(maxsize=1 << 16)
 def _h(token: str) -> int:
     return zlib.crc32(token.encode("utf-8")) & (N_HASH - 1)
 
@@ -201,7 +230,7 @@ def _next_features(x: ScorerInput, v: str, feats: dict[int, float]) -> None:
         _set(feats, "next_same")
     if values - {v}:
         _set(feats, "next_other")
-    if v and re.search(r"(?<![\d.])" + re.escape(v) + r"(?![\d])", text.replace(",", "")):
+    if v and next(_occurrences(text.replace(",", ""), v), -1) >= 0:
         _set(feats, "next_mentions")
     _set(feats, f"next={x.next_type.value}")
 
@@ -212,7 +241,11 @@ def with_next(inputs: list[ScorerInput], text: str, type_: StepType | None) -> l
     if not inputs:
         return inputs
     values = frozenset(value_key(v) for _, v, _, _ in value_sentences(text)) if text else frozenset()
-    return [replace(x, next_text=text, next_type=type_, next_values=values) for x in inputs]
+    return [
+        ScorerInput(x.sentence, x.value, x.type, x.index, x.last_sentence, x.cue, x.mentions,
+                    x.question_numbers, x.ask, text, type_, values, x.ask_unit)
+        for x in inputs
+    ]
 
 
 def step_inputs(
