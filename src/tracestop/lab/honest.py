@@ -38,7 +38,15 @@ from tracestop.lab.labels import Example, load_extra_labels, load_labels
 from tracestop.lab.quality import binary_metrics, group_folds
 from tracestop.tag.base import Tagger
 
-__all__ = ["FAMILIES", "family_of", "honest_cv", "problem_of", "runtime_examples", "source_of"]
+__all__ = [
+    "FAMILIES",
+    "family_of",
+    "honest_cv",
+    "load_runtime_examples",
+    "problem_of",
+    "runtime_examples",
+    "source_of",
+]
 
 Scheme = Literal["problem", "family"]
 
@@ -85,23 +93,49 @@ def runtime_examples(examples: Sequence[Example], traces: dict[str, Any]) -> lis
     (the gold flag moves to ``sa_label``) and the question the Monitor is given."""
     from tracestop.answers import extract_candidate, infer_format
     from tracestop.answers.question import QuestionFacts
+    from tracestop.segment import segment, split_thinking
 
-    facts: dict[str, tuple[str, str, dict[str, str]]] = {}
+    facts: dict[str, tuple[str, str, dict[str, str], list[str]]] = {}
     out: list[Example] = []
+
+    def strong(text: str, fmt: str, options: dict[str, str]) -> bool:
+        found = extract_candidate(text, fmt, options)  # type: ignore[arg-type]
+        return found is not None and found[1] != "conclusion"
+
     for ex in examples:
         t = traces.get(ex.trace_id)
         if t is None:
             continue
         if ex.trace_id not in facts:
-            fmt = infer_format(t.question, t.benchmark)
-            q = _runtime_question(t, fmt)
-            facts[ex.trace_id] = (fmt, q, dict(QuestionFacts.read(q, fmt).options))
-        fmt, q, options = facts[ex.trace_id]
-        found = extract_candidate(ex.text, fmt, options)  # type: ignore[arg-type]
-        flag = found is not None and found[1] != "conclusion"
-        ctx = replace(ex.context, states_answer=flag, question=q)
+            f = infer_format(t.question, t.benchmark)
+            q = _runtime_question(t, f)
+            cut = [st.text for st in segment(split_thinking(str(t.trace))[0])]
+            facts[ex.trace_id] = (f, q, dict(QuestionFacts.read(q, f).options), cut)
+        fmt, q, options, cut = facts[ex.trace_id]
+        i = ex.context.index
+        prev_text = cut[i - 1] if 0 < i <= len(cut) else ""
+        ctx = replace(ex.context, states_answer=strong(ex.text, fmt, options), question=q,
+                      previous_text=prev_text,
+                      previous_states_answer=bool(prev_text) and strong(prev_text, fmt, options))
         out.append(replace(ex, context=ctx, sa_label=ex.gold_states_answer))
     return out
+
+
+def load_runtime_examples(data: Path | str, extra: Path | str | None
+                          ) -> tuple[list[Example], dict[str, Any]]:
+    """Every hand-labelled step (the shared labels, plus ``extra/*.jsonl``) with the run-time
+    context (``runtime_examples``), and the labelled traces by id."""
+    from tracestop.evaluate.data import load_traces
+
+    data = Path(data)
+    tdir = data / "traces"
+    shared = load_labels(data / "labels" / "reasontype-dev.jsonl", tdir)
+    examples = list(shared)
+    if extra is not None:
+        examples += load_extra_labels(extra, tdir, {ex.trace_id for ex in shared})
+    ids = {ex.trace_id for ex in examples}
+    traces = {t.id: t for t in load_traces(data, require_gold=False).traces if t.id in ids}
+    return runtime_examples(examples, traces), traces
 
 
 def monitor_predictions(tagger: Tagger, trace: Any) -> tuple[list[StepType], set[int]]:
@@ -164,20 +198,11 @@ def honest_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
               fit_kwargs: dict[str, Any] | None = None, log: Any = None) -> dict[str, Any]:
     """Honest CV (module docstring). Returns per tagger: ``overall`` and ``sources`` rows
     (n, type_acc, role_acc, sa_f1 / precision / recall / support) and the ``folds``."""
-    from tracestop.evaluate.data import load_traces
     from tracestop.lab.train import DEFAULT_C, fit
     from tracestop.tag.linear import LinearTagger
     from tracestop.tag.rules import RuleTagger
 
-    data = Path(data)
-    tdir = data / "traces"
-    shared = load_labels(data / "labels" / "reasontype-dev.jsonl", tdir)
-    examples = list(shared)
-    if extra is not None:
-        examples += load_extra_labels(extra, tdir, {ex.trace_id for ex in shared})
-    ids = {ex.trace_id for ex in examples}
-    traces = {t.id: t for t in load_traces(data, require_gold=False).traces if t.id in ids}
-    examples = runtime_examples(examples, traces)
+    examples, traces = load_runtime_examples(data, extra)
     by_trace: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         by_trace[ex.trace_id].append(ex)
@@ -216,9 +241,9 @@ def format_report(report: dict[str, Any]) -> str:
     names = list(report["taggers"])
     head = "| source | steps | " + " | ".join(
         f"{n} type | {n} role | {n} SA F1 (P/R)" for n in names) + " |"
-    out = [f"honest CV, scheme={report['scheme']} ({len(report['folds'])} folds, seed "
-           f"{report['seed']}), {report['n_steps']} steps / {report['n_traces']} traces", "",
-           head, "|" + "---|" * (2 + 3 * len(names))]
+    title = (f"honest CV, scheme={report['scheme']} ({len(report['folds'])} folds, seed "
+             f"{report['seed']}), {report['n_steps']} steps / {report['n_traces']} traces")
+    out = [title, "", head, "|" + "---|" * (2 + 3 * len(names))]
     first = report["taggers"][names[0]]
     keys = [k for k in first if k != "all"] + ["all"]
     for k in keys:
