@@ -1,11 +1,9 @@
-"""Honest cross-validation helpers (tracestop.lab.honest) and the context features of
-feature version 6 (previous step's text and states-answer flag, assignment shape)."""
+"""Honest cross-validation helpers (tracestop.lab.honest): folds by problem and by model
+family never share a problem (nor, by family, a model family) between training and test."""
 
 from __future__ import annotations
 
 from tracestop.lab.honest import _folds, family_of, problem_of, source_of
-from tracestop.tag.base import TagContext
-from tracestop.tag.linear import Encoder
 
 IDS = [
     "lco:gemma-4-12b-it:gpqa-diamond:087",
@@ -46,19 +44,3 @@ def test_family_folds_keep_families_and_problems_apart() -> None:
     qwq = next(p for p in plan if p[0] == "family qwq")
     # the aime25:3 traces of the other families share the test problem: not trained on
     assert "rmp:deepseek-r1-distill-qwen-7b:aime25:3" not in qwq[2]
-
-
-def test_previous_step_features() -> None:
-    enc = Encoder([])
-    names = lambda ctx: {enc.name(i) for i in enc.encode("So 12 + 5 = 17 seconds.", ctx)[0]}
-    bare = names(TagContext(index=3))
-    assert not {n for n in bare if n.startswith(("ctx:previous_", "shape:assignment"))}
-    got = names(TagContext(index=3, previous_text="We have 12 cats and 5 seconds",
-                           previous_states_answer=True))
-    assert {"ctx:previous_states_answer", "ctx:previous_numbers",
-            "ctx:previous_overlap"} <= got
-    assert "ctx:previous_numbers=all" not in got  # 17 is new
-    assign = {enc.name(i) for i in enc.encode("x = 3 + 4", TagContext())[0]}
-    assert "shape:assignment" in assign
-    assert "shape:assignment" not in {enc.name(i) for i in
-                                      enc.encode("So the answer is 12.", TagContext())[0]}

@@ -121,7 +121,6 @@ class Monitor:
         self._thinking: list[str] = []
         self._answer: list[str] = []
         self._ended = False
-        self._prev_states = False  # the states_answer flag the last step was tagged with
 
     # --- feeding ----------------------------------------------------------------------------
 
@@ -209,19 +208,15 @@ class Monitor:
 
     def _add(self, step: Step) -> StepRecord:
         prev = self.records[-1] if self.records else None
-        states = self.reader.states_answer(step)
         tag = self.tagger.tag(
             step.text,
             TagContext(
                 index=step.index,
                 previous=prev.type if prev else None,
-                states_answer=states,
+                states_answer=self.reader.states_answer(step),
                 question=self.question,
-                previous_text=prev.tagged.step.text if prev else "",
-                previous_states_answer=self._prev_states,
             ),
         )
-        self._prev_states = states
         reading = self.reader.observe(step, tag.type)
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, reading.candidate, tokens), reading.answer, prev)

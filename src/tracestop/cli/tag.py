@@ -28,7 +28,6 @@ def tag_file(path: Path, tagger_name: str | None) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     prev = None
     index = 0
-    prev_text, prev_states = "", False
     for line, obj in read_jsonl(path):
         if isinstance(obj, TraceFormatError):
             raise obj
@@ -38,13 +37,10 @@ def tag_file(path: Path, tagger_name: str | None) -> list[dict[str, object]]:
         if not isinstance(q, str):
             raise TraceFormatError(str(path), line, "field 'question' must be a string")
         found = extract_candidate(obj["text"], infer_format(q))
-        states = found is not None and found[1] != "conclusion"
-        tag = tagger.tag(obj["text"], TagContext(index=index, previous=prev, states_answer=states, question=q,
-                                                 previous_text=prev_text, previous_states_answer=prev_states))
+        tag = tagger.tag(obj["text"], TagContext(index=index, previous=prev, states_answer=found is not None and found[1] != "conclusion", question=q))
         out.append({"id": obj["id"], "type": tag.type.value, "role": tag.role.value,
                     "confidence": round(tag.confidence, 4), "evidence": tag.evidence})
         prev, index = tag.type, index + 1
-        prev_text, prev_states = obj["text"], states
     return out
 
 

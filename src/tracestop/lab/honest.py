@@ -93,9 +93,7 @@ def runtime_examples(examples: Sequence[Example], traces: dict[str, Any]) -> lis
     (the gold flag moves to ``sa_label``) and the question the Monitor is given."""
     from tracestop.answers import extract_candidate, infer_format
     from tracestop.answers.question import QuestionFacts
-    from tracestop.segment import segment, split_thinking
-
-    facts: dict[str, tuple[str, str, dict[str, str], list[str]]] = {}
+    facts: dict[str, tuple[str, str, dict[str, str]]] = {}
     out: list[Example] = []
 
     def strong(text: str, fmt: str, options: dict[str, str]) -> bool:
@@ -109,14 +107,9 @@ def runtime_examples(examples: Sequence[Example], traces: dict[str, Any]) -> lis
         if ex.trace_id not in facts:
             f = infer_format(t.question, t.benchmark)
             q = _runtime_question(t, f)
-            cut = [st.text for st in segment(split_thinking(str(t.trace))[0])]
-            facts[ex.trace_id] = (f, q, dict(QuestionFacts.read(q, f).options), cut)
-        fmt, q, options, cut = facts[ex.trace_id]
-        i = ex.context.index
-        prev_text = cut[i - 1] if 0 < i <= len(cut) else ""
-        ctx = replace(ex.context, states_answer=strong(ex.text, fmt, options), question=q,
-                      previous_text=prev_text,
-                      previous_states_answer=bool(prev_text) and strong(prev_text, fmt, options))
+            facts[ex.trace_id] = (f, q, dict(QuestionFacts.read(q, f).options))
+        fmt, q, options = facts[ex.trace_id]
+        ctx = replace(ex.context, states_answer=strong(ex.text, fmt, options), question=q)
         out.append(replace(ex, context=ctx, sa_label=ex.gold_states_answer))
     return out
 

@@ -16,17 +16,13 @@ class TagContext:
 
     ``index`` is the step's position in the thinking part, ``previous`` the type of the step
     before it, ``states_answer`` whether the answer extractor found a candidate answer in
-    this step, ``question`` the problem text when known, ``previous_text`` the text of the
-    step before (empty: not known) and ``previous_states_answer`` the ``states_answer`` flag
-    the step before was tagged with.
+    this step, ``question`` the problem text when known.
     """
 
     index: int = 0
     previous: StepType | None = None
     states_answer: bool = False
     question: str = ""
-    previous_text: str = ""
-    previous_states_answer: bool = False
 
 
 @runtime_checkable

@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-FEATURE_VERSION = 6
+FEATURE_VERSION = 5
 MAX_TOKENS = 80
 HEAD_TOKENS = 6
 BODY_CHARS = 600
@@ -159,17 +159,6 @@ DENSE_FEATURES: tuple[DenseFeature, ...] = (
     _one("ctx:no_numbers", "1 when the body writes no number"),
     _one("ctx:question_numbers", "share of the body's numbers already written in the question"),
     _one("ctx:question_numbers=all", "1 when all of them are"),
-    _one("ctx:previous_states_answer",
-         "1 when the step before was tagged with states_answer (a candidate was just stated)"),
-    _one("ctx:previous_numbers",
-         "share of the body's numbers already written in the previous step's first "
-         "600 characters (the step reuses its results)"),
-    _one("ctx:previous_numbers=all", "1 when all of them are"),
-    _one("ctx:previous_overlap",
-         "share of the body's words (over 3 letters) in the previous step's first 600 characters"),
-    _one("shape:assignment",
-         "1 when the step's first line opens with an assignment or equation "
-         "('x = ...', 'f(2) = ...', 'Let a = ...')"),
     _one("ctx:ask_tail", "states-answer head only (SA_ONLY): min(1, 2 x the question's ask "
                          "words named in the step's tail / the ask words, s-forms included)"),
 )
@@ -201,26 +190,6 @@ _NO_NUMBERS = _ROW["ctx:no_numbers"]
 _Q_NUMBERS = _ROW["ctx:question_numbers"]
 _Q_NUMBERS_ALL = _ROW["ctx:question_numbers=all"]
 _ASK_TAIL = _ROW["ctx:ask_tail"]
-_PREV_STATES = _ROW["ctx:previous_states_answer"]
-_PREV_NUMBERS = _ROW["ctx:previous_numbers"]
-_PREV_NUMBERS_ALL = _ROW["ctx:previous_numbers=all"]
-_PREV_OVERLAP = _ROW["ctx:previous_overlap"]
-_ASSIGNMENT = _ROW["shape:assignment"]
-_ASSIGN = re.compile(r"(?:let\s+|so\s+|then\s+|thus\s+)?[\\$(\s]*[a-z](?:_\{?\w+\}?|\w{0,2})"
-                     r"(?:\([^)\n]{0,12}\))?\s*(?:=|\\equiv|\\le|\\ge|<|>)")
-#: (previous step text, its words over 3 letters, its numbers), the last one seen
-_PCACHE: list[tuple[str, frozenset[str], frozenset[str]]] = [("", frozenset(), frozenset())]
-
-
-def _previous_sets(text: str) -> tuple[str, frozenset[str], frozenset[str]]:
-    hit = _PCACHE[0]
-    if hit[0] is text or hit[0] == text:
-        return hit
-    low = text[:BODY_CHARS].lower()
-    hit = (text, frozenset(t for t in _WORD.findall(low) if len(t) > 3),
-           frozenset(_NUM.findall(low)))
-    _PCACHE[0] = hit
-    return hit
 _LABEL_POS = {t: i for i, t in enumerate(LABELS)}
 #: The cue rules whose first match is the ``rule:first=`` feature.
 _VERDICT_RULES = RULES
@@ -411,29 +380,6 @@ class Encoder:
                 if qn == 1.0:
                     idx.append(d + _Q_NUMBERS_ALL)
                     vals.append(1.0)
-        if context.previous_states_answer:
-            idx.append(d + _PREV_STATES)
-            vals.append(1.0)
-        ptext = context.previous_text
-        if ptext:
-            pw = _previous_sets(ptext)
-            if nums:
-                pn = sum(map(pw[2].__contains__, nums)) / len(nums)
-                if pn:
-                    idx.append(d + _PREV_NUMBERS)
-                    vals.append(pn)
-                    if pn == 1.0:
-                        idx.append(d + _PREV_NUMBERS_ALL)
-                        vals.append(1.0)
-            n_long = sum(map(_LONGER_THAN_3, map(len, bt)))
-            if n_long:
-                po = sum(map(pw[1].__contains__, bt)) / n_long
-                if po:
-                    idx.append(d + _PREV_OVERLAP)
-                    vals.append(po)
-        if _ASSIGN.match(head) is not None:
-            idx.append(d + _ASSIGNMENT)
-            vals.append(1.0)
         if sa and question and last[3]:
             # what the question asks for, named near the step's end (where a step states its
             # answer: "so he must climb 3,000 feet"); the states-answer head's feature
