@@ -117,7 +117,7 @@ def monitor_labels(keys: set[tuple[str, int]]) -> dict[tuple[str, int], dict[str
     from tracestop.answers import infer_format
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.replay import out_of_fold_scorer
-    from tracestop.monitor import Monitor
+    from tracestop.monitor import Monitor, MonitorConfig
     from tracestop.policies import Never, candidates_by_step
     from tracestop.tokens import counter_for
 
@@ -128,9 +128,9 @@ def monitor_labels(keys: set[tuple[str, int]]) -> dict[tuple[str, int], dict[str
         fmt = infer_format(t.question, t.benchmark)
         prompt = t.meta.get("prompt")
         question = prompt if fmt == "choice" and isinstance(prompt, str) and prompt else t.question
-        kw: dict[str, Any] = dict(out_of_fold_scorer(t.question)) if t.split == "dev" else {}
+        config = MonitorConfig(answer_scorer=out_of_fold_scorer(t.question)) if t.split == "dev" else None
         m = Monitor(Never(), question=question, answer_format=fmt, model=t.model,
-                    count_tokens=counter_for(t.model), **kw)
+                    count_tokens=counter_for(t.model), config=config)
         m.feed(t.trace)
         m.end()
         stated = candidates_by_step(m.records)

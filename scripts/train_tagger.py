@@ -5,7 +5,9 @@
 
 Training data: the shared labels (``data/labels/reasontype-dev.jsonl``) plus every
 ``labels/*.jsonl`` of the repository (no text: each step is re-cut from the shared traces,
-see ``tracestop.lab.labels.load_extra_labels``). Deterministic (sorted vocabulary, lbfgs,
+see ``tracestop.lab.labels.load_extra_labels``), each step with the context the Monitor
+gives at run time (``tracestop.lab.honest.load_runtime_examples``: the answer reader's
+``states_answer`` flag, never the gold one; the gold flag is the states-answer head's target). Deterministic (sorted vocabulary, lbfgs,
 fixed seed, fixed zip timestamps): two runs on the same labels write identical bytes.
 Weak labels mapped from other taxonomies are off by default: they lowered the grouped
 cross-validated accuracy (docs/tagger.md); ``--weak`` adds them anyway.
@@ -18,7 +20,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from tracestop.lab.labels import load_extra_labels, load_labels, load_weak
+from tracestop.lab.honest import load_runtime_examples
+from tracestop.lab.labels import load_labels, load_weak
 from tracestop.lab.train import DEFAULT_C, TYPE_CLASS_WEIGHT, fit, save_weights
 from tracestop.tag.linear import DEFAULT_WEIGHTS
 
@@ -39,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     labels = args.data / "labels" / "reasontype-dev.jsonl"
-    examples = load_labels(labels, args.data / "traces")
-    n_shared = len(examples)
-    extra = [] if args.no_extra else load_extra_labels(
-        args.extra, args.data / "traces", {ex.trace_id for ex in examples})
-    examples += extra
+    # the run-time context (as the Monitor gives it): the answer reader's states_answer flag,
+    # the question the model saw, the previous step's text and flag (tracestop.lab.honest)
+    examples, _ = load_runtime_examples(args.data, None if args.no_extra else args.extra)
+    shared_ids = {ex.trace_id for ex in load_labels(labels, args.data / "traces")}
+    n_shared = sum(ex.trace_id in shared_ids for ex in examples)
+    extra = [ex for ex in examples if ex.trace_id not in shared_ids]
     if args.weak:
         examples += load_weak(args.data / "traces")
     weights = fit(examples, c=args.c, seed=args.seed)

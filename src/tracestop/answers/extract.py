@@ -83,6 +83,33 @@ _CHOICE_PATTERNS = (
             r"|[^\n]*?[ \t][-–—][ \t]*correct\b)"
         ),
     ),
+    (
+        # "Let's stick with E", "I'm more confident in C", "Everything confirms Option A",
+        # "Matches Option A", "consistent with choice A" (issue 16: mid-trace Gemma answers)
+        "conclusion",
+        re.compile(
+            r"\b(?:stick with|settle on|settling on|confident (?:in|with|about)|lean towards?|"
+            r"confirms?|(?:consistent|matches|match|fits?|agrees?) with|matches|points? (?:to|towards?))\s+"
+            r"(?:option\s+|choice\s+|answer\s+)" + _LETTER,
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "conclusion",
+        re.compile(r"\b(?:stick with|settle on|confident in|let's try|let's go with)\s+[\"“']?([A-J])\b[\"”']?(?![A-Za-z0-9'])"),
+    ),
+    (
+        # "Option E ("the thesis ...") is the most direct definition", "Choice C is the direct
+        # answer", "A is the closest", "D seems more likely to be correct", ""E" is the standard"
+        "conclusion",
+        re.compile(
+            r"(?:\b(?:[Oo]ption|[Cc]hoice)\s+|(?<![\w'])[\"“]?)\(?([A-J])\)?[\"”]?(?:\s*\([^()\n]{0,160}\))?\s+"
+            r"(?:is|seems|looks|remains)\s+(?:like\s+)?(?:the\s+|a\s+|much\s+|clearly\s+|definitely\s+|still\s+)*"
+            r"(?:closest|more likely|most likely|most plausible|most direct|direct answer|intended answer|"
+            r"(?:much\s+)?better (?:fit|answer|choice|match)|standard (?:way|answer|definition)|strongest|"
+            r"most accurate|most appropriate|best fit)\b"
+        ),
+    ),
     ("final-answer", re.compile(r"==>\s*\(?([A-J])\b")),
 )
 _YESNO_PATTERNS = (
@@ -242,13 +269,29 @@ _NAMED_CHOICE = re.compile(
 )
 
 
+# an option endorsed by its content (issue 16, Gemma): "Ethyl 4-aminobenzoate fits all the
+# data", "Everything matches ethyl 4-aminobenzoate", "making X the most likely candidate",
+# "fits Perot better"; only a span that names one option's text counts
+_NAMED_ENDORSE = re.compile(
+    r"(?P<c>[^.\n;:,()]{3,80}?)\s+(?:fits all|fits (?:the|this|these|all) (?:data|description|criteria|clues)"
+    r"|matches (?:all|everything)|is (?:the|a) (?:much )?(?:most likely|better|best|closest)"
+    r"(?: \w+){0,2}? (?:fit|match|compound|candidate|answer|option|choice|one)\b|is the most likely\b)"
+    r"|(?:everything|all (?:the|of the) (?:data|evidence|clues)|it all)\s+(?:matches|fits|confirms|points to"
+    r"|is consistent with|seems consistent with)\s+(?P<d>[^.\n;:,()]{3,80})"
+    r"|\bmaking\s+(?P<e>[^.\n;:,()]{3,80}?)\s+the most likely"
+    r"|\bfits\s+(?P<f>[^.\n;:,()]{3,80}?)\s+better\b",
+    re.IGNORECASE,
+)
+
+
 def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, str]]:
     """An option chosen by its content: "the answer is *4% municipal bond*" → J."""
     texts = list(options.values())
     by_text = {t: k for k, t in options.items() if texts.count(t) == 1}  # ambiguous ones out
     out = []
-    for m in _NAMED_CHOICE.finditer(text):
-        said = norm_option(m.group("a") or m.group("b") or "")
+    matches = [*_NAMED_CHOICE.finditer(text), *_NAMED_ENDORSE.finditer(text)]
+    for m in matches:
+        said = norm_option(next((g for g in m.groups() if g), ""))
         letter: str | None = by_text.get(said)
         if letter is None:
             hits = [k for t, k in by_text.items()

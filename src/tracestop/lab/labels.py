@@ -76,6 +76,14 @@ class Example:
     trace_id: str
     weight: float = 1.0
     derived: bool = False
+    #: the gold ``states_answer`` flag when ``context.states_answer`` holds the run-time
+    #: flag instead (honest cross-validation, ``tracestop.lab.honest``); None: the context's
+    sa_label: bool | None = None
+
+    @property
+    def gold_states_answer(self) -> bool:
+        """The gold flag (the states-answer head's training target)."""
+        return self.context.states_answer if self.sa_label is None else self.sa_label
 
 
 def answer_format(trace_id: str) -> str:

@@ -133,7 +133,7 @@ def _fit(examples: Sequence[Example], c: float, seed: int, max_iter: int, min_co
         role_model.fit(x, yr, sample_weight=sw)
     role_coef, role_intercept = _softmax_weights(role_model, n, len(ROLES))
 
-    ys = np.asarray([ex.context.states_answer for ex in examples], dtype=int)
+    ys = np.asarray([ex.gold_states_answer for ex in examples], dtype=int)
     sa_coef = np.zeros(n, dtype=np.float32)
     sa_intercept = -20.0
     if ys.min() != ys.max():
