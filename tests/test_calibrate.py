@@ -249,3 +249,16 @@ def test_calibrate_frontier_in_json_and_text(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "math: the most thinking tokens saved for each number of early-stop regrets" in r.stdout
     assert "traces-count:k=2" in r.stdout.split("math: the most")[1]
+
+
+def test_an_uncertified_format_takes_no_regret_even_with_rescues() -> None:
+    """Too few traces for the guarantee: rescues are not netted against regrets."""
+    from tracestop.evaluate.calibrate import NetScore, uncertified_ok
+
+    clean = NetScore("consistency:k=4", 84, 0.02, 0, 1, 84, 0.02, 0, 0, regrets_forced=0)
+    netted = NetScore("agree-eval:c=1,w=4,d=0.25", 84, 0.2, 4, 4, 84, 0.2, 4, 4)
+    forced_regret = NetScore("consistency:k=3", 84, 0.05, 0, 0, 84, 0.05, 0, 0, n_forced=82,
+                             regrets_forced=1, rescues_forced=2)
+    assert uncertified_ok(clean)
+    assert not uncertified_ok(netted)
+    assert not uncertified_ok(forced_regret)

@@ -439,9 +439,10 @@ PRESETS: dict[str, Preset] = {
     # thinking tokens saved among the configurations Learn-then-Test certifies to a net loss
     # (regrets - rescues) of at most 1 point at delta = 0.1 (math: 1,678 dev traces, yesno: 429),
     # losing at most max(1 pt, one trace) under forced answers too where recorded. choice (84 dev
-    # traces, under the 299 the guarantee needs) is chosen on point estimates: not certified.
+    # traces, under the 299 the guarantee needs) is chosen on point estimates with no early-stop
+    # regret in either answer mode (calibrate.uncertified_ok): not certified.
     "default": {
-        "choice": "agree-eval:c=1,w=4,d=0.25 | consistency:k=3",
+        "choice": "agree-eval:c=2,w=2,d=0.5",
         "math": "agree-eval:c=3,w=4,d=0.5",
         "yesno": "traces-shift:window=3,delta=0.5,min_count=2 | consistency:k=4",
         "*": "none",

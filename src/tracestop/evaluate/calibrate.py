@@ -52,6 +52,7 @@ __all__ = [
     "regret_frontier",
     "score",
     "score_outcomes",
+    "uncertified_ok",
 ]
 
 GroupBy = Literal["format", "benchmark", "pooled"]
@@ -411,6 +412,13 @@ def _net_counts(preps: Sequence[Prepared], spec: str, answer: str, presets: Mapp
     return (m[0], m[1], m[2], m[3]), (s[0], s[1], s[2], s[3]), (f[0], f[1], f[2])
 
 
+def uncertified_ok(r: NetScore) -> bool:
+    """Whether a configuration may be chosen for a format too small to certify: no early-stop
+    regret on its dev traces under stated answers, nor under forced answers where recorded
+    (rescues are not netted against regrets without the guarantee)."""
+    return r.regrets == 0 and r.regrets_stated == 0 and r.regrets_forced == 0
+
+
 def certifiable_n(alpha_pts: float, delta: float) -> int:
     """The fewest traces on which a configuration with no regret and no rescue gets a
     Learn-then-Test p-value at most ``delta`` at net loss ``alpha_pts`` points (the
@@ -486,11 +494,14 @@ def calibrate_net(
             ok = [by_spec[c.spec] for c in cert.certified if holds(by_spec[c.spec])]
         else:
             # too few traces for Learn-then-Test to certify even a configuration with no regret:
-            # point estimates, flagged (the guarantee does not hold for this format)
-            ok = [r for r in rows if r.spec != "none" and r.mode_ok(alpha_pts) and holds(r)]
+            # point estimates, flagged (the guarantee does not hold for this format). Without the
+            # guarantee, rescues are not credited against regrets (on few traces they are as
+            # likely luck, and the recorded choice traces were selected for answers that flip):
+            # a stop must have no regret at all on the format's dev traces, in either mode.
+            ok = [r for r in rows if r.spec != "none" and uncertified_ok(r)]
             notes.append(f"not certified: {n_mode} traces, Learn-then-Test needs at least "
                          f"{certifiable_n(alpha_pts, delta)} to certify any stop at alpha = {alpha_pts:g} pt; "
-                         "chosen on point estimates (net loss within max(alpha, one trace) in every answer mode)")
+                         "chosen on point estimates: no early-stop regret in either answer mode")
         none = by_spec.get("none") or NetScore("none", len(ps), 0.0, 0, 0, len(ps), 0.0, 0, 0, 0.0)
         best = max(ok, key=lambda r: (round(r.saved, 6), r.spec)) if ok else none
         if not ok:
