@@ -80,8 +80,9 @@ async def _fake_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None
     req = json.loads(body or b"{}")
     if not req.get("stream"):
         data = json.dumps({"id": "a", "object": "chat.completion", "created": 1, "model": "b",
-                           "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                               "role": "assistant", "content": " \\boxed{7}"}}],
+                           "choices": [{"index": 0, "finish_reason": "stop", "text": " \\boxed{7}",
+                                        "message": {"role": "assistant",
+                                                    "content": " \\boxed{7}"}}],
                            "usage": {"completion_tokens": 4}}).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
@@ -129,7 +130,7 @@ def _serve_proxy(port: int, upstream: str, offload_chars: int | None) -> None:
 
     if offload_chars is not None:
         relay.OFFLOAD_CHARS = offload_chars
-    uvicorn.run(create_app(upstream, "default"), host="127.0.0.1", port=port,
+    uvicorn.run(create_app(upstream, "default", model_family="qwen3"), host="127.0.0.1", port=port,
                 log_level="error", access_log=False, backlog=4096)
 
 
