@@ -156,7 +156,7 @@ def _safe_end(ex: Exchange) -> int:
     if nxt:
         end = nxt.start()
     else:  # a boundary can only begin at a line break in the trailing whitespace
-        body = len(text.rstrip())
+        body = start + len(text[start:].rstrip())  # O(step), not O(all thinking) per chunk
         brk = text.find("\n", body)
         end = brk if brk >= 0 else len(text)
     return len(ex.open_prefix) + max(done, end)
