@@ -1,4 +1,5 @@
-"""Step taggers: assign one of the 14 step types of TAXONOMY.md to a reasoning step.
+"""Step taggers: assign one of the 14 step types (``tracestop.StepType``; docs/tagger.md) to a
+reasoning step.
 
 ``get_tagger()`` returns the default tagger (the one with the better cross-validated
 figures, see docs/tagger.md); ``get_tagger("rules")`` the explainable cue baseline.
