@@ -71,6 +71,7 @@ def test_eval_table_output(tmp_path):
     r = invoke("eval", "--data", str(root), "--split", "all", "--workers", "1")
     assert r.exit_code == 0
     assert "benchmark" in r.stdout and "oracle" in r.stdout and "excluded: none" in r.stdout
+    assert "answers: stated" in r.stdout  # every replay figure says which answers it graded
 
 
 @pytest.mark.parametrize(

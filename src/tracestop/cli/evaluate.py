@@ -150,7 +150,8 @@ def format_table(doc: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
     ex = ", ".join(f"{k}: {v}" for k, v in doc["excluded"].items()) or "none"
     forced = doc.get("forced")
-    left = f"; answers: forced ({forced['left_out']} traces without forced points left out)" if forced else ""
+    left = (f"; answers: forced ({forced['left_out']} traces without forced points left out)"
+            if forced else "; answers: stated (the last candidate stated before each stop)")
     lines += ["", f"split: {doc['split']}; traces: {doc['n_traces']}; excluded: {ex}{left}",
               f"tokens: {doc['tokenizer']}"]
     return "\n".join(lines)
