@@ -22,6 +22,7 @@ from tracestop.cli._common import (
     workers_option,
 )
 from tracestop.evaluate.data import Split, Trace, data_dir, load_traces
+from tracestop.evaluate.forced import load_forced
 from tracestop.report.shift import SHIFT_GROUPS
 
 
@@ -83,7 +84,8 @@ def report_command(data: str | None, split: Split, policies: tuple[str, ...], be
 
     with errors_to_click("`tracestop report`"):
         policy_specs(list(policies) or ["default"])  # a bad spec fails before any work
-        ts = load_traces(data_dir(data), benchmarks=benchmarks, models=models, split=split)
+        root = data_dir(data)
+        ts = load_traces(root, benchmarks=benchmarks, models=models, split=split)
         for p in ts.problems[:10]:
             warn(f"warning: skipped {p}")
         traces = _limit(ts.traces, limit)
@@ -91,9 +93,11 @@ def report_command(data: str | None, split: Split, policies: tuple[str, ...], be
             if shift_only:
                 table = run_shift(traces, tagger=tagger, workers=workers, progress=advance, by=shift_by)
             else:
+                # forced-answer points, read once for the whole report (none: nothing new shows)
+                forced = load_forced(root, required=False)
                 res = build_report(traces, out, policies, tagger=tagger, workers=workers,
                                    progress=advance, page_size=page_size, split=split,
-                                   excluded=dict(ts.excluded))
+                                   excluded=dict(ts.excluded), forced=forced)
     if shift_only:
         if figure:
             path = Path(figure)

@@ -17,13 +17,22 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tracestop._types import Role, StepType
 from tracestop.evaluate.data import Trace
-from tracestop.evaluate.replay import Outcome, TraceResult, apply_policy, policy_specs, prepare
+from tracestop.evaluate.forced import ForcedRecord
+from tracestop.evaluate.replay import (
+    Outcome,
+    TraceResult,
+    apply_policy,
+    forced_oracle_outcome,
+    forced_outcome,
+    policy_specs,
+    prepare,
+)
 from tracestop.evaluate.summary import summarise
 from tracestop.policies import StepRecord, candidates_by_step
 from tracestop.report.frontier import FRONTIER_GRID, frontier_rows, frontier_specs, plot_frontier
@@ -72,6 +81,8 @@ class _Job:
     list_page: int
     prev: str | None
     next: str | None
+    #: the trace's forced-answer points, where recorded (``DATA/forced/*.jsonl``)
+    forced: ForcedRecord | None = None
 
 
 @dataclass
@@ -84,6 +95,8 @@ class ReportResult:
     summary: list[dict[str, Any]]
     frontier: list[dict[str, Any]]
     shift: ShiftTable
+    #: frontier rows with every stop graded by the forced answer at its cut (traces with points)
+    frontier_forced: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +107,7 @@ class ReportResult:
             "excluded": dict(Counter(r.excluded for r in self.results if r.excluded)),
             "results": self.summary,
             "frontier": self.frontier,
+            "frontier_forced": self.frontier_forced or [],
             "behaviour_shift": self.shift.to_json(),
         }
 
@@ -148,7 +162,7 @@ def _outcome_view(o: Outcome, r: TraceResult) -> dict[str, Any]:
     }
 
 
-def _process(job: _Job) -> tuple[TraceResult, TraceShift | None]:
+def _process(job: _Job) -> tuple[TraceResult, TraceShift | None, TraceResult | None]:
     from tracestop.segment import split_thinking
 
     w = _WORKER
@@ -158,9 +172,16 @@ def _process(job: _Job) -> tuple[TraceResult, TraceShift | None]:
     for spec in w["specs"]:
         if not result.excluded:
             result.outcomes[spec] = apply_policy(prep, spec)
+    forced_result = None
+    if job.forced is not None and not result.excluded:
+        # the same stops, graded by the forced answer at each cut (oracle: the forced oracle)
+        # (replay's own re-grading: what ``apply_policy(..., answer="forced")`` does)
+        forced_result = replace(result, outcomes={
+            spec: forced_oracle_outcome(prep, job.forced) if spec == "oracle"
+            else forced_outcome(prep, o, job.forced) for spec, o in result.outcomes.items()})
     out: Path | None = w["out"]
     if result.excluded and out is None:
-        return result, None
+        return result, None, forced_result
     records = prep.records
     if result.excluded:  # still show its steps: the thinking was cut off, not empty
         from tracestop.monitor import Monitor
@@ -182,7 +203,7 @@ def _process(job: _Job) -> tuple[TraceResult, TraceShift | None]:
     if out is not None:
         answer_text = split_thinking(t.trace)[1] or ""
         _render_trace(job, result, records, answer_text, shift, is_correct, out)
-    return result, shift
+    return result, shift, forced_result
 
 
 def _render_trace(job: _Job, result: TraceResult, records: Sequence[StepRecord], answer_text: str,
@@ -202,27 +223,32 @@ def _render_trace(job: _Job, result: TraceResult, records: Sequence[StepRecord],
         if c is not None:
             candidates.append({"step": c.step + 1, "value": c.value, "correct": is_correct(c.value),
                                "tracked": r.answer.current, "judged": r.index + 1})
+    rec = job.forced
     for i, r in enumerate(records):
         cand = stated.get(i)
         ok = cand is not None and is_correct(cand.value)
+        forced: dict[str, Any] | None = None
+        if rec is not None:  # the reading rule: the last point at or before the step's end
+            fa = rec.answer_at(r.tagged.step.end)
+            forced = {"answer": fa, "correct": fa is not None and is_correct(fa)}
         steps.append({
             "n": i + 1, "type": r.type.value, "role": r.tagged.tag.role.value,
             "confidence": r.tagged.tag.confidence, "evidence": r.tagged.tag.evidence,
             "tokens": r.tagged.tokens, "tokens_cum": r.tokens_cum, "text": r.tagged.step.text,
             "candidate": cand.value if cand else None, "correct": ok,
             "first_correct": shift is not None and shift.first_correct == i,
-            "stops": stops.get(i + 1, []),
+            "stops": stops.get(i + 1, []), "forced": forced,
         })
     html = _WORKER["env"].get_template("trace.html").render(
         root="../", title=f"{t.benchmark} · {t.model} · {t.id}", trace=t, result=result,
         outcomes=[_outcome_view(o, result) for o in shown], steps=steps, candidates=candidates,
         answer_text=answer_text, list_page=job.list_page, prev=job.prev, next=job.next,
-        counter=_WORKER["counter"].name,
+        counter=_WORKER["counter"].name, forced=rec,
     )
     _write(out / "t" / f"{job.slug}.html", html)
 
 
-def _run(batch: list[_Job]) -> list[tuple[TraceResult, TraceShift | None]]:
+def _run(batch: list[_Job]) -> list[tuple[TraceResult, TraceShift | None, TraceResult | None]]:
     return [_process(j) for j in batch]
 
 
@@ -231,12 +257,14 @@ def process_traces(
     out: Path | None = None, workers: int | None = None,
     progress: Callable[[int], None] | None = None, batch_size: int = 16,
     counter: str | None = None,
-) -> list[tuple[TraceResult, TraceShift | None]]:
-    """Replay, tag and (when ``out`` is set) render every job, in ``workers`` processes."""
+) -> list[tuple[TraceResult, TraceShift | None, TraceResult | None]]:
+    """Replay, tag and (when ``out`` is set) render every job, in ``workers`` processes.
+    Each job gives its result, its behaviour shift and, for a trace with forced points, its
+    result with every stop graded by the forced answer (else ``None``)."""
     workers = workers or os.cpu_count() or 1
     batches = [list(jobs[i : i + batch_size]) for i in range(0, len(jobs), batch_size)]
     args = (list(specs), list(shown), tagger, str(out) if out else None, counter)
-    res: list[tuple[TraceResult, TraceShift | None]] = []
+    res: list[tuple[TraceResult, TraceShift | None, TraceResult | None]] = []
     if workers <= 1 or len(batches) <= 1:
         _init(*args)
         for b in batches:
@@ -252,13 +280,16 @@ def process_traces(
     return res
 
 
-def make_jobs(traces: Sequence[Trace], page_size: int = 200) -> list[_Job]:
-    """Traces in report order (benchmark, model, id) with their page names and neighbours."""
+def make_jobs(traces: Sequence[Trace], page_size: int = 200,
+              forced: Mapping[str, ForcedRecord] | None = None) -> list[_Job]:
+    """Traces in report order (benchmark, model, id) with their page names and neighbours,
+    and their forced-answer points where ``forced`` has them."""
     order = sorted(traces, key=lambda t: (t.benchmark, t.model, t.id))
     slugs = [trace_slug(t.id) for t in order]
     return [
         _Job(t, slugs[i], i // page_size + 1, slugs[i - 1] if i else None,
-             slugs[i + 1] if i + 1 < len(order) else None)
+             slugs[i + 1] if i + 1 < len(order) else None,
+             forced.get(t.id) if forced is not None else None)
         for i, t in enumerate(order)
     ]
 
@@ -295,6 +326,7 @@ def build_report(
     split: str = "all",
     excluded: Mapping[str, int] | None = None,
     counter: str | None = None,
+    forced: Mapping[str, ForcedRecord] | None = None,
 ) -> ReportResult:
     """Write the HTML report for ``traces`` under ``out`` and return what was built.
 
@@ -306,6 +338,9 @@ def build_report(
         progress: called with the number of traces just finished.
         page_size: rows per page of the trace list.
         excluded: traces left out while loading (reason → count), shown on the index.
+        forced: forced-answer points by trace id (``evaluate.forced.load_forced``, loaded once):
+            trace pages show the forced answer at each step's end, and the frontier page adds
+            a frontier graded by forced answers over the traces that have points.
 
     Example::
 
@@ -322,14 +357,16 @@ def build_report(
     _clean(outp)
     (outp / _MARKER).write_text("made by tracestop report\n", encoding="utf-8")
 
-    jobs = make_jobs(traces, page_size)
+    jobs = make_jobs(traces, page_size, forced)
     done = process_traces(jobs, specs, shown, tagger=tagger, out=outp, workers=workers,
                           progress=progress, counter=counter)
-    results = [r for r, _ in done]
-    shifts = [s for _, s in done if s is not None]
+    results = [r for r, _, _ in done]
+    shifts = [s for _, s, _ in done if s is not None]
+    forced_results = [f for _, _, f in done if f is not None]
 
     summary = summarise(results, shown)
     front = frontier_rows(results, [*frontier_specs(grid), *shown], grid)
+    front_forced = frontier_rows(forced_results, [*frontier_specs(grid), *shown], grid)
     table = behaviour_shift(shifts)
     env = _env()
     ctr = counter_for(counter).name
@@ -376,12 +413,15 @@ def build_report(
     benches = sorted({r["benchmark"] for r in front})
     plots = [{"benchmark": b, "src": _png(plot_frontier(front, b)),
               "rows": [r for r in front if r["benchmark"] == b]} for b in benches]
+    fbenches = sorted({r["benchmark"] for r in front_forced})
+    fplots = [{"benchmark": b, "src": _png(plot_frontier(front_forced, b, answer="forced")),
+               "rows": [r for r in front_forced if r["benchmark"] == b]} for b in fbenches]
     _write(outp / "frontier.html", env.get_template("frontier.html").render(
-        title="accuracy–tokens frontier", plots=plots, grid=grid, **common))
+        title="accuracy–tokens frontier", plots=plots, fplots=fplots, grid=grid, **common))
     _write(outp / "shift.html", env.get_template("shift.html").render(
         title="behaviour shift", table=table, rows=table.rows(),
         src=_png(plot_shift(table)) if shifts else None, **common))
-    result = ReportResult(outp / "index.html", n_pages, results, summary, front, table)
+    result = ReportResult(outp / "index.html", n_pages, results, summary, front, table, front_forced)
     (outp / "report.json").write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
     return result
 
@@ -394,4 +434,4 @@ def shift_only(
     without writing a report."""
     done = process_traces(make_jobs(traces), ["none"], ["none"], tagger=tagger, workers=workers,
                           progress=progress, counter=counter)
-    return behaviour_shift((s for _, s in done if s is not None), by=by)
+    return behaviour_shift((s for _, s, _ in done if s is not None), by=by)

@@ -138,8 +138,10 @@ _STYLE = {
 }
 
 
-def plot_frontier(rows: Sequence[Mapping[str, Any]], benchmark: str, *, fmt: str = "png") -> bytes:
-    """The frontier figure of one benchmark as PNG (or SVG) bytes."""
+def plot_frontier(rows: Sequence[Mapping[str, Any]], benchmark: str, *, fmt: str = "png",
+                  answer: str = "stated") -> bytes:
+    """The frontier figure of one benchmark as PNG (or SVG) bytes (``answer="forced"``: the
+    rows grade stops by forced answers; the title says so)."""
     from tracestop.report._plot import figure_bytes, pyplot
 
     plt = pyplot()
@@ -166,8 +168,9 @@ def plot_frontier(rows: Sequence[Mapping[str, Any]], benchmark: str, *, fmt: str
                 ax.scatter([100 * r["saved"]], [100 * r["accuracy"]], color="gold", marker="*",
                            s=160, edgecolors="black", zorder=5, label="oracle")
         n = mine[0]["n"] if mine else 0
+        what = ", forced answers" if answer == "forced" else ""
         ax.set_title(f"{benchmark} (n={n}, pooled over {len(mine[0]['models']) if mine else 0} "
-                     "model(s))", fontsize=10)
+                     f"model(s){what})", fontsize=10)
         ax.set_xlabel("thinking tokens saved (%)")
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
