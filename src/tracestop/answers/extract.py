@@ -197,9 +197,10 @@ def _math_value(sentence: str) -> str | None:
     """The value a concluding sentence states: a boxed value, the right-hand side of its last
     ``=``, or its last number."""
     s = sentence.strip()
-    if "\\" not in s and not _DIGIT.search(s):
+    latex = "\\" in s
+    if not latex and not _DIGIT.search(s):
         return None  # every value below needs a digit or a LaTeX command
-    m = _BOXED.search(s)
+    m = _BOXED.search(s) if latex else None
     if m:
         got = _balanced(s, m.end() - 1)
         if got:
@@ -212,7 +213,8 @@ def _math_value(sentence: str) -> str | None:
     # a modulus or a label is not a value stated: "congruent to 3 modulo 9" states 3, "find N
     # mod 1000" and "after step 3, the function is even" nothing
     # the value ending last (a plain number before a LaTeX one ending at the same place)
-    nums = sorted([*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)], key=lambda m: -m.end())
+    nums = sorted([*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)] if latex else _NUMBER.finditer(s),
+                  key=lambda m: -m.end())
     last = next((m for m in nums if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())), None)
     if last is None:
         return None
@@ -351,11 +353,12 @@ def extract_candidates(
                     found.append((m.start(), _clean(content), "boxed"))
                 run_end = close + 1
         if not found:
-            for m in _last(_FINAL_ANSWER.finditer(text)):
-                v = _math_value(text[m.end() : m.end() + 200].split("\n\n")[0])
-                if v:
-                    found.append((m.start(), v, "final-answer"))
-            for m in _last(_ANSWER_IS.finditer(text)):
+            if "**" in text:  # both of its ``\*\*``
+                for m in _last(_FINAL_ANSWER.finditer(text)):
+                    v = _math_value(text[m.end() : m.end() + 200].split("\n\n")[0])
+                    if v:
+                        found.append((m.start(), v, "final-answer"))
+            for m in _last(_ANSWER_IS.finditer(text)) if _may_say_answer(text) else ():
                 rest = _CLAUSE_END.split(text[m.end() : m.end() + 200])[0]
                 v = _math_value(rest)
                 if v:
@@ -364,6 +367,14 @@ def extract_candidates(
                 found += [(pos, v, "conclusion") for pos, v, _ in conclusions(text)]
     found.sort(key=lambda t: t[0])
     return [(v, k) for _, v, k in found]
+
+
+def _may_say_answer(text: str) -> bool:
+    """False when ``_ANSWER_IS`` cannot match: every branch holds "answer", which the case-blind
+    regex also reads in any case and with a long s (``ſ``: the only other character that
+    it folds onto one of a, n, s, w, e, r)."""
+    low = text.lower()
+    return "nswer" in low or "nſwer" in low
 
 
 def conclusions(text: str) -> list[tuple[int, str, str]]:
