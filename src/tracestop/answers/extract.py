@@ -186,9 +186,11 @@ def _last(matches: Iterator[re.Match[str]]) -> list[re.Match[str]]:
 
 def _clean(value: str) -> str:
     v = value.strip()
-    v = _DOLLARS.sub("", v).strip()
-    v = _PARENS.sub("", v).strip()
-    v = _BRACKETS.sub("", v).strip()
+    if "$" in v:  # each pattern needs its character: a value without it is left as it is
+        v = _DOLLARS.sub("", v).strip()
+    if "\\" in v:
+        v = _PARENS.sub("", v).strip()
+        v = _BRACKETS.sub("", v).strip()
     v = v.rstrip(".,;: ").strip()
     return v
 
@@ -218,7 +220,7 @@ def _math_value(sentence: str) -> str | None:
     last = next((m for m in nums if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())), None)
     if last is None:
         return None
-    for mixed in _MIXED.finditer(s, max(0, last.start() - 24)):
+    for mixed in _MIXED.finditer(s, max(0, last.start() - 24)) if "/" in s else ():
         if mixed.end() == last.end() and int(mixed["num"]) < int(mixed["den"]):
             return _mixed_latex(mixed)  # "137 and 1/2"
     return _clean(last.group(0).replace("$", "").replace(",", "").replace(" ", ""))
