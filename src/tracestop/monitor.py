@@ -121,6 +121,7 @@ class Monitor:
         self._thinking: list[str] = []
         self._answer: list[str] = []
         self._ended = False
+        self._go_on: Decision | None = None
 
     # --- feeding ----------------------------------------------------------------------------
 
@@ -186,7 +187,12 @@ class Monitor:
     def _current(self) -> Decision:
         if self.decision is not None and not self.observe:
             return self.decision
-        return Decision(Action.CONTINUE, "", self.policy.name, len(self.records) - 1 if self.records else None)
+        step = len(self.records) - 1 if self.records else None
+        go_on = self._go_on
+        if go_on is None or go_on.step != step:
+            # one (frozen) CONTINUE per step, not one per delta
+            go_on = self._go_on = Decision(Action.CONTINUE, "", self.policy.name, step)
+        return go_on
 
     def _feed_thinking(self, text: str, decide: bool) -> None:
         self._thinking.append(text)

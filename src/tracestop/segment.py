@@ -247,7 +247,10 @@ class ThinkingSplitter:
     def _partial_suffix(self, buf: str) -> int:
         """Length of the longest suffix of ``buf`` that is a proper prefix of a close marker."""
         end = buf[-self._hold :] if self._hold > 0 else ""
-        if not any(c in end for c in self._marker_firsts):
+        for c in self._marker_firsts:
+            if c in end:
+                break
+        else:
             return 0  # no marker can start this close to the end: most deltas
         best = 0
         for m in self._close:

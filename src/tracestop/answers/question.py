@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tracestop.answers.formats import AnswerFormat
 
@@ -33,9 +34,22 @@ class QuestionFacts:
 
     @classmethod
     def read(cls, question: str, answer_format: AnswerFormat) -> QuestionFacts:
+        if cls is QuestionFacts:
+            return _read(question, answer_format)  # immutable: shared by requests that ask alike
+        return cls._read(question, answer_format)
+
+    @classmethod
+    def _read(cls, question: str, answer_format: AnswerFormat) -> QuestionFacts:
         options = option_texts(question) if answer_format == "choice" else {}
         return cls(question_numbers(question), question_ask(question), question_unit(question),
                    tuple(options.items()))
+
+
+@lru_cache(maxsize=256)
+def _read(question: str, answer_format: AnswerFormat) -> QuestionFacts:
+    """``QuestionFacts.read``, memoised (the same question often comes again: several samples,
+    retries)."""
+    return QuestionFacts._read(question, answer_format)
 
 
 _OPTION_LINE = re.compile(r"(?m)^\s*\(?([A-J])[).:]\s+(.+?)\s*$")

@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import mul as _mul
 from pathlib import Path
 
 from tracestop._types import StepType
@@ -126,9 +127,9 @@ def value_unit(sentence: str, value: str) -> str:
     if "$" in s[max(0, at - 2) : at]:
         return "$"
     after = s[at + len(v) : at + len(v) + 40].lower()
-    if re.match(r"\s*(?:%|percent)", after):
+    if _PERCENT_AFTER.match(after):
         return "%"
-    words = re.findall(r"[a-z]+", after)[:2]
+    words = _NEXT_WORD.findall(after)[:2]
     if words and words[0] in ("dollars", "dollar", "cents"):
         return "$"
     for w in words:
@@ -138,6 +139,7 @@ def value_unit(sentence: str, value: str) -> str:
 
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+_PERCENT_AFTER = re.compile(r"\s*(?:%|percent)")
 
 
 def _occurrences(text: str, value: str) -> Iterator[int]:
@@ -164,75 +166,147 @@ def _is_digit(c: str) -> bool:
 _DIGIT = re.compile(r"\d")
 
 
-@lru_cache(maxsize=1 << 16)
+#: crc32 of each hashed token seen (``_h``): a plain dict, emptied when it grows past
+#: ``_HASHES_MAX`` (the hash is a pure function of the token, so only the speed depends on it)
+_HASHES: dict[str, int] = {}
+_HASHES_MAX = 1 << 17
+
+
 def _h(token: str) -> int:
-    return zlib.crc32(token.encode("utf-8")) & (N_HASH - 1)
+    i = _HASHES.get(token)
+    if i is None:
+        if len(_HASHES) >= _HASHES_MAX:
+            _HASHES.clear()
+        i = _HASHES[token] = zlib.crc32(token.encode("utf-8")) & (N_HASH - 1)
+    return i
+
+
+_STEMS: dict[str, str] = {}
+
+
+def _stem(word: str) -> str:
+    """``stem``, memoised (a plain dict, emptied past ``_HASHES_MAX`` words)."""
+    s = _STEMS.get(word)
+    if s is None:
+        if len(_STEMS) >= _HASHES_MAX:
+            _STEMS.clear()
+        s = _STEMS[word] = stem(word)
+    return s
 
 
 def _set(feats: dict[int, float], name: str, value: float = 1.0) -> None:
     feats[_INDEX[name]] = value
 
 
+_TYPE_ROW = {t: _INDEX[f"type={t.value}"] for t in StepType}
+_NEXT_TYPE_ROW = {t: _INDEX[f"next={t.value}"] for t in StepType}
+_IN_QUESTION = _INDEX["in_question"]
+_LAST_SENTENCE = _INDEX["last_sentence"]
+_LOG_INDEX = _INDEX["log_index"]
+_CUE_ROW = _INDEX["cue"]
+_LOG_MENTIONS = _INDEX["log_mentions"]
+_INTEGER_ROW = _INDEX["integer"]
+_BIAS_ROW = _INDEX["bias"]
+_ASK_OVERLAP = _INDEX["ask_overlap"]
+_ASK_ANY = _INDEX["ask_any"]
+_NEXT_NONE = _INDEX["next_none"]
+_NEXT_SAME = _INDEX["next_same"]
+_NEXT_OTHER = _INDEX["next_other"]
+_NEXT_MENTIONS = _INDEX["next_mentions"]
+_UNIT_MATCH = _INDEX["unit_match"]
+_UNIT_MISMATCH = _INDEX["unit_mismatch"]
+_INTEGER = re.compile(r"-?\d+")
+_SCALES = tuple(1.0 / math.sqrt(k) if k else 0.0 for k in range(512))
+_log1p = math.log1p
+
+
 def featurize(x: ScorerInput) -> dict[int, float]:
     """Sparse features, index → value: the hashed words and word pairs of the sentence
     (numbers masked), then the named ``FEATURES``."""
-    words = _TOKEN.findall(_NUM.sub(" 0 ", x.sentence.lower()))
-    grams = words + [f"{a}_{b}" for a, b in zip(words, words[1:])]  # noqa: RUF007
+    # numbers are masked: no token holds a digit, ``.`` or ``,``, so the tokens of the text
+    # with its numbers replaced (by " 0 ") are the tokens of the text itself
+    words = _TOKEN.findall(x.sentence.lower())
     feats: dict[int, float] = {}
-    if grams:
-        w = 1.0 / math.sqrt(len(grams))
+    if words:
+        grams = words + [a + "_" + b for a, b in zip(words, words[1:])]  # noqa: RUF007
+        n = len(grams)
+        w = _SCALES[n] if n < 512 else 1.0 / math.sqrt(n)
+        get = _HASHES.get
         for g in grams:
-            i = _h(g)
-            feats[i] = feats.get(i, 0.0) + w
-    _set(feats, f"type={x.type.value}")
+            i = get(g)
+            if i is None:
+                i = _h(g)
+            if i in feats:
+                feats[i] += w
+            else:
+                feats[i] = w
+    feats[_TYPE_ROW[x.type]] = 1.0
     v = value_key(x.value)
     if v in x.question_numbers:
-        _set(feats, "in_question")
+        feats[_IN_QUESTION] = 1.0
     if x.last_sentence:
-        _set(feats, "last_sentence")
-    _set(feats, "log_index", math.log1p(x.index) / 5)
+        feats[_LAST_SENTENCE] = 1.0
+    feats[_LOG_INDEX] = _log1p(x.index) / 5
     if x.cue:
-        _set(feats, "cue")
-    _set(feats, "log_mentions", math.log1p(x.mentions))
-    if re.fullmatch(r"-?\d+", v):
-        _set(feats, "integer")
-    _set(feats, "bias")
+        feats[_CUE_ROW] = 1.0
+    feats[_LOG_MENTIONS] = _log1p(x.mentions)
+    if _INTEGER.fullmatch(v):
+        feats[_INTEGER_ROW] = 1.0
+    feats[_BIAS_ROW] = 1.0
     if x.ask:
-        hit = len(x.ask & {stem(w) for w in words if len(w) >= 3})
+        hit = len(x.ask.intersection([_stem(w) for w in words if len(w) >= 3]))
         if hit:
-            _set(feats, "ask_overlap", hit / len(x.ask))
-            _set(feats, "ask_any")
+            feats[_ASK_OVERLAP] = hit / len(x.ask)
+            feats[_ASK_ANY] = 1.0
     if x.next_text is not None:
         _next_features(x, v, feats)
     if x.ask_unit:
         unit = value_unit(x.sentence, x.value)
         if unit:
-            _set(feats, "unit_match" if unit == x.ask_unit else "unit_mismatch")
+            feats[_UNIT_MATCH if unit == x.ask_unit else _UNIT_MISMATCH] = 1.0
     return feats
 
 
 _NEXT_WORD = re.compile(r"[a-z]+")
+#: (text, blank, its opening-word hashes, the text without commas): the last next step read
+#: (``with_next`` hands every pending input the same text)
+_NextView = tuple[str, bool, int, int, str]
+_LAST_NEXT: list[_NextView] = [("", True, 0, 0, "")]
+
+
+def _next_view(text: str) -> _NextView:
+    last = _LAST_NEXT[0]
+    if last[0] is text:
+        return last
+    if not text.strip():
+        view: _NextView = (text, True, 0, 0, "")
+    else:
+        head = _NEXT_WORD.findall(text[:60].lower())[:2]
+        view = (text, False, _h("next1:" + "_".join(head[:1])), _h("next2:" + "_".join(head)),
+                text.replace(",", ""))
+    _LAST_NEXT[0] = view
+    return view
 
 
 def _next_features(x: ScorerInput, v: str, feats: dict[int, float]) -> None:
     """What the following step does with the value: its opening words ("wait", "let me
     check", "first"), its type, whether it states the value again or other values."""
-    text = x.next_text or ""
-    if not text.strip() or x.next_type is None:
-        _set(feats, "next_none")
+    _, blank, h1, h2, bare = _next_view(x.next_text or "")
+    if blank or x.next_type is None:
+        feats[_NEXT_NONE] = 1.0
         return
-    head = _NEXT_WORD.findall(text[:60].lower())[:2]
-    for g in (f"next1:{'_'.join(head[:1])}", f"next2:{'_'.join(head)}"):
-        i = _h(g)
-        feats[i] = feats.get(i, 0.0) + 0.5
+    feats[h1] = feats.get(h1, 0.0) + 0.5
+    feats[h2] = feats.get(h2, 0.0) + 0.5
     values = x.next_values
     if v in values:
-        _set(feats, "next_same")
-    if values - {v}:
-        _set(feats, "next_other")
-    if v and next(_occurrences(text.replace(",", ""), v), -1) >= 0:
-        _set(feats, "next_mentions")
-    _set(feats, f"next={x.next_type.value}")
+        feats[_NEXT_SAME] = 1.0
+        if len(values) > 1:
+            feats[_NEXT_OTHER] = 1.0
+    elif values:
+        feats[_NEXT_OTHER] = 1.0
+    if v and next(_occurrences(bare, v), -1) >= 0:
+        feats[_NEXT_MENTIONS] = 1.0
+    feats[_NEXT_TYPE_ROW[x.next_type]] = 1.0
 
 
 def with_next(inputs: list[ScorerInput], text: str, type_: StepType | None) -> list[ScorerInput]:
@@ -309,5 +383,7 @@ class AnswerScorer:
         self._coef, self.meta = _load(str(self.path))
 
     def score(self, x: ScorerInput) -> float:
-        z = sum(self._coef[i] * v for i, v in featurize(x).items())
+        feats = featurize(x)
+        # the same products, summed in the same order, as ``sum(coef[i] * v for i, v in ...)``
+        z = sum(map(_mul, map(self._coef.__getitem__, feats), feats.values()))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
