@@ -45,7 +45,7 @@ from tracestop.proxy.exchange import Exchange, Kind
 from tracestop.proxy.metrics import ProxyMetrics, log_request
 from tracestop.proxy.relay import collect, stream_events
 from tracestop.proxy.request import build_exchange, is_json_content_type, read_body
-from tracestop.proxy.upstream import Upstream, forward_headers, response_headers
+from tracestop.proxy.upstream import StreamResponse, Upstream, forward_headers, response_headers
 from tracestop.tag.base import Tagger
 
 __all__ = ["ProxyConfig", "create_app"]
@@ -294,7 +294,7 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
     url = state.cfg.target(request.url.path)
     upstream, answer_tokens = state.upstream, state.cfg.answer_tokens
 
-    async def open_upstream() -> httpx.Response | Response:
+    async def open_upstream() -> StreamResponse | Response:
         opened = await upstream.open_stream(url, ex.headers, upstream_body)
         ex.upstream_status = opened.status_code
         if isinstance(opened, Response):

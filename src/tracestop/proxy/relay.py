@@ -18,7 +18,6 @@ from contextlib import aclosing
 from typing import Any
 
 import anyio
-import httpx
 import orjson
 from starlette.responses import JSONResponse, Response
 
@@ -27,14 +26,14 @@ from tracestop.proxy import forcing, sse
 from tracestop.proxy.errors import bad_request, error_response
 from tracestop.proxy.exchange import REASONING_FIELDS, Exchange, Kind
 from tracestop.proxy.metrics import redact
-from tracestop.proxy.upstream import Upstream
+from tracestop.proxy.upstream import StreamResponse, Upstream
 
 __all__ = ["collect", "drive", "stream_events"]
 
 log = logging.getLogger("tracestop.proxy")
 
 
-async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+async def drive(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                 answer_tokens: int) -> AsyncGenerator[dict[str, Any], None]:
     """Yield the chunks to give the client, in order; the last one carries ``tracestop``.
 
@@ -280,7 +279,7 @@ def _is_final(chunk: dict[str, Any]) -> bool:
     return all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
 
 
-async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+async def stream_events(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                         answer_tokens: int) -> AsyncIterator[bytes]:
     """The streaming end: SSE bytes, ending with an error event if the exchange fails.
 
@@ -369,7 +368,7 @@ class _Collector:
         return out
 
 
-async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+async def collect(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                   answer_tokens: int) -> Response:
     """The non-streaming end: fold the chunks into one completion body."""
     got = _Collector(ex.kind)
