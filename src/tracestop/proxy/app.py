@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracestop.errors import ConfigError
 from tracestop.proxy.config import ProxyConfig
-from tracestop.proxy.disconnect import Relay, cancel_on_disconnect
+from tracestop.proxy.disconnect import RAW_SEND, Relay, cancel_on_disconnect
 from tracestop.proxy.errors import (
     BodyTooLarge,
     bad_request,
@@ -94,7 +94,7 @@ def create_app(
         finally:
             await state.upstream.close()
 
-    app = FastAPI(title="tracestop proxy", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = _ProxyApp(title="tracestop proxy", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.tracestop = state
     app.add_middleware(HostOriginGuard, cfg=cfg)
@@ -121,6 +121,19 @@ def create_app(
         return await _passthrough(state, request)
 
     return app
+
+
+class _ProxyApp(FastAPI):
+    """The FastAPI app, which also leaves the server's own ``send`` in the scope
+    (``disconnect.RAW_SEND``): a relayed stream writes its body with it, without the three
+    wrappers Starlette's error handling puts around every message (they only need to see the
+    response start, which still goes through them). Not when middleware other than the
+    proxy's own was added to the app: it may want to see the body."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if len(self.user_middleware) == 1:  # HostOriginGuard only
+            scope[RAW_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 def _resolve_tagger(tagger: Tagger | str | None) -> Tagger:

@@ -49,10 +49,11 @@ async def drive(upstream: Upstream, ex: Exchange, resp: StreamResponse,
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
-                if event.data.strip() == "[DONE]":
+                data = event.data
+                if data[:1] != "{" and data.strip() == "[DONE]":
                     break
                 try:
-                    chunk = _loads(event.data)
+                    chunk = _loads(data)
                 except ValueError:
                     raise UpstreamError(
                         f"malformed stream from the upstream: event data is not JSON: "
@@ -73,15 +74,29 @@ async def drive(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                     # the upstream's own error event: relay it as it is
                     yield _Relayed(chunk, event.raw, event.more)
                     continue
-                ex.remember(chunk)
+                if not ex.id:
+                    ex.remember(chunk)
                 t0 = time.perf_counter()
-                got = await offload.feed(ex, chunk)
+                text = _chunk_text(chunk)
+                got = await offload.feed(ex, chunk, text)
                 now = time.perf_counter()
                 ex.monitor_seconds += now - t0
                 m = ex.monitor
                 if m.stopped:
                     break
                 relayed = _Relayed(chunk, event.raw, event.more)  # unmodified: relay its bytes
+                if not pending and (m.observe or m.thinking_closed or not got
+                                    or ("\n" not in text and not text.isspace())):
+                    # The fast path of the loop below: nothing waits, and this chunk cannot
+                    # hold a step boundary (no line break; text that is not all whitespace
+                    # ends any trailing whitespace before it), so it is inside the step being
+                    # written, which may reach the client.
+                    ex.sent_thinking += got
+                    if _is_final(chunk):
+                        held = chunk
+                    else:
+                        yield relayed
+                    continue
                 pending.append((relayed, got, now))
                 safe = None if m.observe or m.thinking_closed else _safe_end(ex)
                 released: list[_Relayed] = []
@@ -199,9 +214,10 @@ class _Offload:
         # a short fragment after it is merged into the step, which completes later)
         self.pending = 0
 
-    async def feed(self, ex: Exchange, chunk: dict[str, Any]) -> int:
-        """``ex.feed(chunk)``, on the loop or in a worker thread; returns what it returns."""
-        self.pending += len(_chunk_text(chunk))
+    async def feed(self, ex: Exchange, chunk: dict[str, Any], text: str) -> int:
+        """``ex.feed(chunk)``, on the loop or in a worker thread; returns what it returns.
+        ``text``: ``_chunk_text(chunk)``."""
+        self.pending += len(text)
         steps = len(ex.monitor.records)
         if self.pending <= OFFLOAD_CHARS:
             got = ex.feed(chunk)

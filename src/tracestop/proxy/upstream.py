@@ -171,7 +171,8 @@ class Upstream:
                 events = reader.feed(chunk)
                 last = len(events) - 1
                 for i, event in enumerate(events):
-                    done = event.data == "[DONE]" or event.data.strip() == "[DONE]"
+                    data = event.data
+                    done = data[:1] != "{" and data.strip() == "[DONE]"
                     event.more = i < last
                     yield event
         except httpx.TimeoutException:
