@@ -36,6 +36,8 @@ from typing import Any
 
 import httpx
 
+from tracestop.proxy.testing import lifespan, read_body
+
 STEP = ("Let me consider the structure of this problem a little more before going on, "
         "looking at each quantity in turn.")
 ANSWER_STEP = "Computing it once more: 12 - 5 = 7, so the answer is 7."
@@ -59,18 +61,9 @@ async def _fake_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None
     """Streams ``fake.chunks`` reasoning chunks of ``fake.size`` characters ``fake.delay``
     seconds apart, then the answer and [DONE]; answers a non-streamed request at once."""
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            kind = "startup" if msg["type"] == "lifespan.startup" else "shutdown"
-            await send({"type": f"lifespan.{kind}.complete"})
-            if kind == "shutdown":
-                return
-    body = b""
-    while True:
-        msg = await receive()
-        body += msg.get("body", b"")
-        if not msg.get("more_body"):
-            break
+        await lifespan(receive, send)
+        return
+    body = await read_body(receive)
     if scope["path"] == "/v1/models":
         data = b'{"object":"list","data":[{"id":"bench","object":"model"}]}'
         await send({"type": "http.response.start", "status": 200,

@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from tracestop.proxy.testing import lifespan, read_body
+
 STEP = ("Let me consider the structure of this problem a little more before going on, "
         "looking at each quantity in turn.")
 
@@ -43,18 +45,9 @@ def _free_port() -> int:
 async def _fake_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Streams ``fake.chunks`` reasoning chunks of ``fake.size`` characters, then [DONE]."""
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            kind = "startup" if msg["type"] == "lifespan.startup" else "shutdown"
-            await send({"type": f"lifespan.{kind}.complete"})
-            if kind == "shutdown":
-                return
-    body = b""
-    while True:
-        msg = await receive()
-        body += msg.get("body", b"")
-        if not msg.get("more_body"):
-            break
+        await lifespan(receive, send)
+        return
+    body = await read_body(receive)
     spec = json.loads(body or b"{}").get("fake", {})
     n, size, delay = int(spec.get("chunks", 100)), int(spec.get("size", 12)), spec.get("delay", 0)
     text = ("\n\n".join([STEP] * (n * size // len(STEP) + 2)))
