@@ -49,6 +49,7 @@ class _Conn(asyncio.Protocol):
         self.paused = False
         self.error: Exception | None = None
         self.until_close = False  # the body ends when the connection does
+        self.keep_alive = False
         self.got_bytes = False
         self.waiter: asyncio.Future[None] | None = None
         self.last = self.loop.time()
@@ -97,6 +98,7 @@ class _Conn(asyncio.Protocol):
             return  # an interim response (100 Continue): the real one follows
         self.status = status
         self.headers_done = True
+        self.keep_alive = self.parser.should_keep_alive()  # (not after the message: False)
         names = {k.lower() for k, _ in self.raw_headers}
         self.until_close = b"content-length" not in names and b"transfer-encoding" not in names
 
@@ -211,7 +213,7 @@ class H1Response:
         self._closed = True
         conn = self._conn
         if (conn.complete and not conn.lost and conn.error is None and not conn.parts
-                and conn.parser.should_keep_alive()):
+                and conn.keep_alive):
             self._pool.release(self._key, conn)
         else:
             conn.close()
