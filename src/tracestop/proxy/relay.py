@@ -85,7 +85,7 @@ async def drive(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                 if m.stopped:
                     break
                 relayed = _Relayed(chunk, event.raw, event.more)  # unmodified: relay its bytes
-                if not pending and (m.observe or m.thinking_closed or not got
+                if _FAST_PATH and not pending and (m.observe or m.thinking_closed or not got
                                     or ("\n" not in text and not text.isspace())):
                     # The fast path of the loop below: nothing waits, and this chunk cannot
                     # hold a step boundary (no line break; text that is not all whitespace
@@ -156,6 +156,9 @@ async def drive(upstream: Upstream, ex: Exchange, resp: StreamResponse,
 
 
 _BOUNDARY = re.compile(r"\n\s*\n")  # the Segmenter's step boundary (a blank line)
+#: ``drive`` releases a chunk that cannot hold a boundary without the hold-back scan (tests
+#: turn it off to compare)
+_FAST_PATH = True
 
 
 def _safe_end(ex: Exchange) -> int:
