@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu-streams", type=int, default=64,
                     help="concurrent paced streams of the CPU-per-chunk part (0: skip it)")
     ap.add_argument("--cpu-chunks", type=int, default=200, help="chunks per paced stream")
+    ap.add_argument("--cpu-fast-chunks", type=int, default=20000,
+                    help="chunks of the full-speed stream of the CPU part")
     args = ap.parse_args(argv)
 
     up_port, px_port, stub_port = _free_port(), _free_port(), _free_port()
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu = None
         if args.cpu_streams > 0:
             cpu = ({"default": (proxy, pid), "none": (proxy, pid), "relay": (stubbed, stub_pid)},
-                   args.cpu_streams, args.cpu_chunks, args.chunks)
+                   args.cpu_streams, args.cpu_chunks, args.cpu_fast_chunks)
         res = asyncio.run(_measure(proxy, upstream, args.ttfb_requests, args.chunks,
                                    args.concurrency, args.concurrent_chunks, cpu))
     finally:
@@ -288,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"p99 {c_['ttfb_p99_ms']:.1f} ms")
         if "cpu" in res:
             print(f"proxy CPU per relayed chunk (us): {args.cpu_streams} paced streams x "
-                  f"{args.cpu_chunks} chunks / one {args.chunks}-chunk stream at full speed")
+                  f"{args.cpu_chunks} chunks / one {args.cpu_fast_chunks}-chunk stream at "
+                  "full speed")
             labels = {"default": "policy default", "none": "policy none",
                       "relay": "Monitor stubbed (relay only)"}
             for name, row in res["cpu"].items():
