@@ -20,7 +20,11 @@ from starlette.responses import Response
 from tracestop.errors import UpstreamError
 from tracestop.proxy.config import ProxyConfig
 from tracestop.proxy.errors import error_response
-from tracestop.proxy.h1 import H1Pool
+
+try:  # httptools comes with uvicorn[standard] (the proxy extra); without it, httpx does all
+    from tracestop.proxy.h1 import H1Pool
+except ImportError:  # pragma: no cover - depends on the environment
+    H1Pool = None  # type: ignore[assignment,misc]
 
 __all__ = ["StreamResponse", "Upstream", "forward_headers", "response_headers"]
 
@@ -83,7 +87,7 @@ class Upstream:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._h1: H1Pool | None = None
-        if transport is None and H1Pool.handles(cfg.target("/")):
+        if H1Pool is not None and transport is None and H1Pool.handles(cfg.target("/")):
             self._h1 = H1Pool(cfg.timeout, min(cfg.timeout, 10.0), cfg.max_connections,
                               min(cfg.max_connections, 512))
 
