@@ -14,11 +14,13 @@ Three parts, all on 127.0.0.1, each bounded in time (``--phase-timeout``):
   one step, a model in a loop), the latency of ``GET /v1/models`` through the same proxy,
   with the Monitor's heavy steps on the event loop and in a worker thread.
 
-The fake upstream, each proxy and the client run in separate processes (uvicorn); on a
-shared machine the figures move with the load, so run it on a quiet one and compare ratios.
+The fake upstream, each proxy and the client run in separate processes; the proxy under load
+is ``tracestop serve`` itself (``--workers N``: its worker processes). On a shared machine
+the figures move with the load, so run it on a quiet one and compare ratios.
 
     .venv/bin/python bench/bench_load.py                 # table
     .venv/bin/python bench/bench_load.py --json          # machine-readable
+    .venv/bin/python bench/bench_load.py --workers 2 --no-stall
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ import multiprocessing as mp
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
 
 import httpx
+
+from tracestop.proxy.testing import lifespan, read_body
 
 STEP = ("Let me consider the structure of this problem a little more before going on, "
         "looking at each quantity in turn.")
@@ -59,18 +64,9 @@ async def _fake_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None
     """Streams ``fake.chunks`` reasoning chunks of ``fake.size`` characters ``fake.delay``
     seconds apart, then the answer and [DONE]; answers a non-streamed request at once."""
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            kind = "startup" if msg["type"] == "lifespan.startup" else "shutdown"
-            await send({"type": f"lifespan.{kind}.complete"})
-            if kind == "shutdown":
-                return
-    body = b""
-    while True:
-        msg = await receive()
-        body += msg.get("body", b"")
-        if not msg.get("more_body"):
-            break
+        await lifespan(receive, send)
+        return
+    body = await read_body(receive)
     if scope["path"] == "/v1/models":
         data = b'{"object":"list","data":[{"id":"bench","object":"model"}]}'
         await send({"type": "http.response.start", "status": 200,
@@ -132,6 +128,38 @@ def _serve_proxy(port: int, upstream: str, offload_chars: int | None) -> None:
         relay.OFFLOAD_CHARS = offload_chars
     uvicorn.run(create_app(upstream, "default", model_family="qwen3"), host="127.0.0.1", port=port,
                 log_level="error", access_log=False, backlog=4096)
+
+
+def _start_serve(port: int, upstream: str, workers: int) -> subprocess.Popen[bytes]:
+    """``tracestop serve`` as an operator runs it, with ``workers`` worker processes."""
+    cmd = [sys.executable, "-m", "tracestop", "serve", "--upstream", upstream, "--port",
+           str(port), "--model-family", "qwen3", "--workers", str(workers),
+           "--log-level", "warning"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and its descendants (uvicorn's workers)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        kids = [c for c, p in parents.items() if p in frontier and c not in tree]
+        tree.update(kids)
+        frontier = kids
+    total = 0.0
+    for p in tree:
+        try:
+            total += _cpu_seconds(p)
+        except OSError:
+            continue
+    return total
 
 
 def _wait_ready(url: str, timeout: float = 60.0) -> None:
@@ -228,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu-chunks", type=int, default=5000)
     ap.add_argument("--stall-boxes", type=int, default=2000)
     ap.add_argument("--phase-timeout", type=float, default=120.0)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes of the proxy under load (tracestop serve --workers)")
+    ap.add_argument("--no-stall", action="store_true", help="skip the stall part")
     args = ap.parse_args(argv)
 
     up, px, px_loop = _free_port(), _free_port(), _free_port()
@@ -235,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     proxy, proxy_loop = f"http://127.0.0.1:{px}", f"http://127.0.0.1:{px_loop}"
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_serve_upstream, args=(up,), daemon=True),
-             ctx.Process(target=_serve_proxy, args=(px, upstream, None), daemon=True),
              ctx.Process(target=_serve_proxy, args=(px_loop, upstream, 10**12), daemon=True)]
     for p in procs:
         p.start()
-    out: dict[str, Any] = {"load": [], "machine": f"{os.cpu_count()} CPUs, load average "
+    serve = _start_serve(px, upstream, args.workers)
+    out: dict[str, Any] = {"load": [], "workers": args.workers,
+                           "machine": f"{os.cpu_count()} CPUs, load average "
                            f"{os.getloadavg()[0]:.2f} at start"}
     try:
         for url in (upstream, proxy, proxy_loop):
@@ -258,24 +290,29 @@ def main(argv: list[str] | None = None) -> int:
                                                           "ttfb_p50_s", "ttfb_p99_s")}
                 out["load"].append(row)
         # CPU per relayed chunk: one long stream sent as fast as the fake can
-        pid = procs[1].pid
-        assert pid is not None
-        c0 = _cpu_seconds(pid)
+        c0 = _tree_cpu_seconds(serve.pid)
         _, _, events = asyncio.run(_one(httpx.AsyncClient(timeout=args.phase_timeout),
                                         f"{proxy}/v1/chat/completions",
                                         _payload("nostop", args.cpu_chunks, 0.0)))
-        out["cpu_us_per_chunk"] = (_cpu_seconds(pid) - c0) / max(1, events) * 1e6
-        out["stall"] = {
-            "thread": asyncio.run(_stall(proxy, args.stall_boxes, args.phase_timeout)),
-            "loop": asyncio.run(_stall(proxy_loop, args.stall_boxes, args.phase_timeout))}
+        out["cpu_us_per_chunk"] = (_tree_cpu_seconds(serve.pid) - c0) / max(1, events) * 1e6
+        if not args.no_stall:
+            out["stall"] = {
+                "thread": asyncio.run(_stall(proxy, args.stall_boxes, args.phase_timeout)),
+                "loop": asyncio.run(_stall(proxy_loop, args.stall_boxes, args.phase_timeout))}
     finally:
+        serve.terminate()
+        try:
+            serve.wait(10)
+        except subprocess.TimeoutExpired:
+            serve.kill()
         for p in procs:
             p.terminate()
             p.join(5)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"machine: {out['machine']} (shared machines move these figures)")
+    print(f"machine: {out['machine']} (shared machines move these figures); proxy: "
+          f"tracestop serve --workers {args.workers}")
     print(f"{'kind':<8}{'streams':>8}{'side':>8}{'ok':>6}{'p50 s':>8}{'p99 s':>8}"
           f"{'TTFB p50':>10}{'TTFB p99':>10}{'events':>8}")
     for row in out["load"]:
@@ -287,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         q = row["ratio"]
         print(f"{'':<16}{'ratio':>8}{'':>6}{q['total_p50_s']:>8.2f}{q['total_p99_s']:>8.2f}"
               f"{q['ttfb_p50_s']:>10.2f}{q['ttfb_p99_s']:>10.2f}")
-    print(f"proxy CPU per relayed chunk: {out['cpu_us_per_chunk']:.1f} us (Monitor included)")
-    for mode, s in out["stall"].items():
+    print(f"proxy CPU per relayed chunk: {out['cpu_us_per_chunk']:.1f} us (Monitor included; "
+          f"one {args.cpu_chunks}-chunk stream at full speed)")
+    for mode, s in out.get("stall", {}).items():
         print(f"stall, Monitor heavy steps on the {mode}: {s['boxes']} boxes, stream "
               f"{s['stream_s']:.2f} s; GET /v1/models p50 {s['get_p50_s'] * 1e3:.1f} ms, "
               f"max {s['get_max_s'] * 1e3:.1f} ms over {s['gets']} requests")

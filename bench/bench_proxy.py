@@ -6,7 +6,10 @@ Measures, through the proxy and directly against the fake upstream:
 * per-chunk time over a long stream sent as fast as the upstream can (the proxy parses each
   event, feeds the Monitor and re-encodes it);
 * 256 concurrent streams through the proxy (bounded: each stream has a fixed length; all
-  traffic stays on loopback; the run ends by itself).
+  traffic stays on loopback; the run ends by itself);
+* the proxy process's CPU time per relayed chunk, with the default policy, with policy
+  ``none``, and in a second proxy process whose Monitor is stubbed out (this bench only): the
+  relay's own share, apart from the Monitor's.
 
 The upstream and the proxy run in their own processes (uvicorn), the client in this one.
 The streamed text is reasoning that never states an answer, so the Monitor segments and
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import socket
 import statistics
 import sys
@@ -29,6 +33,8 @@ import time
 from typing import Any
 
 import httpx
+
+from tracestop.proxy.testing import lifespan, read_body
 
 STEP = ("Let me consider the structure of this problem a little more before going on, "
         "looking at each quantity in turn.")
@@ -43,18 +49,9 @@ def _free_port() -> int:
 async def _fake_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Streams ``fake.chunks`` reasoning chunks of ``fake.size`` characters, then [DONE]."""
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            kind = "startup" if msg["type"] == "lifespan.startup" else "shutdown"
-            await send({"type": f"lifespan.{kind}.complete"})
-            if kind == "shutdown":
-                return
-    body = b""
-    while True:
-        msg = await receive()
-        body += msg.get("body", b"")
-        if not msg.get("more_body"):
-            break
+        await lifespan(receive, send)
+        return
+    body = await read_body(receive)
     spec = json.loads(body or b"{}").get("fake", {})
     n, size, delay = int(spec.get("chunks", 100)), int(spec.get("size", 12)), spec.get("delay", 0)
     text = ("\n\n".join([STEP] * (n * size // len(STEP) + 2)))
@@ -79,13 +76,38 @@ def _serve_upstream(port: int) -> None:
                 access_log=False)
 
 
-def _serve_proxy(port: int, upstream: str) -> None:
+def _serve_proxy(port: int, upstream: str, stub: bool = False) -> None:
     import uvicorn
 
     from tracestop.proxy import create_app
 
+    if stub:
+        _stub_monitor()
     uvicorn.run(create_app(upstream, "default"), host="127.0.0.1", port=port,
                 log_level="error", access_log=False)
+
+
+def _stub_monitor() -> None:
+    """In this (bench) process only: a Monitor that reads nothing, so that the proxy's CPU
+    time is the relay's alone (SSE parsing, JSON, the hold-back, the HTTP hops). Its
+    degenerate-step offload is turned off too: with no step ever completed, it would move
+    every feed to a worker thread."""
+    from tracestop.monitor import Monitor
+    from tracestop.proxy import relay
+
+    def nothing(self: Monitor, delta: str) -> None:
+        return None
+
+    Monitor.feed = nothing  # type: ignore[assignment,method-assign]
+    Monitor.feed_thinking = nothing  # type: ignore[assignment,method-assign]
+    Monitor.feed_answer = nothing  # type: ignore[method-assign]
+    relay.OFFLOAD_CHARS = 10**12
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(url: str, timeout: float = 30.0) -> None:
@@ -99,11 +121,40 @@ def _wait_ready(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def _payload(chunks: int, size: int = 12, delay: float = 0) -> dict[str, Any]:
+def _payload(chunks: int, size: int = 12, delay: float = 0, policy: str = "default"
+             ) -> dict[str, Any]:
     return {"model": "bench", "stream": True,
             "messages": [{"role": "user", "content": "How many apples are left?"}],
-            "tracestop": {"policy": "default"},
+            "tracestop": {"policy": policy},
             "fake": {"chunks": chunks, "size": size, "delay": delay}}
+
+
+async def _cpu(proxies: dict[str, tuple[str, int]], streams: int, chunks: int,
+               fast_chunks: int) -> dict[str, Any]:
+    """The proxy process's CPU time per relayed chunk, by what the proxy runs: ``default``
+    (the default policy), ``none`` (the Monitor reads but never stops), ``relay`` (the
+    Monitor stubbed out in that process: the relay's own cost). ``paced``: ``streams``
+    concurrent streams of ``chunks`` chunks 2 ms apart (about one event per socket read, as
+    from a model server); ``fast``: one stream of ``fast_chunks`` sent as fast as the fake
+    can (many events per read, fewer reads and writes)."""
+    out: dict[str, Any] = {}
+    limits = httpx.Limits(max_connections=streams + 8)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        for name, (base, pid) in proxies.items():
+            url = f"{base}/v1/chat/completions"
+            policy = "none" if name == "none" else "default"
+            await _one_stream(client, url, _payload(20, policy=policy), False)  # warm up
+            c0 = _cpu_seconds(pid)
+            res = await asyncio.gather(*(
+                _one_stream(client, url, _payload(chunks, delay=0.002, policy=policy), False)
+                for _ in range(streams)))
+            paced = (_cpu_seconds(pid) - c0) / sum(r[2] for r in res) * 1e6
+            c0 = _cpu_seconds(pid)
+            _, _, events = await _one_stream(client, url, _payload(fast_chunks, policy=policy),
+                                             False)
+            fast = (_cpu_seconds(pid) - c0) / events * 1e6
+            out[name] = {"paced_us_per_chunk": paced, "fast_us_per_chunk": fast}
+    return out
 
 
 async def _one_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any],
@@ -127,7 +178,9 @@ async def _one_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any],
 
 
 async def _measure(proxy: str, upstream: str, ttfb_n: int, chunks: int,
-                   concurrency: int, conc_chunks: int) -> dict[str, Any]:
+                   concurrency: int, conc_chunks: int,
+                   cpu: tuple[dict[str, tuple[str, int]], int, int, int] | None
+                   ) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency + 8)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         out: dict[str, Any] = {}
@@ -146,7 +199,9 @@ async def _measure(proxy: str, upstream: str, ttfb_n: int, chunks: int,
                                    ("concurrent", proxy, False)):
             out[name] = await _concurrent(client, f"{base}/v1/chat/completions", direct,
                                           concurrency, conc_chunks)
-        return out
+    if cpu is not None:
+        out["cpu"] = await _cpu(*cpu)
+    return out
 
 
 async def _concurrent(client: httpx.AsyncClient, url: str, direct: bool, concurrency: int,
@@ -182,20 +237,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunks", type=int, default=2000, help="chunks in the per-chunk stream")
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--concurrent-chunks", type=int, default=200)
+    ap.add_argument("--cpu-streams", type=int, default=64,
+                    help="concurrent paced streams of the CPU-per-chunk part (0: skip it)")
+    ap.add_argument("--cpu-chunks", type=int, default=200, help="chunks per paced stream")
+    ap.add_argument("--cpu-fast-chunks", type=int, default=20000,
+                    help="chunks of the full-speed stream of the CPU part")
     args = ap.parse_args(argv)
 
-    up_port, px_port = _free_port(), _free_port()
+    up_port, px_port, stub_port = _free_port(), _free_port(), _free_port()
     upstream, proxy = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{px_port}"
+    stubbed = f"http://127.0.0.1:{stub_port}"
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_serve_upstream, args=(up_port,), daemon=True),
-             ctx.Process(target=_serve_proxy, args=(px_port, upstream), daemon=True)]
+             ctx.Process(target=_serve_proxy, args=(px_port, upstream), daemon=True),
+             ctx.Process(target=_serve_proxy, args=(stub_port, upstream, True), daemon=True)]
     for p in procs:
         p.start()
     try:
         _wait_ready(upstream)
         _wait_ready(proxy)
+        _wait_ready(stubbed)
+        pid, stub_pid = procs[1].pid, procs[2].pid
+        assert pid is not None and stub_pid is not None
+        cpu = None
+        if args.cpu_streams > 0:
+            cpu = ({"default": (proxy, pid), "none": (proxy, pid), "relay": (stubbed, stub_pid)},
+                   args.cpu_streams, args.cpu_chunks, args.cpu_fast_chunks)
         res = asyncio.run(_measure(proxy, upstream, args.ttfb_requests, args.chunks,
-                                   args.concurrency, args.concurrent_chunks))
+                                   args.concurrency, args.concurrent_chunks, cpu))
     finally:
         for p in procs:
             p.terminate()
@@ -219,6 +288,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"{c_['ok']} ok, {c_['complete']} complete, {c_['errors']} errors, "
                   f"wall {c_['wall_s']:.2f} s, TTFB p50 {c_['ttfb_p50_ms']:.1f} ms, "
                   f"p99 {c_['ttfb_p99_ms']:.1f} ms")
+        if "cpu" in res:
+            print(f"proxy CPU per relayed chunk (us): {args.cpu_streams} paced streams x "
+                  f"{args.cpu_chunks} chunks / one {args.cpu_fast_chunks}-chunk stream at "
+                  "full speed")
+            labels = {"default": "policy default", "none": "policy none",
+                      "relay": "Monitor stubbed (relay only)"}
+            for name, row in res["cpu"].items():
+                print(f"  {labels[name]:<30}{row['paced_us_per_chunk']:>8.1f}"
+                      f"{row['fast_us_per_chunk']:>8.1f}")
     return 0 if c["errors"] == 0 and c["complete"] == c["streams"] else 1
 
 

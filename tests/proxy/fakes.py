@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from tracestop.proxy.testing import lifespan, read_body
 from tracestop.segment import split_thinking
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,19 +106,9 @@ class FakeUpstream:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+            await lifespan(receive, send)
+            return
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path = scope["path"]
         if path == "/v1/models":

@@ -30,6 +30,7 @@ import pytest
 
 from tests.proxy.fakes import QUESTION, STOP_TRACE, ServerThread, _json
 from tracestop.monitor import Monitor
+from tracestop.proxy.testing import lifespan, read_body
 from tracestop.segment import split_thinking
 from tracestop.templates import render_chat
 
@@ -56,17 +57,9 @@ class EngineFake:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                await send({"type": msg["type"] + ".complete"})
-                if msg["type"] == "lifespan.shutdown":
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+            await lifespan(receive, send)
+            return
+        body = await read_body(receive)
         req = json.loads(body)
         path = scope["path"]
         self.requests.append({"path": path, "body": req})

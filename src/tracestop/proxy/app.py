@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracestop.errors import ConfigError
 from tracestop.proxy.config import ProxyConfig
-from tracestop.proxy.disconnect import Relay, cancel_on_disconnect
+from tracestop.proxy.disconnect import RAW_SEND, Relay, cancel_on_disconnect
 from tracestop.proxy.errors import (
     BodyTooLarge,
     bad_request,
@@ -45,7 +45,7 @@ from tracestop.proxy.exchange import Exchange, Kind
 from tracestop.proxy.metrics import ProxyMetrics, log_request
 from tracestop.proxy.relay import collect, stream_events
 from tracestop.proxy.request import build_exchange, is_json_content_type, read_body
-from tracestop.proxy.upstream import Upstream, forward_headers, response_headers
+from tracestop.proxy.upstream import StreamResponse, Upstream, forward_headers, response_headers
 from tracestop.tag.base import Tagger
 
 __all__ = ["ProxyConfig", "create_app"]
@@ -94,7 +94,7 @@ def create_app(
         finally:
             await state.upstream.close()
 
-    app = FastAPI(title="tracestop proxy", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = _ProxyApp(title="tracestop proxy", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.tracestop = state
     app.add_middleware(HostOriginGuard, cfg=cfg)
@@ -121,6 +121,19 @@ def create_app(
         return await _passthrough(state, request)
 
     return app
+
+
+class _ProxyApp(FastAPI):
+    """The FastAPI app, which also leaves the server's own ``send`` in the scope
+    (``disconnect.RAW_SEND``): a relayed stream writes its body with it, without the three
+    wrappers Starlette's error handling puts around every message (they only need to see the
+    response start, which still goes through them). Not when middleware other than the
+    proxy's own was added to the app: it may want to see the body."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if len(self.user_middleware) == 1:  # HostOriginGuard only
+            scope[RAW_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 def _resolve_tagger(tagger: Tagger | str | None) -> Tagger:
@@ -294,7 +307,7 @@ async def _handle_request(state: _AppState, request: Request, kind: Kind) -> Res
     url = state.cfg.target(request.url.path)
     upstream, answer_tokens = state.upstream, state.cfg.answer_tokens
 
-    async def open_upstream() -> httpx.Response | Response:
+    async def open_upstream() -> StreamResponse | Response:
         opened = await upstream.open_stream(url, ex.headers, upstream_body)
         ex.upstream_status = opened.status_code
         if isinstance(opened, Response):

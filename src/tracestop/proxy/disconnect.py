@@ -10,7 +10,10 @@ import anyio
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["Relay", "cancel_on_disconnect"]
+__all__ = ["RAW_SEND", "Relay", "cancel_on_disconnect"]
+
+#: the scope key under which the app leaves the server's unwrapped ``send``
+RAW_SEND = "tracestop.raw_send"
 
 
 async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
@@ -38,9 +41,13 @@ class Relay(StreamingResponse):
                 tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
                 await send({"type": "http.response.start", "status": self.status_code,
                             "headers": self.raw_headers})
+                # the body through the server's own send, if the app left it (once started,
+                # the wrappers in between pass body messages on unchanged)
+                body_send: Send = scope.get(RAW_SEND) or send
                 async for piece in self._body:
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await body_send({"type": "http.response.body", "body": piece,
+                                     "more_body": True})
+                await body_send({"type": "http.response.body", "body": b"", "more_body": False})
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):

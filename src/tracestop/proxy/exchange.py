@@ -66,6 +66,7 @@ class Exchange:
             self._done = True
             self.on_done(self, outcome, error)
     _inline_len: int = 0  # inline characters fed before the end marker
+    _reasoning_len: int = 0  # len(monitor.thinking_text) once a reasoning field was seen
     _inline_thinking_at_close: int = 0  # raw thinking characters, once the marker was seen
 
     def remember(self, chunk: dict[str, Any]) -> None:
@@ -91,7 +92,7 @@ class Exchange:
         """Characters of raw thinking received: the reasoning field's text, or the inline
         output up to the end marker (with its opening marker)."""
         if self.reasoning_field is not None:
-            return len(self.monitor.thinking_text)
+            return self._reasoning_len  # kept by _feed: thinking_text joins all the text
         if self.monitor.thinking_closed:
             return self._inline_thinking_at_close
         return self._inline_len
@@ -111,8 +112,13 @@ class Exchange:
             for name in REASONING_FIELDS:
                 value = delta.get(name)
                 if isinstance(value, str) and value:
-                    self.reasoning_field = self.reasoning_field or name
-                    self.monitor.feed_thinking(value)
+                    m = self.monitor
+                    if self.reasoning_field is None:
+                        self.reasoning_field = name
+                        self._reasoning_len = len(m.thinking_text)
+                    if not (m.stopped or m.thinking_closed):  # else feed_thinking ignores it
+                        self._reasoning_len += len(value)
+                    m.feed_thinking(value)
                     break
             content = delta.get("content")
             if isinstance(content, str) and content:

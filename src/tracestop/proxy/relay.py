@@ -18,7 +18,6 @@ from contextlib import aclosing
 from typing import Any
 
 import anyio
-import httpx
 import orjson
 from starlette.responses import JSONResponse, Response
 
@@ -27,14 +26,14 @@ from tracestop.proxy import forcing, sse
 from tracestop.proxy.errors import bad_request, error_response
 from tracestop.proxy.exchange import REASONING_FIELDS, Exchange, Kind
 from tracestop.proxy.metrics import redact
-from tracestop.proxy.upstream import Upstream
+from tracestop.proxy.upstream import StreamResponse, Upstream
 
 __all__ = ["collect", "drive", "stream_events"]
 
 log = logging.getLogger("tracestop.proxy")
 
 
-async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+async def drive(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                 answer_tokens: int) -> AsyncGenerator[dict[str, Any], None]:
     """Yield the chunks to give the client, in order; the last one carries ``tracestop``.
 
@@ -50,10 +49,11 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
     try:
         async with aclosing(upstream.events(resp)) as events:
             async for event in events:
-                if event.data.strip() == "[DONE]":
+                data = event.data
+                if data[:1] != "{" and data.strip() == "[DONE]":
                     break
                 try:
-                    chunk = _loads(event.data)
+                    chunk = _loads(data)
                 except ValueError:
                     raise UpstreamError(
                         f"malformed stream from the upstream: event data is not JSON: "
@@ -74,15 +74,29 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
                     # the upstream's own error event: relay it as it is
                     yield _Relayed(chunk, event.raw, event.more)
                     continue
-                ex.remember(chunk)
+                if not ex.id:
+                    ex.remember(chunk)
                 t0 = time.perf_counter()
-                got = await offload.feed(ex, chunk)
+                text = _chunk_text(chunk)
+                got = await offload.feed(ex, chunk, text)
                 now = time.perf_counter()
                 ex.monitor_seconds += now - t0
                 m = ex.monitor
                 if m.stopped:
                     break
                 relayed = _Relayed(chunk, event.raw, event.more)  # unmodified: relay its bytes
+                if _FAST_PATH and not pending and (m.observe or m.thinking_closed or not got
+                                    or ("\n" not in text and not text.isspace())):
+                    # The fast path of the loop below: nothing waits, and this chunk cannot
+                    # hold a step boundary (no line break; text that is not all whitespace
+                    # ends any trailing whitespace before it), so it is inside the step being
+                    # written, which may reach the client.
+                    ex.sent_thinking += got
+                    if _is_final(chunk):
+                        held = chunk
+                    else:
+                        yield relayed
+                    continue
                 pending.append((relayed, got, now))
                 safe = None if m.observe or m.thinking_closed else _safe_end(ex)
                 released: list[_Relayed] = []
@@ -142,6 +156,9 @@ async def drive(upstream: Upstream, ex: Exchange, resp: httpx.Response,
 
 
 _BOUNDARY = re.compile(r"\n\s*\n")  # the Segmenter's step boundary (a blank line)
+#: ``drive`` releases a chunk that cannot hold a boundary without the hold-back scan (tests
+#: turn it off to compare)
+_FAST_PATH = True
 
 
 def _safe_end(ex: Exchange) -> int:
@@ -200,9 +217,10 @@ class _Offload:
         # a short fragment after it is merged into the step, which completes later)
         self.pending = 0
 
-    async def feed(self, ex: Exchange, chunk: dict[str, Any]) -> int:
-        """``ex.feed(chunk)``, on the loop or in a worker thread; returns what it returns."""
-        self.pending += len(_chunk_text(chunk))
+    async def feed(self, ex: Exchange, chunk: dict[str, Any], text: str) -> int:
+        """``ex.feed(chunk)``, on the loop or in a worker thread; returns what it returns.
+        ``text``: ``_chunk_text(chunk)``."""
+        self.pending += len(text)
         steps = len(ex.monitor.records)
         if self.pending <= OFFLOAD_CHARS:
             got = ex.feed(chunk)
@@ -280,7 +298,7 @@ def _is_final(chunk: dict[str, Any]) -> bool:
     return all(isinstance(c, dict) and c.get("finish_reason") for c in choices)
 
 
-async def stream_events(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+async def stream_events(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                         answer_tokens: int) -> AsyncIterator[bytes]:
     """The streaming end: SSE bytes, ending with an error event if the exchange fails.
 
@@ -369,7 +387,7 @@ class _Collector:
         return out
 
 
-async def collect(upstream: Upstream, ex: Exchange, resp: httpx.Response,
+async def collect(upstream: Upstream, ex: Exchange, resp: StreamResponse,
                   answer_tokens: int) -> Response:
     """The non-streaming end: fold the chunks into one completion body."""
     got = _Collector(ex.kind)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from typing import Any, Protocol, TypeVar
 
 import httpx
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,9 +21,16 @@ from tracestop.errors import UpstreamError
 from tracestop.proxy.config import ProxyConfig
 from tracestop.proxy.errors import error_response
 
-__all__ = ["Upstream", "forward_headers", "response_headers"]
+try:  # httptools comes with uvicorn[standard] (the proxy extra); without it, httpx does all
+    from tracestop.proxy.h1 import H1Pool
+except ImportError:  # pragma: no cover - depends on the environment
+    H1Pool = None  # type: ignore[assignment,misc]
+
+__all__ = ["StreamResponse", "Upstream", "forward_headers", "response_headers"]
 
 log = logging.getLogger("tracestop.proxy")
+
+_R = TypeVar("_R")
 
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -44,18 +52,44 @@ def forward_headers(request: Request, *, handled: bool) -> list[tuple[str, str]]
     return out
 
 
-def response_headers(resp: httpx.Response) -> dict[str, str]:
+class StreamResponse(Protocol):
+    """An open upstream response: an ``httpx.Response``, or an ``h1.H1Response``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+def response_headers(resp: StreamResponse) -> dict[str, str]:
     return {k: v for k, v in resp.headers.items() if k.lower() not in _HOP_BY_HOP_RESPONSE}
 
 
 class Upstream:
-    """The model server behind the proxy."""
+    """The model server behind the proxy.
+
+    The streamed POSTs of handled requests go through ``h1.H1Pool`` (a lean HTTP/1.1 client)
+    when the upstream is plain ``http`` without user info and no ``transport`` replaces the
+    network; everything else goes through one pooled ``httpx.AsyncClient``."""
 
     def __init__(self, cfg: ProxyConfig, transport: httpx.AsyncBaseTransport | None = None
                  ) -> None:
         self.cfg = cfg
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._h1: H1Pool | None = None
+        if H1Pool is not None and transport is None and H1Pool.handles(cfg.target("/")):
+            self._h1 = H1Pool(cfg.timeout, min(cfg.timeout, 10.0), cfg.max_connections,
+                              min(cfg.max_connections, 512))
 
     def open(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -75,6 +109,8 @@ class Upstream:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._h1 is not None:
+            await self._h1.aclose()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -83,8 +119,11 @@ class Upstream:
 
     async def send(self, req: httpx.Request) -> httpx.Response | Response:
         """Send a request, streaming; a connection failure becomes a 502/504 response."""
+        return await self._failing_as_response(self.client.send(req, stream=True))
+
+    async def _failing_as_response(self, sending: Awaitable[_R]) -> _R | Response:
         try:
-            return await self.client.send(req, stream=True)
+            return await sending
         except httpx.TimeoutException:
             return error_response(504, f"the upstream did not answer within {self.cfg.timeout:g} s",
                                   "upstream_error")
@@ -93,11 +132,17 @@ class Upstream:
                                   "upstream_error")
 
     async def open_stream(self, url: str, headers: list[tuple[str, str]],
-                          body: dict[str, Any]) -> httpx.Response | Response:
+                          body: dict[str, Any]) -> StreamResponse | Response:
         """POST ``body`` and return the open event stream, or the response to give the client
         (a connection failure; an error status or a non-stream body, passed through)."""
-        req = self.client.build_request("POST", url, headers=headers, json=body)
-        resp = await self.send(req)
+        resp: StreamResponse | Response
+        if self._h1 is not None:
+            # forward_headers(handled=True) set content-type and accept-encoding
+            resp = await self._failing_as_response(self._h1.post(url, headers,
+                                                                 _json_body(body)))
+        else:
+            req = self.client.build_request("POST", url, headers=headers, json=body)
+            resp = await self.send(req)
         if isinstance(resp, Response):
             return resp
         ctype = resp.headers.get("content-type", "")
@@ -115,7 +160,7 @@ class Upstream:
                             headers=response_headers(resp))
         return resp
 
-    async def events(self, resp: httpx.Response) -> AsyncGenerator[Event, None]:
+    async def events(self, resp: StreamResponse) -> AsyncGenerator[Event, None]:
         """The events of an open stream (``SSEReader``: any chunking, a line ending or UTF-8
         split anywhere, a leading BOM dropped). Events without data (a lone ``event:``/
         ``id:``) are skipped. Raises ``UpstreamError`` on a timeout, a broken connection, an
@@ -130,7 +175,8 @@ class Upstream:
                 events = reader.feed(chunk)
                 last = len(events) - 1
                 for i, event in enumerate(events):
-                    done = event.data == "[DONE]" or event.data.strip() == "[DONE]"
+                    data = event.data
+                    done = data[:1] != "{" and data.strip() == "[DONE]"
                     event.more = i < last
                     yield event
         except httpx.TimeoutException:
@@ -161,6 +207,15 @@ class Upstream:
             return resp.json()
         except ValueError:
             raise UpstreamError(f"{what} returned an unexpected body", 502) from None
+
+
+def _json_body(body: dict[str, Any]) -> bytes:
+    """``body`` as httpx's ``json=`` would send it (UTF-8, compact), but with orjson."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # not orjson's (an int over 64 bits): the standard library's
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()
 
 
 _BOM = b"\xef\xbb\xbf"
