@@ -89,14 +89,39 @@ class StatesContext:
     previous: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class StatesVerdict:
-    """The head's verdict on one step: ``flag`` (p >= the shipped threshold), ``p`` and the
-    evidence (the features that pushed most, one line)."""
+    """The head's verdict on one step: ``flag`` (p >= the shipped threshold), ``p`` and
+    ``evidence``: the three features that pushed most towards the verdict, one line, formatted
+    on first read (the Monitor reads it only for its report)."""
 
-    flag: bool
-    p: float
-    evidence: str
+    __slots__ = ("_evidence", "_parts", "flag", "p")
+
+    def __init__(self, flag: bool, p: float, evidence: str = "",
+                 parts: tuple[list[str], list[float]] | None = None) -> None:
+        self.flag = flag
+        self.p = p
+        self._evidence = evidence
+        self._parts = parts
+
+    @property
+    def evidence(self) -> str:
+        if self._parts is not None:
+            names, contrib = self._parts
+            order = sorted(range(len(names)), key=lambda i: -contrib[i] if self.flag
+                           else contrib[i])[:3]
+            self._evidence = ", ".join(f"{names[i]} {contrib[i]:+.2f}" for i in order)
+            self._parts = None
+        return self._evidence
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, StatesVerdict) and (self.flag, self.p, self.evidence)
+                == (other.flag, other.p, other.evidence))
+
+    def __hash__(self) -> int:
+        return hash((self.flag, self.p))
+
+    def __repr__(self) -> str:
+        return f"StatesVerdict(flag={self.flag}, p={self.p:.3f}, evidence={self.evidence!r})"
 
 
 def _tokens(text: str, letters: bool) -> list[str]:
@@ -239,6 +264,12 @@ class StatesWeights:
     intercept: float
     threshold: float
     names: tuple[str, ...] = ()
+    #: ``coef`` as Python floats (summing a few dozen of them is faster than numpy)
+    coef_list: list[float] = field(default_factory=list, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.coef_list:
+            self.coef_list.extend(float(x) for x in self.coef)
 
     @classmethod
     def load(cls, path: str | Path) -> StatesWeights:
@@ -288,27 +319,27 @@ class StatesHead:
         return self._given if self._given is not None else _weights(self._path)
 
     def columns(self, names: Iterable[str]) -> list[int]:
+        """The vocabulary columns of ``names`` (each once, unseen names dropped)."""
         vocab = self.weights.vocab
         return sorted({vocab[n] for n in names if n in vocab})
 
-    def probability(self, text: str, ctx: StatesContext) -> float:
+    def _z(self, text: str, ctx: StatesContext) -> tuple[float, list[str], list[float]]:
         w = self.weights
-        cols = self.columns(features(text, ctx))
-        z = w.intercept + float(w.coef.take(cols).sum()) if cols else w.intercept
+        vocab, coef = w.vocab, w.coef_list
+        names = [n for n in dict.fromkeys(features(text, ctx)) if n in vocab]
+        contrib = [coef[vocab[n]] for n in names]
+        return w.intercept + sum(contrib), names, contrib
+
+    def probability(self, text: str, ctx: StatesContext) -> float:
+        """p(the step states an answer)."""
+        z = self._z(text, ctx)[0]
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def read(self, text: str, ctx: StatesContext) -> StatesVerdict:
-        """The verdict on one step (evidence: the three features that pushed most towards it)."""
-        w = self.weights
-        cols = self.columns(features(text, ctx))
-        contrib = w.coef.take(cols) if cols else np.zeros(0)
-        z = w.intercept + float(contrib.sum())
+        """The verdict on one step (its evidence is formatted on first read)."""
+        z, names, contrib = self._z(text, ctx)
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        flag = p >= w.threshold
-        names = w.names
-        order = np.argsort(-contrib if flag else contrib)[:3]
-        ev = ", ".join(f"{names[cols[i]]} {contrib[i]:+.2f}" for i in order) if names else ""
-        return StatesVerdict(flag, p, ev)
+        return StatesVerdict(p >= self.weights.threshold, p, parts=(names, contrib))
 
 
 def states_context(index: int, answer_format: str, strong: bool, stated: str,
