@@ -155,7 +155,8 @@ def features(text: str, ctx: StatesContext) -> list[str]:
     fmt = ctx.answer_format
     choice = fmt == "choice" and bool(ctx.options)
     stripped = text.strip()
-    first = _BULLET.sub("", stripped.split("\n", 1)[0])
+    nl = stripped.find("\n")
+    first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
     tail = stripped[-TAIL_CHARS:]
     head_toks = _tokens(first, choice)[:HEAD_WORDS]
     tail_toks = _tokens(tail, choice)
@@ -264,12 +265,13 @@ class StatesWeights:
     intercept: float
     threshold: float
     names: tuple[str, ...] = ()
-    #: ``coef`` as Python floats (summing a few dozen of them is faster than numpy)
-    coef_list: list[float] = field(default_factory=list, compare=False, repr=False)
+    #: feature name → weight, as Python floats (one dict lookup per feature at run time)
+    by_name: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.coef_list:
-            self.coef_list.extend(float(x) for x in self.coef)
+        if not self.by_name:
+            coef = self.coef.tolist()
+            self.by_name.update((n, float(coef[i])) for n, i in self.vocab.items())
 
     @classmethod
     def load(cls, path: str | Path) -> StatesWeights:
@@ -325,9 +327,13 @@ class StatesHead:
 
     def _z(self, text: str, ctx: StatesContext) -> tuple[float, list[str], list[float]]:
         w = self.weights
-        vocab, coef = w.vocab, w.coef_list
-        names = [n for n in dict.fromkeys(features(text, ctx)) if n in vocab]
-        contrib = [coef[vocab[n]] for n in names]
+        get = w.by_name.get
+        names, contrib = [], []
+        for n in dict.fromkeys(features(text, ctx)):
+            c = get(n)
+            if c is not None:
+                names.append(n)
+                contrib.append(c)
         return w.intercept + sum(contrib), names, contrib
 
     def probability(self, text: str, ctx: StatesContext) -> float:
