@@ -80,6 +80,37 @@ def time_tagger(name: str, items: list[tuple[str, str, int]],
     return out / 1000.0
 
 
+def time_states(items: list[tuple[str, str, int]]) -> np.ndarray:
+    """Per-step time of ``StatesHead.read`` (math format, the question's facts, the previous
+    step's text; the reader's fields empty: their features cost the same either way). The
+    step's ``value_sentences`` is computed before the clock starts: in the Monitor the answer
+    reader has just memoised it (math, ``candidates="scored"``, the default)."""
+    from tracestop.answers.extract import value_sentences
+    from tracestop.answers.question import QuestionFacts
+    from tracestop.tag.states import StatesHead, states_context
+
+    head = StatesHead()
+    head.read("warm up", states_context(0, "math", False, "", None, QuestionFacts(), ""))
+    out = np.empty(len(items), dtype=np.float64)
+    facts: dict[str, QuestionFacts] = {}
+    prev = ""
+    clock = time.perf_counter_ns
+    gc.disable()
+    try:
+        for k, (q, text, i) in enumerate(items):
+            f = facts.get(q)
+            if f is None:
+                f = facts[q] = QuestionFacts.read(q, "math")
+            value_sentences(text)
+            t0 = clock()
+            head.read(text, states_context(i, "math", False, "", None, f, prev if i else ""))
+            out[k] = clock() - t0
+            prev = text
+    finally:
+        gc.enable()
+    return out / 1000.0
+
+
 def main(argv: list[str] | None = None) -> int:
     default_data = Path(os.environ.get("TRACESTOP_DATA", ROOT / ".." / "shared" / "data"))
     ap = argparse.ArgumentParser(description="tagger latency per step")
@@ -87,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N steps")
     ap.add_argument("--evidence", action="store_true",
                     help="also time tag() plus reading .evidence")
+    ap.add_argument("--states", action="store_true",
+                    help="also time the states-answer head (tracestop.tag.states)")
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -107,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"p90 {np.percentile(us, 90):7.1f} us  mean {us.mean():7.1f} us")
     print(f"ratio p50 default({DEFAULT_TAGGER})/rules: {p50[DEFAULT_TAGGER] / p50['rules']:.2f}"
           f"  (linear/rules: {p50['linear'] / p50['rules']:.2f})")
+    if args.states:
+        us = time_states(items)
+        print(f"{'states':>7}: p50 {np.percentile(us, 50):7.1f} us  p90 {np.percentile(us, 90):7.1f}"
+              f" us  mean {us.mean():7.1f} us  (the states-answer head, StatesHead.read; "
+              f"value_sentences memoised first, as the Monitor's reader has)")
     return 0
 
 

@@ -27,6 +27,7 @@ from tracestop.policies import (
 )
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
+from tracestop.tag.states import StatesHead, StatesVerdict, states_context
 from tracestop.templates import Template, template_for
 from tracestop.tokens import ApproxCounter, TokenCounter
 
@@ -111,6 +112,9 @@ class Monitor:
             threshold=cfg.answer_threshold, scorer_weights=cfg.answer_scorer,
         )
         self.records: list[StepRecord] = []
+        #: the states-answer head's verdict per record (reported only: no policy reads it)
+        self.states_head = StatesHead()
+        self.states: list[StatesVerdict] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
         self.n_decided = 0
@@ -214,16 +218,22 @@ class Monitor:
 
     def _add(self, step: Step) -> StepRecord:
         prev = self.records[-1] if self.records else None
+        strong = self.reader.states_answer(step)
         tag = self.tagger.tag(
             step.text,
             TagContext(
                 index=step.index,
                 previous=prev.type if prev else None,
-                states_answer=self.reader.states_answer(step),
+                states_answer=strong,
                 question=self.question,
             ),
         )
         reading = self.reader.observe(step, tag.type)
+        c = reading.candidate
+        self.states.append(self.states_head.read(step.text, states_context(
+            step.index, self.answer_format, strong, c.kind if c and c.step == step.index else "",
+            prev.answer.current if prev else None, self.reader.question,
+            prev.tagged.step.text if prev else "")))
         tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, reading.candidate, tokens), reading.answer, prev)
         self.records.append(rec)
@@ -305,8 +315,11 @@ class Monitor:
                     "confidence": round(r.tagged.tag.confidence, 3),
                     "tokens": r.tagged.tokens,
                     "candidate": stated[r.index].value if r.index in stated else None,
+                    "states_answer": v.flag,
+                    "states_p": round(v.p, 3),
+                    "states_evidence": v.evidence,
                 }
-                for r in kept
+                for r, v in zip(kept, self.states, strict=False)
             ]
         return out
 

@@ -1,6 +1,7 @@
 """Honest cross-validation of the step tagger: what a user gets on traces it has not seen.
 
     python -m tracestop.lab.honest [--scheme problem|family] [--folds 5] [--json]
+    python -m tracestop.lab.honest --states [--scheme problem|family]   # states-answer only
 
 - **Data**: every hand-labelled step, the shared labels (``data/labels/reasontype-dev.jsonl``)
   and the repository's ``labels/*.jsonl`` (mid-trace sets included), pooled.
@@ -21,6 +22,13 @@
   an answer when the Monitor yields a candidate credited to it).
 - Rows per source (model × benchmark) and overall; the rules tagger runs through the same
   Monitors as the baseline.
+- ``--states``: states-answer detection alone (``states_cv``): the tracker (a candidate
+  credited to the step), the states-answer head (``tracestop.tag.states``; fit per fold on
+  the training traces' rows, its threshold by an inner CV grouped by problem) and their OR,
+  P / R / F1 per source and per answer format. Each labelled trace is fed whole from step 0
+  to a Monitor with the rules tagger (no label seen) whose head records its run-time context
+  (``states_rows``): the step text, the question's facts, the previous step's text and the
+  reader's picture; never a gold flag.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from tracestop._types import StepType
 from tracestop.lab.labels import Example, load_extra_labels, load_labels
 from tracestop.lab.quality import binary_metrics, group_folds
 from tracestop.tag.base import Tagger
+from tracestop.tag.states import StatesContext, StatesHead, StatesVerdict, StatesWeights, features
 
 __all__ = [
     "FAMILIES",
@@ -228,6 +237,201 @@ def honest_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
     return report
 
 
+# --- states-answer detection: the tracker, the head, their OR ---------------------------------
+
+#: One labelled step as the states-answer head sees it at run time: trace id, step text, the
+#: head's context, the gold flag, the tracker's flag (a candidate credited to the step).
+StatesRow = tuple[str, str, StatesContext, bool, bool]
+
+
+def states_rows(examples: Sequence[Example], traces: dict[str, Any], tagger: Tagger | None = None
+                ) -> list[StatesRow]:
+    """Every labelled step with its run-time states-answer context: each trace fed whole from
+    step 0 to a Monitor (as ``monitor_predictions``; ``tagger``: the rules tagger by default,
+    which saw no label) whose states-answer head records what it is given."""
+    from tracestop.answers import infer_format
+    from tracestop.evaluate.replay import out_of_fold_scorer
+    from tracestop.monitor import Monitor, MonitorConfig
+    from tracestop.policies import Never, candidates_by_step
+    from tracestop.tag.rules import RuleTagger
+    from tracestop.tokens import counter_for
+
+    class Recorder(StatesHead):
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, StatesContext]] = []
+
+        def read(self, text: str, ctx: StatesContext) -> StatesVerdict:
+            self.seen.append((text, ctx))
+            return StatesVerdict(False, 0.0, "")
+
+    by_trace: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_trace[ex.trace_id].append(ex)
+    out: list[StatesRow] = []
+    for tid in sorted(by_trace):
+        trace = traces.get(tid)
+        if trace is None:
+            continue
+        fmt = infer_format(trace.question, trace.benchmark)
+        config = MonitorConfig()
+        if trace.split == "dev":
+            config = replace(config, answer_scorer=out_of_fold_scorer(trace.question))
+        m = Monitor(Never(), tagger=tagger or RuleTagger(), question=_runtime_question(trace, fmt),
+                    answer_format=fmt, model=trace.model, count_tokens=counter_for(trace.model),
+                    config=config)
+        rec = Recorder()
+        m.states_head = rec
+        m.feed(trace.trace)
+        m.end()
+        stated = candidates_by_step(m.records)
+        for ex in by_trace[tid]:
+            i = ex.context.index
+            if i < len(rec.seen):
+                text, ctx = rec.seen[i]
+                out.append((tid, text, ctx, ex.gold_states_answer, i in stated))
+    return out
+
+
+def _design(rows: Sequence[tuple[str, StatesContext]], vocab: dict[str, int]) -> Any:
+    from scipy.sparse import csr_matrix
+
+    indptr, cols = [0], []
+    for text, ctx in rows:
+        cols += sorted({vocab[n] for n in features(text, ctx) if n in vocab})
+        indptr.append(len(cols))
+    return csr_matrix((np.ones(len(cols)), np.array(cols, dtype=np.int64), np.array(indptr)),
+                      shape=(len(rows), len(vocab)))
+
+
+def _fit_lr(x: Any, y: Sequence[bool], c: float) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=c, max_iter=2000, solver="liblinear", fit_intercept=False)
+    lr.fit(x, np.asarray(y, dtype=int))
+    return lr.coef_[0].astype(np.float64), 0.0
+
+
+#: inverse L2 strength of the head (0.3 / 1 / 3 within 0.005 F1 in the problem-fold CV)
+STATES_C = 0.3
+#: thresholds tried by the inner cross-validation (the F1-best on held-out training problems)
+STATES_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
+
+
+def fit_states(rows: Sequence[StatesRow], c: float = STATES_C, seed: int = 0,
+               inner_folds: int = 3, min_count: int = 5) -> StatesWeights:
+    """The states-answer head fit on ``rows`` (L2 logistic regression, features seen at
+    least ``min_count`` times; ``bias`` is a feature) with the decision threshold that gives
+    the best F1 in an inner cross-validation grouped by problem (``inner_folds``; 0: 0.5)."""
+    def vocab_of(part: Sequence[StatesRow]) -> dict[str, int]:
+        count: dict[str, int] = defaultdict(int)
+        for r in part:
+            for n in set(features(r[1], r[2])):
+                count[n] += 1
+        names = sorted(n for n, k in count.items() if k >= min_count or n == "bias")
+        return {n: i for i, n in enumerate(names)}
+
+    def fit_on(part: Sequence[StatesRow]) -> StatesWeights:
+        vocab = vocab_of(part)
+        coef, b = _fit_lr(_design([(r[1], r[2]) for r in part], vocab), [r[3] for r in part], c)
+        return StatesWeights(vocab, coef, b, 0.5, tuple(vocab))
+
+    threshold = 0.5
+    groups = [problem_of(r[0]) for r in rows]
+    if inner_folds >= 2 and len(set(groups)) >= inner_folds:
+        fold = group_folds(groups, inner_folds, seed)
+        probs = np.zeros(len(rows))
+        for k in range(inner_folds):
+            w = fit_on([r for r, f in zip(rows, fold, strict=True) if f != k])
+            head = StatesHead(w)
+            for j, (r, f) in enumerate(zip(rows, fold, strict=True)):
+                if f == k:
+                    probs[j] = head.probability(r[1], r[2])
+        gold = [r[3] for r in rows]
+        threshold = max(STATES_THRESHOLDS, key=lambda t: (
+            binary_metrics(gold, list(probs >= t))["f1"], -abs(t - 0.5)))
+    w = fit_on(rows)
+    return replace(w, threshold=float(threshold))
+
+
+def save_states(path: Path | str, weights: StatesWeights, meta: dict[str, Any] | None = None
+                ) -> Path:
+    """Write the head's ``.npz`` (deflated, fixed timestamps: same arrays → same bytes)."""
+    import io
+    import json
+    import zipfile
+
+    arrays = {**weights.arrays(), "meta": np.asarray(json.dumps(meta or {}, sort_keys=True))}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, buf.getvalue())
+    return path
+
+
+def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "problem",
+              folds: int = 5, seed: int = 0, log: Any = None,
+              rows: Sequence[StatesRow] | None = None) -> dict[str, Any]:
+    """Honest CV of states-answer detection: per source and overall, P / R / F1 of the
+    tracker (the Monitor's candidates), the head (fit on the other folds' rows, threshold by
+    inner CV) and their OR. ``rows``: precomputed ``states_rows`` (tests)."""
+    if rows is None:
+        examples, traces = load_runtime_examples(data, extra)
+        rows = states_rows(examples, traces)
+    plan = _folds([r[0] for r in rows], scheme, folds, seed)
+    acc: dict[str, list[list[bool]]] = defaultdict(lambda: [[], [], [], []])
+    thresholds = []
+    for fold_name, test, train in plan:
+        tr = [r for r in rows if r[0] in train]
+        head = StatesHead(fit_states(tr, seed=seed))
+        thresholds.append(head.weights.threshold)
+        for r in rows:
+            if r[0] not in test:
+                continue
+            h = head.probability(r[1], r[2]) >= head.weights.threshold
+            for key in ("all", f"{r[2].answer_format} (format)", source_of(r[0])):
+                a = acc[key]
+                a[0].append(r[3])
+                a[1].append(r[4])
+                a[2].append(h)
+                a[3].append(h or r[4])
+        if log is not None:
+            log(f"states: {fold_name} done ({len(test)} test traces, {len(train)} train)")
+    out: dict[str, Any] = {"scheme": scheme, "folds": [p[0] for p in plan], "seed": seed,
+                           "thresholds": thresholds, "n_steps": len(rows), "rows": {}}
+    for key, (gold, trk, hd, both) in sorted(acc.items()):
+        out["rows"][key] = {"n": len(gold), "support": sum(gold),
+                            "tracker": binary_metrics(gold, trk),
+                            "head": binary_metrics(gold, hd),
+                            "or": binary_metrics(gold, both)}
+    return out
+
+
+def format_states(report: dict[str, Any]) -> str:
+    """A markdown table of ``states_cv``: P / R / F1 of tracker, head and OR per source."""
+    title = (f"states-answer CV, scheme={report['scheme']} ({len(report['folds'])} folds, seed "
+             f"{report['seed']}), {report['n_steps']} steps; head thresholds "
+             + ", ".join(f"{t:.2f}" for t in report["thresholds"]))
+    head = "| source | steps | gold + | tracker F1 (P/R) | head F1 (P/R) | OR F1 (P/R) |"
+    out = [title, "", head, "|---|---|---|---|---|---|"]
+    rows = report["rows"]
+    keys = sorted(k for k in rows if k != "all" and "(format)" not in k)
+    keys += sorted(k for k in rows if "(format)" in k) + ["all"]
+    for k in keys:
+        r = rows[k]
+        cells = [f"**{k}**" if k == "all" else k, str(r["n"]), str(r["support"])]
+        for name in ("tracker", "head", "or"):
+            m = r[name]
+            cells.append(f"{m['f1']:.3f} ({m['precision']:.2f}/{m['recall']:.2f})")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A markdown table: one row per source, type / role accuracy and states-answer F1 per
     tagger."""
@@ -273,8 +477,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tagger", action="append", choices=("rules", "linear"))
+    ap.add_argument("--states", action="store_true",
+                    help="states-answer detection only: tracker, head and their OR")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    if a.states:
+        sr = states_cv(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,
+                       log=lambda s: print(s, file=sys.stderr, flush=True))
+        print(json.dumps(sr, indent=1) if a.json else format_states(sr))
+        return 0
     report = honest_cv(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,
                        a.tagger or ("rules", "linear"),
                        log=lambda s: print(s, file=sys.stderr, flush=True))

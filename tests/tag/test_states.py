@@ -1,0 +1,128 @@
+"""The states-answer head (tracestop.tag.states): it loads, reads the obvious cases as a user
+would meet them through the Monitor, leaves the policies' answer tracking alone, and its
+honest cross-validation (tracestop.lab.honest.states_cv) runs and learns on a tiny set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tracestop.lab.honest import StatesRow, fit_states, save_states, states_cv
+from tracestop.monitor import Monitor
+from tracestop.tag.states import (
+    DEFAULT_STATES_WEIGHTS,
+    StatesContext,
+    StatesHead,
+    StatesWeights,
+    features,
+)
+
+OPTIONS = ["Roosevelt", "Taft", "Wilson", "Debs", "La Follette", "Wallace", "Thurmond", "Perot",
+           "Anderson", "Nader"]
+CHOICE_Q = ("Which third-party candidate's campaign echoed the Populists' critique of the two "
+            "parties?\n" + "\n".join(f"{k}. {t}" for k, t in zip("ABCDEFGHIJ", OPTIONS,
+                                                                    strict=True)))
+
+
+def test_shipped_weights_load() -> None:
+    w = StatesWeights.load(DEFAULT_STATES_WEIGHTS)
+    assert len(w.vocab) == len(w.coef) > 1000
+    assert "bias" in w.vocab and "r:strong" in w.vocab
+    assert 0.1 < w.threshold < 0.9
+    assert DEFAULT_STATES_WEIGHTS.stat().st_size < 512 * 1024  # small, committed
+
+
+def test_math_answer_flagged_computation_not() -> None:
+    m = Monitor("none", question="What is the product of 6 and 7?", answer_format="math")
+    m.feed("<think>Let me compute 6 times 7 by repeated addition.\n\n"
+           "6 + 6 = 12, 12 + 6 = 18, 18 + 6 = 24, 24 + 6 = 30, 30 + 6 = 36, 36 + 6 = 42.\n\n"
+           "So the answer is 42.\n\n</think>42")
+    m.end()
+    assert [v.flag for v in m.states] == [False, False, True]
+    assert m.states[2].p > 0.9
+    assert m.states[1].p < 0.1
+    steps = m.report()["steps"]
+    assert [s["states_answer"] for s in steps] == [False, False, True]
+    assert "answer" in steps[2]["states_evidence"]
+
+
+def test_gemma_choice_answers_flagged() -> None:
+    m = Monitor("none", question=CHOICE_Q, answer_format="choice")
+    m.feed("<think>Let me think about each candidate and what their campaign said.\n\n"
+           "Roosevelt ran as a Progressive in 1912, focused on trusts and reform.\n\n"
+           "H seems like the most plausible, since Perot attacked both parties.\n\n"
+           "</think>H")
+    m.end()
+    assert [v.flag for v in m.states] == [False, False, True]
+
+
+def test_head_alone_reads_the_words() -> None:
+    """Without the reader's help (no explicit statement, no candidate): the words decide."""
+    head = StatesHead()
+    opts = {k: t.lower() for k, t in zip("ABCDEFGHIJ", OPTIONS, strict=True)}
+    ctx = StatesContext(index=30, answer_format="choice", options=opts)
+    plain = StatesContext(index=30, answer_format="math", numbers=frozenset({"6", "7"}))
+    yes = head.probability("Therefore, the final answer is 42.", plain)
+    no = head.probability("Next, multiply both sides by 3 to get 3x + 6 = 21.", plain)
+    assert yes > 0.5 > no
+    assert head.probability("So the answer must be H.", ctx) > head.probability(
+        "Let me look at option H again.", ctx)
+
+
+def test_monitor_head_does_not_touch_candidates() -> None:
+    """The head only reports: the candidates (what policies read) are the reader's."""
+    text = ("<think>Let me compute 6 times 7.\n\n6 * 7 = 42, I think.\n\n"
+            "So the answer is 42.\n\n</think>42")
+    a = Monitor("none", question="What is 6 times 7?", answer_format="math")
+    b = Monitor("none", question="What is 6 times 7?", answer_format="math")
+    b.states_head = StatesHead(StatesWeights({"bias": 0}, np.array([30.0]), 0.0, 0.5, ("bias",)))
+    for m in (a, b):
+        m.feed(text)
+        m.end()
+    assert all(v.flag for v in b.states)
+    assert [r.tagged.candidate for r in a.records] == [r.tagged.candidate for r in b.records]
+    assert [r.answer for r in a.records] == [r.answer for r in b.records]
+
+
+def _toy_rows() -> list[StatesRow]:
+    rows: list[StatesRow] = []
+    for k in range(12):
+        tid = f"x:model-{k % 3}:bench:{k}"
+        for i in range(6):
+            gold = i in (3, 5)
+            text = (f"So the answer is {k + 40}." if gold else
+                    f"Compute {k} plus {i}: that gives {k + i}, then carry on.")
+            rows.append((tid, text, StatesContext(index=i), gold, False))
+    return rows
+
+
+def test_states_cv_runs_and_learns_on_a_tiny_set() -> None:
+    rows = _toy_rows()
+    report = states_cv(None, None, "problem", folds=3, rows=rows)
+    assert len(report["folds"]) == 3 and report["n_steps"] == len(rows)
+    overall = report["rows"]["all"]
+    assert overall["support"] == 24
+    assert overall["head"]["f1"] > 0.9
+    assert overall["tracker"]["f1"] == 0.0  # the toy tracker never fires
+    assert overall["or"]["recall"] >= overall["head"]["recall"]
+
+
+def test_fit_and_save_round_trip(tmp_path: Path) -> None:
+    w = fit_states(_toy_rows(), inner_folds=3, min_count=2)
+    a = save_states(tmp_path / "a.npz", w)
+    b = save_states(tmp_path / "b.npz", w)
+    assert a.read_bytes() == b.read_bytes()  # deterministic file
+    back = StatesWeights.load(a)
+    assert back.vocab == w.vocab and back.threshold == pytest.approx(w.threshold)
+    ctx = StatesContext(index=3)
+    assert StatesHead(back).read("So the answer is 47.", ctx).flag
+    assert not StatesHead(back).read("Compute 7 plus 1: that gives 8.", ctx).flag
+
+
+def test_features_use_no_gold() -> None:
+    """The features are a function of the run-time context only (no flag field exists)."""
+    assert "states_answer" not in StatesContext.__dataclass_fields__
+    f = features("So the answer is 42.", StatesContext(strong=True, stated="answer-is"))
+    assert "r:strong" in f and "r:stated=answer-is" in f and "r:none_yet" in f
