@@ -45,6 +45,8 @@ def main() -> None:
         preps = prepare_many(list(ts.traces), workers=1)
     preps = [p for p in preps if p.result.benchmark == args.benchmark and p.result.split == "dev"
              and not p.result.excluded and p.result.id in forced]
+    for p in preps:
+        p.forced = forced[p.result.id]
     full = sum(p.result.tokens_full for p in preps)
     base = 0  # saving each trace gets with no change of its stated grade
     regret_gain: list[int] = []  # right at full length: extra saving bought by one regret

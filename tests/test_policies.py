@@ -296,3 +296,5 @@ def test_quiet_stops_after_a_checked_answer_and_steps_without_a_new_one():
     assert parse_policy("quiet:n=2,c=2").spec() == "quiet:n=2,c=2"
     with pytest.raises(ConfigError, match="quiet: n"):
         parse_policy("quiet:n=0")
+    with pytest.raises(ConfigError, match="must be >= 2"):
+        parse_policy("quiet:c=1")

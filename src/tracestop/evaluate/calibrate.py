@@ -32,7 +32,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from tracestop.errors import ConfigError
-from tracestop.evaluate.ltt import LTTConfig, clopper_pearson_upper, learn_then_test
+from tracestop.evaluate.ltt import (
+    LTTConfig,
+    clopper_pearson_upper,
+    learn_then_test,
+    split_learn_then_test,
+)
 from tracestop.evaluate.pool import pool_map
 from tracestop.evaluate.replay import Prepared, apply_policy
 from tracestop.evaluate.tally import Tally, saved_share
@@ -51,7 +56,6 @@ __all__ = [
     "default_grid",
     "half_of",
     "net_grid",
-    "ordered_path",
     "regret_frontier",
     "score",
     "score_outcomes",
@@ -393,7 +397,7 @@ def net_grid() -> list[str]:
     # convergence read from the step tags: restatements that count only inside checks, and a
     # check followed by steps with no new answer (policies.CheckedConsistency, QuietAfterCheck)
     checked = [f"checked-consistency:k={k}" for k in (1, 2, 3)]
-    checked += [f"quiet:n={n},c={c}" for n in (1, 2, 3, 4, 6) for c in (1, 2, 3)]
+    checked += [f"quiet:n={n},c={c}" for n in (1, 2, 3, 4, 6) for c in (2, 3)]
     grid += checked
     grid += [f"{x} | consistency:k={k}" for k in (3, 4)
              for x in ("checked-consistency:k=1", "checked-consistency:k=2", "quiet:n=2,c=2", "quiet:n=4,c=2")]
@@ -416,6 +420,8 @@ class BenchLoss:
     n_forced: int = 0
     regrets_forced: int = 0
     rescues_forced: int = 0
+    #: share of the thinking tokens saved on the benchmark's traces of the group
+    saved: float = 0.0
 
     def ok(self, max_loss: float, net: bool = False) -> bool:
         """Early-stop regrets at most ``max_loss`` points or one trace, whichever is more, under
@@ -486,9 +492,11 @@ def _mode_ltt(w: _Walk, spec: str, keep: Callable[[int], bool]) -> LTTConfig:
 def _net_score(w: _Walk, spec: str) -> NetScore:
     m = _mode_ltt(w, spec, lambda i: True)
     fi = [f for f in w.forced if f is not None]
-    benches: dict[str, list[int]] = defaultdict(lambda: [0] * 6)
+    benches: dict[str, list[int]] = defaultdict(lambda: [0] * 8)
     for i, b in enumerate(w.bench):
         r = benches[b]
+        r[6] += w.used[i]
+        r[7] += w.full[i]
         r[0] += 1
         r[1] += w.stated_reg[i]
         r[2] += w.stated_res[i]
@@ -499,7 +507,7 @@ def _net_score(w: _Walk, spec: str) -> NetScore:
             r[5] += f[1]
     return NetScore(spec, m.n, m.saved, m.regrets, m.rescues, len(w.half), saved_share(sum(w.used), sum(w.full)),
                     sum(w.stated_reg), sum(w.stated_res), 1.0, len(fi), sum(f[0] for f in fi),
-                    sum(f[1] for f in fi), tuple(BenchLoss(b, *r) for b, r in sorted(benches.items())))
+                    sum(f[1] for f in fi), tuple(BenchLoss(b, *r[:6], saved_share(r[6], r[7])) for b, r in sorted(benches.items())))
 
 
 def half_of(question: str) -> int:
@@ -511,18 +519,6 @@ def half_of(question: str) -> int:
     from tracestop.evaluate.data import normalise_question
 
     return hashlib.sha256(normalise_question(question).encode("utf-8")).digest()[2] % 2
-
-
-def ordered_path(order_half: Sequence[LTTConfig], alpha: float, delta: float) -> list[str]:
-    """The Learn-then-Test sequence fixed on the ordering half: first the configurations whose
-    p-value there is at most ``delta`` (they are likely to pass on the other half), by the
-    tokens they save there, most cautious first; then the others, in the same order (reached
-    only if every earlier one is certified)."""
-    from tracestop.evaluate.ltt import net_loss_pvalue
-
-    pv = {c.spec: net_loss_pvalue(c.regrets, c.rescues, c.n, alpha) for c in order_half}
-    key = [(pv[c.spec] > delta, c.saved, c.spec) for c in order_half]
-    return [k[2] for k in sorted(key)]
 
 
 def uncertified_ok(r: NetScore) -> bool:
@@ -605,15 +601,16 @@ def calibrate_net(
         n_test = sum(1 for i in range(len(ps)) if w0 and w0.mode_counted[i] and w0.half[i] == 1)
         split = half is not None and n_test >= need
         if split:
-            order = ordered_path([_mode_ltt(walks[sp], sp, lambda i, w=walks[sp]: w.half[i] == 0)
-                                  for sp in specs], alpha, delta)
-            path = [_mode_ltt(walks[sp], sp, lambda i, w=walks[sp]: w.half[i] == 1) for sp in order]
+            cert = split_learn_then_test(
+                [_mode_ltt(walks[sp], sp, lambda i, w=walks[sp]: w.half[i] == 0) for sp in specs],
+                [_mode_ltt(walks[sp], sp, lambda i, w=walks[sp]: w.half[i] == 1) for sp in specs], alpha, delta)
+            path = list(cert.path)
             how = (f"Learn-then-Test sequence ordered on half 0 of the problems, tested on half 1 "
                    f"({n_test} traces)")
         else:
             path = sorted((_mode_ltt(walks[sp], sp, lambda i: True) for sp in specs), key=lambda c: (c.saved, c.spec))
             how = f"Learn-then-Test sequence ordered by tokens saved (label-free), tested on all {n_mode} traces"
-        cert = learn_then_test(path, alpha, delta)
+            cert = learn_then_test(path, alpha, delta)
         pv = {c.spec: p for c, p in zip(path, cert.pvalues, strict=True)}
         rank = {c.spec: i for i, c in enumerate(path)}
         out = [replace(rows[sp], pvalue=pv.get(sp, 0.0), rank=rank.get(sp, -1)) for sp in grid]
