@@ -36,6 +36,7 @@ from tracestop.evaluate.ltt import (
     LTTConfig,
     clopper_pearson_upper,
     learn_then_test,
+    net_loss_pvalue,
     split_learn_then_test,
 )
 from tracestop.evaluate.pool import pool_map
@@ -318,8 +319,11 @@ class NetScore:
     #: per dev benchmark of the group (calibration's robustness check; never used live)
     benchmarks: tuple[BenchLoss, ...] = ()
     #: position in the Learn-then-Test sequence (0 first; -1: ``none``, not on it); the first
-    #: ``NetChoice.n_certified`` are certified
+    #: ``NetChoice.n_certified`` are certified. ``pvalue`` is on the traces tested
     rank: int = -1
+    #: with the split-half sequence: the p-value on the ordering half (half 0), which fixed the
+    #: order (``ltt.order_by_half``); -1 without the split
+    pvalue_order: float = -1.0
 
     def benchmarks_ok(self, max_loss: float, net: bool = False) -> bool:
         """On every dev benchmark of the group, the regrets (``net``: regrets - rescues) are at
@@ -489,6 +493,10 @@ def _mode_ltt(w: _Walk, spec: str, keep: Callable[[int], bool]) -> LTTConfig:
                      saved_share(sum(w.used[i] for i in idx), sum(w.full[i] for i in idx)))
 
 
+def _on_half(w: _Walk, spec: str, h: int) -> LTTConfig:
+    return _mode_ltt(w, spec, lambda i: w.half[i] == h)
+
+
 def _net_score(w: _Walk, spec: str) -> NetScore:
     m = _mode_ltt(w, spec, lambda i: True)
     fi = [f for f in w.forced if f is not None]
@@ -507,7 +515,8 @@ def _net_score(w: _Walk, spec: str) -> NetScore:
             r[5] += f[1]
     return NetScore(spec, m.n, m.saved, m.regrets, m.rescues, len(w.half), saved_share(sum(w.used), sum(w.full)),
                     sum(w.stated_reg), sum(w.stated_res), 1.0, len(fi), sum(f[0] for f in fi),
-                    sum(f[1] for f in fi), tuple(BenchLoss(b, *r[:6], saved_share(r[6], r[7])) for b, r in sorted(benches.items())))
+                    sum(f[1] for f in fi), tuple(BenchLoss(b, r[0], r[1], r[2], r[3], r[4], r[5], saved_share(r[6], r[7]))
+                          for b, r in sorted(benches.items())))
 
 
 def half_of(question: str) -> int:
@@ -600,10 +609,11 @@ def calibrate_net(
         w0 = walks[specs[0]] if specs else None
         n_test = sum(1 for i in range(len(ps)) if w0 and w0.mode_counted[i] and w0.half[i] == 1)
         split = half is not None and n_test >= need
+        order_pv: dict[str, float] = {}
         if split:
-            cert = split_learn_then_test(
-                [_mode_ltt(walks[sp], sp, lambda i, w=walks[sp]: w.half[i] == 0) for sp in specs],
-                [_mode_ltt(walks[sp], sp, lambda i, w=walks[sp]: w.half[i] == 1) for sp in specs], alpha, delta)
+            halves = [[_on_half(walks[sp], sp, h) for sp in specs] for h in (0, 1)]
+            order_pv = {c.spec: net_loss_pvalue(c.regrets, c.rescues, c.n, alpha) for c in halves[0]}
+            cert = split_learn_then_test(halves[0], halves[1], alpha, delta)
             path = list(cert.path)
             how = (f"Learn-then-Test sequence ordered on half 0 of the problems, tested on half 1 "
                    f"({n_test} traces)")
@@ -613,7 +623,8 @@ def calibrate_net(
             cert = learn_then_test(path, alpha, delta)
         pv = {c.spec: p for c, p in zip(path, cert.pvalues, strict=True)}
         rank = {c.spec: i for i, c in enumerate(path)}
-        out = [replace(rows[sp], pvalue=pv.get(sp, 0.0), rank=rank.get(sp, -1)) for sp in grid]
+        out = [replace(rows[sp], pvalue=pv.get(sp, 0.0), rank=rank.get(sp, -1),
+                       pvalue_order=order_pv.get(sp, -1.0)) for sp in grid]
         scores[g] = out
         by_spec = {r.spec: r for r in out}
 
