@@ -242,9 +242,14 @@ def test_checked_consistency_counts_only_restatements_made_while_checking():
     assert run("consistency:k=2", CHECKED).decision.step == 1
     m = run("checked-consistency:k=1", CHECKED)
     assert m.decision.step == 2
-    assert m.decision.reason == ("stopped after step 3: answer 7 restated in 1 check steps (the last "
+    assert m.decision.reason == ("stopped after step 3: answer 7 restated in 1 check step (the last "
                                  "at step 3) since it was first stated at step 1")
-    assert run("checked-consistency:k=2", CHECKED).decision.step == 3
+    m = run("checked-consistency:k=2", CHECKED)
+    assert m.decision.step == 3 and "restated in 2 check steps (the last at step 4)" in m.decision.reason
+    # combined with plain consistency: the last 4 statements agree and one of them was a check
+    m = run("consistency:k=4 & checked-consistency:k=1", CHECKED)
+    assert m.decision.step == 3
+    assert "the last 4 candidate answers all agree on 7; and answer 7 restated in 2 check steps" in m.decision.reason
     # three checks never happen before the last step: no stop
     assert not run("checked-consistency:k=3", CHECKED).stopped
     # a new answer starts the count again: the check of 7 no longer counts for 8

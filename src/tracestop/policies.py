@@ -397,7 +397,8 @@ class CheckedConsistency(Policy):
         if len(checks) < self.k:
             return self._go(state)
         return self._stop(
-            state, f"answer {short_value(a.current)} restated in {len(checks)} check steps (the last at "
+            state, f"answer {short_value(a.current)} restated in {len(checks)} check step"
+            f"{'s' if len(checks) > 1 else ''} (the last at "
             f"step {checks[0] + 1}) since it was first stated at step {a.since + 1}", answer=a.current,
         )
 
@@ -532,7 +533,7 @@ PRESETS: dict[str, Preset] = {
     # (calibrate.uncertified_ok): not certified.
     "default": {
         "choice": "agree-eval:c=2,w=2,d=0.5",
-        "math": "agree-eval:c=3,w=8,d=0.5",
+        "math": "consistency:k=4 & checked-consistency:k=1",
         "yesno": "traces-shift:window=3,delta=0.5,min_count=2 | consistency:k=4",
         "*": "none",
     },

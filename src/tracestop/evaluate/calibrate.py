@@ -406,6 +406,9 @@ def net_grid() -> list[str]:
     grid += [f"{x} | consistency:k={k}" for k in (3, 4)
              for x in ("checked-consistency:k=1", "checked-consistency:k=2", "quiet:n=2,c=2", "quiet:n=4,c=2")]
     grid += [f"checked-consistency:k={k} | agree-eval:c=3,w=4,d=0.5" for k in (1, 2)]
+    # answer consistency whose restatements include checks: the last k statements agree and
+    # j of the restatements were made in evaluative steps
+    grid += [f"consistency:k={k} & checked-consistency:k={j}" for k in (3, 4, 5) for j in (1, 2)]
     grid += [f"quiet:n={n},c=2 | agree-eval:c=3,w=4,d=0.5" for n in (2, 4)]
     return list(dict.fromkeys(grid))
 
