@@ -130,7 +130,9 @@ def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[s
                    f"{r.regrets_forced:4d} {r.rescues_forced:4d} {c.n_certified:4d}  {c.spec}"
                    + (f"\n        ({c.note})" if c.note else ""))
     click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")
-    warn(f"guarantee: Learn-then-Test (fixed sequence, configurations ordered by tokens saved), "
+    order = ("ordered on half 0 of the problems and tested on half 1 where that half can certify, "
+             "else ordered by tokens saved" if split_half else "ordered by tokens saved")
+    warn(f"guarantee: Learn-then-Test (fixed sequence {order}; each format's note says which), "
          f"net loss rate <= {alpha:g} pt at delta = {delta:g}, answers {answer}")
 
 
