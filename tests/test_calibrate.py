@@ -262,3 +262,55 @@ def test_an_uncertified_format_takes_no_regret_even_with_rescues() -> None:
     assert uncertified_ok(clean)
     assert not uncertified_ok(netted)
     assert not uncertified_ok(forced_regret)
+
+
+def _fake_walks(monkeypatch, outcomes):
+    """calibrate_net over synthetic per-trace outcomes: ``outcomes[spec]`` lists, per trace,
+    (benchmark, half, regret, rescue, tokens used of 100)."""
+    from types import SimpleNamespace
+
+    from tracestop.evaluate import calibrate as cal
+
+    def walk(preps, spec, answer, presets, half):
+        rows = outcomes[spec]
+        return cal._Walk([r[1] for r in rows], [True] * len(rows), [r[2] for r in rows], [r[3] for r in rows],
+                         [r[4] for r in rows], [100] * len(rows), [r[2] for r in rows], [r[3] for r in rows],
+                         [r[0] for r in rows], [None] * len(rows))
+
+    monkeypatch.setattr(cal, "_walk", walk)
+    n = len(next(iter(outcomes.values())))
+    return [SimpleNamespace(result=SimpleNamespace(excluded=None, format_live="math", id=str(i)), forced=None)
+            for i in range(n)]
+
+
+def test_the_per_benchmark_check_refuses_a_choice_that_loses_on_one_benchmark(monkeypatch):
+    from tracestop.evaluate.calibrate import calibrate_net
+
+    benches = ["gsm8k"] * 900 + ["aime"] * 100
+    halves = [i % 2 for i in range(1000)]
+    # "risky" saves the most and loses 2 traces overall (0.2 pt: certified), both on aime, where
+    # one is rescued (one regret in each half); "safe" loses nothing
+    risky = [(b, h, i in (900, 903), i == 905, 80) for i, (b, h) in enumerate(zip(benches, halves, strict=True))]
+    safe = [(b, h, False, False, 97) for b, h in zip(benches, halves, strict=True)]
+    preps = _fake_walks(monkeypatch, {"none": [(b, h, False, False, 100) for b, h in zip(benches, halves, strict=True)],
+                                      "safe": safe, "risky": risky})
+    half = {str(i): h for i, h in enumerate(halves)}
+    pick = {}
+    for check in ("off", "net", "regrets"):
+        (c,), scores = calibrate_net(preps, answer="stated", grid=["none", "safe", "risky"], half=half,
+                                     per_benchmark=check)
+        assert c.certified and "half 0" in c.note
+        pick[check] = c.spec
+    assert pick == {"off": "risky", "net": "risky", "regrets": "safe"}
+    aime = {b.benchmark: b for r in scores["math"] if r.spec == "risky" for b in r.benchmarks}["aime"]
+    assert (aime.n, aime.regrets, aime.rescues) == (100, 2, 1) and abs(aime.saved - 0.2) < 1e-9
+    with pytest.raises(ConfigError, match="per_benchmark"):
+        calibrate_net(preps, answer="stated", grid=["none", "safe"], per_benchmark="maybe")
+
+
+def test_half_of_keeps_a_problem_together_and_splits_problems():
+    from tracestop.evaluate.calibrate import half_of
+
+    assert half_of("What is 2 + 2?") == half_of("What is 2 + 2?")
+    halves = [half_of(f"How many apples are left after {i} are eaten?") for i in range(400)]
+    assert 150 < sum(halves) < 250

@@ -71,3 +71,44 @@ def test_learn_then_test_picks_the_most_saving_certified():
     assert learn_then_test([LTTConfig("x", 5, 0, 50, 0.5)], 0.01, 0.1).choice is None
     with pytest.raises(ConfigError):
         learn_then_test(path, 0.01, 1.5)
+
+
+def test_split_learn_then_test_orders_on_one_half_and_tests_on_the_other():
+    from tracestop.evaluate.ltt import order_by_half, split_learn_then_test
+
+    # on the ordering half "risky" looks bad and saves the most: it goes after the safe ones,
+    # so it cannot end the sequence before them (ordering by tokens saved alone would test it
+    # second and stop there)
+    order = [LTTConfig("a", 0, 0, 800, 0.05), LTTConfig("risky", 40, 0, 800, 0.08), LTTConfig("b", 1, 0, 800, 0.10)]
+    assert order_by_half(order, 0.01, 0.1) == ["a", "b", "risky"]
+    test = [LTTConfig("a", 0, 0, 800, 0.05), LTTConfig("risky", 40, 0, 800, 0.08), LTTConfig("b", 1, 0, 800, 0.10)]
+    r = split_learn_then_test(order, test, 0.01, 0.1)
+    assert [c.spec for c in r.certified] == ["a", "b"] and r.choice is not None and r.choice.spec == "b"
+    assert [c.spec for c in r.path] == ["a", "b", "risky"]
+    # the label-free order (by tokens saved) stops at "risky" and never reaches "b"
+    plain = learn_then_test(sorted(test, key=lambda c: c.saved), 0.01, 0.1)
+    assert [c.spec for c in plain.certified] == ["a"]
+    # what is tested is the test half's outcomes, not the ordering half's
+    bad = [LTTConfig("a", 0, 0, 800, 0.05), LTTConfig("risky", 40, 0, 800, 0.08), LTTConfig("b", 30, 0, 800, 0.10)]
+    assert [c.spec for c in split_learn_then_test(order, bad, 0.01, 0.1).certified] == ["a"]
+    with pytest.raises(ConfigError, match="same configurations"):
+        split_learn_then_test(order, test[:2], 0.01, 0.1)
+
+
+def test_split_learn_then_test_controls_the_family_wise_error():
+    # every configuration has a true net loss rate above alpha: the chance that anything is
+    # certified must stay at most delta, whatever the ordering half showed
+    from tracestop.evaluate.ltt import split_learn_then_test
+
+    rng = random.Random(7)
+    alpha, delta, n = 0.02, 0.1, 400
+    rates = [0.025, 0.03, 0.04, 0.06]
+    errors = 0
+    trials = 400
+    for _ in range(trials):
+        def draw(rate):
+            return sum(rng.random() < rate for _ in range(n))
+        order = [LTTConfig(f"c{i}", draw(r), 0, n, r) for i, r in enumerate(rates)]
+        test = [LTTConfig(f"c{i}", draw(r), 0, n, r) for i, r in enumerate(rates)]
+        errors += bool(split_learn_then_test(order, test, alpha, delta).certified)
+    assert errors / trials <= delta

@@ -225,3 +225,81 @@ def test_the_default_preset_names_no_benchmark():
 
     assert all(not k.startswith("benchmark:") for k in PRESETS["default"])
     assert set(PRESETS["default"]) >= {"math", "choice", "yesno", "*"}
+
+
+CHECKED = scripted(
+    "[formula_substitution] 12 - 5 = 7, so the answer is 7.",
+    "[formula_substitution] Recomputing the sum, the answer is 7.",
+    "[verification] Let me check it: 7 + 5 = 12, so the answer is 7.",
+    "[verification] Checking once more, the answer is 7.",
+    "[meta_cognition] I think I am done here.",
+    "[final_conclusion] Final: the answer is 7.",
+)
+
+
+def test_checked_consistency_counts_only_restatements_made_while_checking():
+    # plain consistency stops at the second statement, made while still computing
+    assert run("consistency:k=2", CHECKED).decision.step == 1
+    m = run("checked-consistency:k=1", CHECKED)
+    assert m.decision.step == 2
+    assert m.decision.reason == ("stopped after step 3: answer 7 restated in 1 check step (the last "
+                                 "at step 3) since it was first stated at step 1")
+    m = run("checked-consistency:k=2", CHECKED)
+    assert m.decision.step == 3 and "restated in 2 check steps (the last at step 4)" in m.decision.reason
+    # combined with plain consistency: the last 4 statements agree and one of them was a check
+    m = run("consistency:k=4 & checked-consistency:k=1", CHECKED)
+    assert m.decision.step == 3
+    assert "the last 4 candidate answers all agree on 7; and answer 7 restated in 2 check steps" in m.decision.reason
+    # three checks never happen before the last step: no stop
+    assert not run("checked-consistency:k=3", CHECKED).stopped
+    # a new answer starts the count again: the check of 7 no longer counts for 8
+    changed = scripted(
+        "[final_conclusion] So the answer is 7.",
+        "[verification] Let me check: the answer is 7.",
+        "[formula_substitution] No wait, the answer is 8.",
+        "[formula_substitution] Again, the answer is 8.",
+        "[verification] Check: the answer is 8.",
+        "[final_conclusion] Final: the answer is 8.",
+    )
+    m = run("checked-consistency:k=1", changed)
+    assert m.decision.step == 1
+    m = run("checked-consistency:k=2", changed)
+    assert not m.stopped
+    assert parse_policy("checked-consistency:k=2").spec() == "checked-consistency:k=2"
+    with pytest.raises(ConfigError, match="checked-consistency: k"):
+        parse_policy("checked-consistency:k=0")
+
+
+QUIET = scripted(
+    "[formula_substitution] 12 - 5 = 7, so the answer is 7.",
+    "[verification] Let me check it: 7 + 5 = 12, so the answer is 7.",
+    "[verification] Both givens are used, nothing is left out.",
+    "[meta_cognition] I wonder whether the question means something else.",
+    "[heuristic_intuition] It reads plainly enough.",
+    "[final_conclusion] Final: the answer is 7.",
+)
+
+
+def test_quiet_stops_after_a_checked_answer_and_steps_without_a_new_one():
+    m = run("quiet:n=2,c=2", QUIET)
+    assert m.decision.step == 3
+    assert m.decision.reason == ("stopped after step 4: answer 7 restated in a verification step at "
+                                 "step 2, then 2 steps without a new answer")
+    assert run("quiet:n=1,c=2", QUIET).decision.step == 2
+    # stated only twice: c=3 never holds
+    assert not run("quiet:n=2,c=3", QUIET).stopped
+    # the last statement not made while checking: no stop
+    unchecked = scripted(
+        "[formula_substitution] 12 - 5 = 7, so the answer is 7.",
+        "[formula_substitution] Recomputing, the answer is 7.",
+        "[verification] Both givens are used, nothing is left out.",
+        "[meta_cognition] I wonder whether the question means something else.",
+        "[heuristic_intuition] It reads plainly enough.",
+        "[final_conclusion] Final: the answer is 7.",
+    )
+    assert not run("quiet:n=2,c=2", unchecked).stopped
+    assert parse_policy("quiet:n=2,c=2").spec() == "quiet:n=2,c=2"
+    with pytest.raises(ConfigError, match="quiet: n"):
+        parse_policy("quiet:n=0")
+    with pytest.raises(ConfigError, match="must be >= 2"):
+        parse_policy("quiet:c=1")

@@ -27,6 +27,7 @@ from tracestop.errors import ConfigError
 if TYPE_CHECKING:
     from tracestop.evaluate.calibrate import GroupBy
     from tracestop.evaluate.replay import AnswerMode, Prepared
+    from tracestop.policies import Preset
 
 
 def _prepared(traces: list[Any], tagger: str | None, workers: int | None, cache: str | None) -> list[Prepared]:
@@ -52,17 +53,27 @@ def _prepared(traces: list[Any], tagger: str | None, workers: int | None, cache:
     return preps
 
 
+def write_preset(name: str, value: Preset, meta: dict[str, Any], presets_file: str | None,
+                 extra: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Save the chosen preset with how it was chosen (``_meta``), and the JSON document both
+    methods print: the preset, where it went, the metadata and ``extra`` (scores, frontier)."""
+    from tracestop.presets import save_preset
+
+    path = save_preset(name, value, meta, presets_file)
+    return path, {"preset": name, "value": value, "written_to": str(path), **meta, **extra}
+
+
 def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[str, ...],
                   answer: AnswerMode, alpha: float, delta: float, max_loss: float, grid: tuple[str, ...],
                   name: str, presets_file: str | None, tagger: str | None, workers: int | None,
-                  cache: str | None, as_json: bool) -> None:
+                  cache: str | None, as_json: bool, split_half: bool = True,
+                  per_benchmark: str = "regrets") -> None:
     """Net-loss calibration per answer format with the Learn-then-Test guarantee."""
-    from tracestop.evaluate.calibrate import calibrate_net, certifiable_n, net_grid
+    from tracestop.evaluate.calibrate import calibrate_net, certifiable_n, half_of, net_grid
     from tracestop.evaluate.data import data_dir, load_traces
     from tracestop.evaluate.forced import load_forced
     from tracestop.evaluate.oracle import parse_eval_policy
     from tracestop.evaluate.replay import cross_fitting
-    from tracestop.presets import save_preset
 
     if not 0 < delta < 1:
         raise ConfigError(f"--delta must be in (0, 1), got {delta}")
@@ -78,9 +89,11 @@ def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[s
     for p in preps:
         p.forced = forced.get(p.result.id)
     n_groups = len({p.result.format_live for p in preps if not p.result.excluded})
+    half = {t.id: half_of(t.question) for t in ts.traces} if split_half else None
     with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
         choices, scores = calibrate_net(preps, answer=answer, alpha_pts=alpha, delta=delta,
-                                        max_stated_loss=max_loss, grid=specs, progress=advance)
+                                        max_stated_loss=max_loss, grid=specs, progress=advance,
+                                        half=half, per_benchmark=per_benchmark)
     value: dict[str, str] = {c.group: c.spec for c in choices}
     value["*"] = "none"
     meta = {
@@ -93,14 +106,17 @@ def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[s
         "certifiable_n": certifiable_n(alpha, delta),
         "check_pts": max_loss,
         "check": "net loss at most max(check_pts, one trace) under stated answers, and under "
-                 "forced answers where the format has forced points",
+                 "forced answers where the format has forced points"
+                 + ("" if per_benchmark == "off" else
+                    f"; and on each dev benchmark of the format, {per_benchmark} at most max(check_pts, one trace)"),
+        "split_half": split_half,
+        "per_benchmark": per_benchmark,
         "answer_scorer": "cross-fitted (out-of-fold per problem)" if cross_fitting() else "shipped (in-sample on dev)",
         "date": _dt.date.today().isoformat(),
         "groups": [c.to_json() for c in choices],
     }
-    path = save_preset(name, value, meta, presets_file)
-    doc = {"preset": name, "value": value, "written_to": str(path), **meta,
-           "scores": {g: [asdict(r) for r in rs] for g, rs in scores.items()}}
+    path, doc = write_preset(name, value, meta, presets_file,
+                             {"scores": {g: [asdict(r) for r in rs] for g, rs in scores.items()}})
     if as_json:
         click.echo(json.dumps(doc))
         return
@@ -114,7 +130,9 @@ def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[s
                    f"{r.regrets_forced:4d} {r.rescues_forced:4d} {c.n_certified:4d}  {c.spec}"
                    + (f"\n        ({c.note})" if c.note else ""))
     click.echo(f"\nwrote preset {name!r} to {path}; use it with: tracestop eval --policy {name}")
-    warn(f"guarantee: Learn-then-Test (fixed sequence, configurations ordered by tokens saved), "
+    order = ("ordered on half 0 of the problems and tested on half 1 where that half can certify, "
+             "else ordered by tokens saved" if split_half else "ordered by tokens saved")
+    warn(f"guarantee: Learn-then-Test (fixed sequence {order}; each format's note says which), "
          f"net loss rate <= {alpha:g} pt at delta = {delta:g}, answers {answer}")
 
 
@@ -137,6 +155,16 @@ def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[s
 @click.option("--cache", type=click.Path(dir_okay=False), default=None,
               help="--method ltt: keep the prepared dev traces in this pickle between runs "
                    "(delete it after retraining the tagger or the answer scorer).")
+@click.option("--split/--no-split", "split_half", default=True, show_default=True,
+              help="--method ltt: order the Learn-then-Test sequence on one half of the dev "
+                   "problems (by problem hash) and test it on the other, where that half alone "
+                   "can certify a stop; --no-split: order by tokens saved and test on all.")
+@click.option("--per-benchmark", "per_benchmark", type=click.Choice(["regrets", "net", "off"]),
+              default="regrets", show_default=True,
+              help="--method ltt: a choice must also have at most max(--max-loss, one trace) "
+                   "early-stop regrets (net: regrets - rescues) on the dev traces of every "
+                   "benchmark in the format, in each answer mode (a robustness check across "
+                   "sub-populations; the preset never names a benchmark). off: no such check.")
 @data_option
 @benchmark_option
 @model_option
@@ -164,7 +192,7 @@ def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[s
                    "buys (the configurations behind the choice; always in --json).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def calibrate_command(max_loss: float, method: str, answer: AnswerMode, alpha: float, delta: float,
-                      cache: str | None, data: str | None, benchmarks: tuple[str, ...],
+                      cache: str | None, split_half: bool, per_benchmark: str, data: str | None, benchmarks: tuple[str, ...],
                       models: tuple[str, ...], confidence: float, by: GroupBy, grid: tuple[str, ...],
                       budget_caps: bool, name: str,
                       presets_file: str | None, tagger: str | None, workers: int | None,
@@ -174,24 +202,25 @@ def calibrate_command(max_loss: float, method: str, answer: AnswerMode, alpha: f
     `tracestop eval --policy NAME`). The default method chooses per answer format (the
     format a live request's question text gives) with the Learn-then-Test guarantee on the net
     loss; --answer forced grades stops by the recorded forced answers."""
-    from tracestop.presets import presets_path, save_preset
+    from tracestop.presets import presets_path
 
     # where the preset goes is checked before any work (a calibration takes minutes)
     check_out_file(presets_path(presets_file), "--presets-file" if presets_file else
                    "the presets file ($TRACESTOP_PRESETS or the default)")
+    with errors_to_click("`tracestop calibrate`"):
+        from tracestop.evaluate.oracle import EVAL_POLICIES
+
+        if not 0 <= max_loss <= 100:
+            raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
+        if name in EVAL_POLICIES:
+            raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
     if method == "ltt":
         with errors_to_click():
-            from tracestop.evaluate.oracle import EVAL_POLICIES
-
-            if not 0 <= max_loss <= 100:
-                raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
-            if name in EVAL_POLICIES:
-                raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
             if by != "format":
                 raise ConfigError("--method ltt calibrates per answer format (what a live request "
                                   "has), never per benchmark; --by applies to --method regret")
             calibrate_ltt(data, benchmarks, models, answer, alpha, delta, max_loss, grid, name,
-                          presets_file, tagger, workers, cache, as_json)
+                          presets_file, tagger, workers, cache, as_json, split_half, per_benchmark)
         return
     from tracestop.evaluate.calibrate import (
         Choice,
@@ -202,15 +231,11 @@ def calibrate_command(max_loss: float, method: str, answer: AnswerMode, alpha: f
         regret_frontier,
     )
     from tracestop.evaluate.data import data_dir, load_traces
-    from tracestop.evaluate.oracle import EVAL_POLICIES, parse_eval_policy
+    from tracestop.evaluate.oracle import parse_eval_policy
     from tracestop.evaluate.replay import cross_fitting, prepare_many
 
     bound_level = f"{100 * confidence:g}%"
     with errors_to_click("`tracestop calibrate`"):
-        if not 0 <= max_loss <= 100:
-            raise ConfigError(f"--max-loss must be between 0 and 100 points, got {max_loss}")
-        if name in EVAL_POLICIES:
-            raise ConfigError(f"--name {name!r} is a policy name; choose another preset name")
         specs = list(grid) or default_grid(budget_caps)
         for s in specs:
             parse_eval_policy(s)
@@ -263,11 +288,10 @@ def calibrate_command(max_loss: float, method: str, answer: AnswerMode, alpha: f
             "date": _dt.date.today().isoformat(),
             "groups": [c.to_json() for c in [*choices, *fallback]],
         }
-        path = save_preset(name, value, meta, presets_file)
         fronts: dict[str, list[Score]] = {f"{prefix}{g}": regret_frontier(scs) for g, scs in frontier.items()}
         fronts.update({g: regret_frontier(scs) for g, scs in fmt_frontier.items()})
-    doc = {"preset": name, "value": value, "written_to": str(path), **meta,
-           "frontier": {g: [asdict(sc) for sc in f] for g, f in fronts.items()}}
+        path, doc = write_preset(name, value, meta, presets_file,
+                                 {"frontier": {g: [asdict(sc) for sc in f] for g, f in fronts.items()}})
     if as_json:
         click.echo(json.dumps(doc))
         return

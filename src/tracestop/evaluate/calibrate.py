@@ -32,13 +32,20 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from tracestop.errors import ConfigError
-from tracestop.evaluate.ltt import LTTConfig, clopper_pearson_upper, learn_then_test
+from tracestop.evaluate.ltt import (
+    LTTConfig,
+    clopper_pearson_upper,
+    learn_then_test,
+    net_loss_pvalue,
+    split_learn_then_test,
+)
 from tracestop.evaluate.pool import pool_map
 from tracestop.evaluate.replay import Prepared, apply_policy
 from tracestop.evaluate.tally import Tally, saved_share
 from tracestop.policies import Preset
 
 __all__ = [
+    "BenchLoss",
     "Choice",
     "NetChoice",
     "NetScore",
@@ -48,6 +55,7 @@ __all__ = [
     "calibrate_net",
     "clopper_pearson_upper",
     "default_grid",
+    "half_of",
     "net_grid",
     "regret_frontier",
     "score",
@@ -308,6 +316,21 @@ class NetScore:
     n_forced: int = 0
     regrets_forced: int = 0
     rescues_forced: int = 0
+    #: per dev benchmark of the group (calibration's robustness check; never used live)
+    benchmarks: tuple[BenchLoss, ...] = ()
+    #: position in the Learn-then-Test sequence (0 first; -1: ``none``, not on it); the first
+    #: ``NetChoice.n_certified`` are certified. ``pvalue`` is on the traces tested
+    rank: int = -1
+    #: with the split-half sequence: the p-value on the ordering half (half 0), which fixed the
+    #: order (``ltt.order_by_half``); -1 without the split
+    pvalue_order: float = -1.0
+
+    def benchmarks_ok(self, max_loss: float, net: bool = False) -> bool:
+        """On every dev benchmark of the group, the regrets (``net``: regrets - rescues) are at
+        most ``max_loss`` points or one trace, under stated answers and under forced answers
+        where recorded (``BenchLoss.ok``): the per-benchmark bar, checked on dev
+        sub-populations."""
+        return all(b.ok(max_loss, net) for b in self.benchmarks)
 
     @property
     def net_pts(self) -> float:
@@ -375,41 +398,139 @@ def net_grid() -> list[str]:
               "traces-shift:window=4,delta=0.5,min_count=2", "traces-shift:window=3,delta=0.5,min_count=2",
               f"traces-count:k=5,types={ev} & consistency:k=2", f"traces-count:k=2,types={ev} & consistency:k=2"]
     grid += [f"{x} | consistency:k={k}" for k in (3, 4) for x in either]
+    # convergence read from the step tags: restatements that count only inside checks, and a
+    # check followed by steps with no new answer (policies.CheckedConsistency, QuietAfterCheck)
+    checked = [f"checked-consistency:k={k}" for k in (1, 2, 3)]
+    checked += [f"quiet:n={n},c={c}" for n in (1, 2, 3, 4, 6) for c in (2, 3)]
+    grid += checked
+    grid += [f"{x} | consistency:k={k}" for k in (3, 4)
+             for x in ("checked-consistency:k=1", "checked-consistency:k=2", "quiet:n=2,c=2", "quiet:n=4,c=2")]
+    grid += [f"checked-consistency:k={k} | agree-eval:c=3,w=4,d=0.5" for k in (1, 2)]
+    # answer consistency whose restatements include checks: the last k statements agree and
+    # j of the restatements were made in evaluative steps
+    grid += [f"consistency:k={k} & checked-consistency:k={j}" for k in (3, 4, 5) for j in (1, 2)]
+    grid += [f"quiet:n={n},c=2 | agree-eval:c=3,w=4,d=0.5" for n in (2, 4)]
     return list(dict.fromkeys(grid))
 
 
-def _net_counts(preps: Sequence[Prepared], spec: str, answer: str, presets: Mapping[str, Preset] | None
-                ) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int], tuple[int, int, int]]:
-    """(regrets, rescues, used, full) under ``answer`` (on traces it can grade) and under
-    stated answers (every trace), and (traces, regrets, rescues) under forced answers (traces
-    with forced points): one policy walk per trace."""
+@dataclass(frozen=True)
+class BenchLoss:
+    """One configuration on the dev traces of one benchmark inside an answer-format group:
+    traces, regrets and rescues under stated answers, and under forced answers on the traces
+    with forced points. Benchmark names are used only here, in calibration, as a robustness
+    check across sub-populations; a live request never has one."""
+
+    benchmark: str
+    n: int
+    regrets: int
+    rescues: int
+    n_forced: int = 0
+    regrets_forced: int = 0
+    rescues_forced: int = 0
+    #: share of the thinking tokens saved on the benchmark's traces of the group
+    saved: float = 0.0
+
+    def ok(self, max_loss: float, net: bool = False) -> bool:
+        """Early-stop regrets at most ``max_loss`` points or one trace, whichever is more, under
+        stated answers and under forced answers where recorded. Rescues are not credited
+        against regrets unless ``net``: on a benchmark of a few dozen traces a rescue is as
+        likely luck as a regret (AIME dev: the old default had 2 regrets in 79 traces; on test
+        it lost 4 in 102)."""
+        def within(reg: int, res: int, n: int) -> bool:
+            return n == 0 or reg - (res if net else 0) <= max(1.0, max_loss * n / 100) + 1e-9
+        return within(self.regrets, self.rescues, self.n) and \
+            within(self.regrets_forced, self.rescues_forced, self.n_forced)
+
+
+@dataclass
+class _Walk:
+    """Per-trace outcomes of one configuration (one policy walk per trace)."""
+
+    half: list[int]
+    mode_counted: list[bool]
+    mode_reg: list[bool]
+    mode_res: list[bool]
+    used: list[int]
+    full: list[int]
+    stated_reg: list[bool]
+    stated_res: list[bool]
+    bench: list[str]
+    forced: list[tuple[bool, bool] | None]
+
+
+def _walk(preps: Sequence[Prepared], spec: str, answer: str, presets: Mapping[str, Preset] | None,
+          half: Mapping[str, int] | None) -> _Walk:
     from tracestop.evaluate.replay import forced_outcome
 
-    m = [0, 0, 0, 0]
-    s = [0, 0, 0, 0]
-    f = [0, 0, 0]
+    w = _Walk([], [], [], [], [], [], [], [], [], [])
     for p in preps:
         o = apply_policy(p, spec, presets)
         cf = p.result.correct_full
-        full = p.result.tokens_full
-        s[0] += cf and not o.correct
-        s[1] += (not cf) and o.correct
-        s[2] += o.tokens
-        s[3] += full
+        f: tuple[bool, bool] | None = None
         if p.forced is not None:
             of = forced_outcome(p, o, p.forced)
-            f[0] += 1
-            f[1] += cf and not of.correct
-            f[2] += (not cf) and of.correct
+            f = (cf and not of.correct, (not cf) and of.correct)
+        w.half.append(half.get(p.result.id, 0) if half is not None else 0)
+        w.stated_reg.append(cf and not o.correct)
+        w.stated_res.append((not cf) and o.correct)
+        w.used.append(o.tokens)
+        w.full.append(p.result.tokens_full)
+        w.bench.append(p.result.benchmark)
+        w.forced.append(f)
         if answer == "forced":
-            if p.forced is None:
-                continue
-            o = of
-        m[0] += cf and not o.correct
-        m[1] += (not cf) and o.correct
-        m[2] += o.tokens
-        m[3] += full
-    return (m[0], m[1], m[2], m[3]), (s[0], s[1], s[2], s[3]), (f[0], f[1], f[2])
+            w.mode_counted.append(f is not None)
+            w.mode_reg.append(f is not None and f[0])
+            w.mode_res.append(f is not None and f[1])
+        else:
+            w.mode_counted.append(True)
+            w.mode_reg.append(w.stated_reg[-1])
+            w.mode_res.append(w.stated_res[-1])
+    return w
+
+
+def _mode_ltt(w: _Walk, spec: str, keep: Callable[[int], bool]) -> LTTConfig:
+    """The configuration's regrets, rescues, traces and tokens saved under the answer mode, on
+    the traces ``keep`` selects (by index)."""
+    idx = [i for i in range(len(w.half)) if keep(i) and w.mode_counted[i]]
+    return LTTConfig(spec, sum(w.mode_reg[i] for i in idx), sum(w.mode_res[i] for i in idx), len(idx),
+                     saved_share(sum(w.used[i] for i in idx), sum(w.full[i] for i in idx)))
+
+
+def _on_half(w: _Walk, spec: str, h: int) -> LTTConfig:
+    return _mode_ltt(w, spec, lambda i: w.half[i] == h)
+
+
+def _net_score(w: _Walk, spec: str) -> NetScore:
+    m = _mode_ltt(w, spec, lambda i: True)
+    fi = [f for f in w.forced if f is not None]
+    benches: dict[str, list[int]] = defaultdict(lambda: [0] * 8)
+    for i, b in enumerate(w.bench):
+        r = benches[b]
+        r[6] += w.used[i]
+        r[7] += w.full[i]
+        r[0] += 1
+        r[1] += w.stated_reg[i]
+        r[2] += w.stated_res[i]
+        f = w.forced[i]
+        if f is not None:
+            r[3] += 1
+            r[4] += f[0]
+            r[5] += f[1]
+    return NetScore(spec, m.n, m.saved, m.regrets, m.rescues, len(w.half), saved_share(sum(w.used), sum(w.full)),
+                    sum(w.stated_reg), sum(w.stated_res), 1.0, len(fi), sum(f[0] for f in fi),
+                    sum(f[1] for f in fi), tuple(BenchLoss(b, r[0], r[1], r[2], r[3], r[4], r[5], saved_share(r[6], r[7]))
+                          for b, r in sorted(benches.items())))
+
+
+def half_of(question: str) -> int:
+    """Which half of the dev problems a question belongs to (0 or 1), by a stable hash of the
+    normalised question text (a byte of the hash that neither ``split_of`` nor ``fold_of``
+    uses), so every model's trace of a problem lands in the same half."""
+    import hashlib
+
+    from tracestop.evaluate.data import normalise_question
+
+    return hashlib.sha256(normalise_question(question).encode("utf-8")).digest()[2] % 2
 
 
 def uncertified_ok(r: NetScore) -> bool:
@@ -441,23 +562,33 @@ def calibrate_net(
     grid: Sequence[str] | None = None,
     presets: Mapping[str, Preset] | None = None,
     progress: Callable[[int], None] | None = None,
+    half: Mapping[str, int] | None = None,
+    per_benchmark: str = "regrets",
 ) -> tuple[list[NetChoice], dict[str, list[NetScore]]]:
     """Per answer format a live request gets (``TraceResult.format_live``, from the question
     text alone; never the benchmark), the configuration that saves the most thinking tokens
     among those Learn-then-Test certifies, under the answer mode ``answer``, to have a net loss
     rate (regrets − rescues) of at most ``alpha_pts`` points at family-wise level ``delta``, and
     that also lose at most ``max_stated_loss`` points (or one trace) under stated answers on the
-    group's dev traces, and under forced answers on those with forced points. A group too small
-    for any stop to be certified (``certifiable_n``) is chosen on point estimates and flagged
-    ``certified=False``.
+    group's dev traces, and under forced answers on those with forced points; with
+    ``per_benchmark`` ``"regrets"`` (or ``"net"``), also with regrets (regrets - rescues) at most
+    ``max_stated_loss`` points or one trace on the dev traces of every benchmark inside the
+    group (``NetScore.benchmarks_ok``; ``"off"``: no such check). Benchmark names check
+    robustness across sub-populations in calibration only; the preset never names one. A group too small for any stop to be certified
+    (``certifiable_n``) is chosen on point estimates and flagged ``certified=False``.
 
-    The path is fixed before any loss is looked at: the configurations in order of the
-    thinking tokens they save (a label-free order), most cautious first; fixed-sequence testing
-    certifies its prefix (``ltt.learn_then_test``). ``none`` is always admissible and is the
-    choice when nothing is certified. A group with no forced points (answer mode ``forced``)
-    is calibrated on stated answers, and says so."""
+    The Learn-then-Test sequence is fixed before the traces it is tested on are looked at.
+    With ``half`` (trace id → 0 or 1, by problem: ``half_of``), where half 1 alone is large
+    enough to certify a stop: the sequence is ordered on half 0 (``ordered_path``) and tested
+    on half 1 only, so the guarantee is about half 1's traces. Else: ordered by the thinking
+    tokens each configuration saves on all the group's traces (a label-free order), most
+    cautious first, and tested on all of them. ``none`` is always admissible and is the choice
+    when nothing is certified. A group with no forced points (answer mode ``forced``) is
+    calibrated on stated answers, and says so."""
     if answer not in ("stated", "forced"):
         raise ConfigError(f"answer mode must be stated or forced, got {answer!r}")
+    if per_benchmark not in ("regrets", "net", "off"):
+        raise ConfigError(f"per_benchmark must be regrets, net or off, got {per_benchmark!r}")
     groups: dict[str, list[Prepared]] = defaultdict(list)
     for p in preps:
         if not p.result.excluded:
@@ -465,32 +596,49 @@ def calibrate_net(
     grid = list(dict.fromkeys(grid or net_grid()))
     choices: list[NetChoice] = []
     scores: dict[str, list[NetScore]] = {}
+    alpha = alpha_pts / 100
+    need = certifiable_n(alpha_pts, delta)
     for g in sorted(groups):
         ps = groups[g]
         mode = answer if answer == "stated" or any(p.forced is not None for p in ps) else "stated"
-        rows: list[NetScore] = []
+        walks: dict[str, _Walk] = {}
         for spec in grid:
-            (mr, ms, mu, mf), (sr, ss, su, sf), (fn, fr, fs) = _net_counts(ps, spec, mode, presets)
-            n_mode = sum(1 for p in ps if mode == "stated" or p.forced is not None)
-            rows.append(NetScore(spec, n_mode, saved_share(mu, mf), mr, ms, len(ps), saved_share(su, sf), sr, ss,
-                                 1.0, fn, fr, fs))
+            walks[spec] = _walk(ps, spec, mode, presets, half)
             if progress:
                 progress(1)
-        path = sorted((r for r in rows if r.spec != "none"), key=lambda r: (r.saved, r.spec))
-        cert = learn_then_test([LTTConfig(r.spec, r.regrets, r.rescues, r.n, r.saved) for r in path],
-                               alpha_pts / 100, delta)
+        rows = {spec: _net_score(w, spec) for spec, w in walks.items()}
+        specs = [sp for sp in grid if sp != "none"]
+        n_mode = rows[specs[0]].n if specs else len(ps)
+        w0 = walks[specs[0]] if specs else None
+        n_test = sum(1 for i in range(len(ps)) if w0 and w0.mode_counted[i] and w0.half[i] == 1)
+        split = half is not None and n_test >= need
+        order_pv: dict[str, float] = {}
+        if split:
+            halves = [[_on_half(walks[sp], sp, h) for sp in specs] for h in (0, 1)]
+            order_pv = {c.spec: net_loss_pvalue(c.regrets, c.rescues, c.n, alpha) for c in halves[0]}
+            cert = split_learn_then_test(halves[0], halves[1], alpha, delta)
+            path = list(cert.path)
+            how = (f"Learn-then-Test sequence ordered on half 0 of the problems, tested on half 1 "
+                   f"({n_test} traces)")
+        else:
+            path = sorted((_mode_ltt(walks[sp], sp, lambda i: True) for sp in specs), key=lambda c: (c.saved, c.spec))
+            how = f"Learn-then-Test sequence ordered by tokens saved (label-free), tested on all {n_mode} traces"
+            cert = learn_then_test(path, alpha, delta)
         pv = {c.spec: p for c, p in zip(path, cert.pvalues, strict=True)}
-        rows = [replace(r, pvalue=pv.get(r.spec, 0.0)) for r in rows]
-        scores[g] = rows
-        by_spec = {r.spec: r for r in rows}
-        n_mode = path[0].n if path else len(ps)
+        rank = {c.spec: i for i, c in enumerate(path)}
+        out = [replace(rows[sp], pvalue=pv.get(sp, 0.0), rank=rank.get(sp, -1),
+                       pvalue_order=order_pv.get(sp, -1.0)) for sp in grid]
+        scores[g] = out
+        by_spec = {r.spec: r for r in out}
 
         def holds(r: NetScore) -> bool:
-            return r.stated_ok(max_stated_loss) and r.forced_ok(max_stated_loss)
+            return r.stated_ok(max_stated_loss) and r.forced_ok(max_stated_loss) and \
+                (per_benchmark == "off" or r.benchmarks_ok(max_stated_loss, net=per_benchmark == "net"))
 
         notes = [] if mode == answer else ["no forced points for this format: calibrated on stated answers"]
-        certifiable = certifiable_n(alpha_pts, delta) <= n_mode
+        certifiable = need <= n_mode
         if certifiable:
+            notes.append(how)
             ok = [by_spec[c.spec] for c in cert.certified if holds(by_spec[c.spec])]
         else:
             # too few traces for Learn-then-Test to certify even a configuration with no regret:
@@ -498,14 +646,15 @@ def calibrate_net(
             # guarantee, rescues are not credited against regrets (on few traces they are as
             # likely luck, and the recorded choice traces were selected for answers that flip):
             # a stop must have no regret at all on the format's dev traces, in either mode.
-            ok = [r for r in rows if r.spec != "none" and uncertified_ok(r)]
+            ok = [r for r in out if r.spec != "none" and uncertified_ok(r) and holds(r)]
             notes.append(f"not certified: {n_mode} traces, Learn-then-Test needs at least "
-                         f"{certifiable_n(alpha_pts, delta)} to certify any stop at alpha = {alpha_pts:g} pt; "
+                         f"{need} to certify any stop at alpha = {alpha_pts:g} pt; "
                          "chosen on point estimates: no early-stop regret in either answer mode")
         none = by_spec.get("none") or NetScore("none", len(ps), 0.0, 0, 0, len(ps), 0.0, 0, 0, 0.0)
         best = max(ok, key=lambda r: (round(r.saved, 6), r.spec)) if ok else none
         if not ok:
-            notes.append("nothing admissible that also holds in both answer modes: none")
+            notes.append("nothing admissible that also holds in both answer modes"
+                         + ("" if per_benchmark == "off" else " and on every dev benchmark") + ": none")
         choices.append(NetChoice(g, mode, best.spec, best, certifiable or best.spec == "none",
                                  len(cert.certified), len(path), alpha_pts, delta, "; ".join(notes)))
     return choices, scores

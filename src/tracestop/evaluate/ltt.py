@@ -19,6 +19,13 @@ non-rejection. With probability at least ``1 - delta`` over the calibration trac
 certified configuration has net loss rate at most ``alpha`` on new traces drawn like them.
 Pick the certified one that saves the most tokens.
 
+Ordering by the calibration traces' own losses would void the guarantee; ordering by a
+label-free quantity (tokens saved) is safe but puts configurations that fail early in the
+sequence, where they end it. ``split_learn_then_test`` orders on one half of the problems and
+tests on the other: the order is then fixed before the test half's losses are seen, and the
+guarantee is about traces exchangeable with the test half (half the traces, so a larger
+``certifiable`` minimum applies to it).
+
 The traces must be exchangeable with the ones the guarantee is about: several samples of the
 same problem are not independent, so calibrate on one trace per problem (or per-problem
 averages) when a set repeats problems.
@@ -41,6 +48,8 @@ __all__ = [
     "learn_then_test",
     "net_loss_bound",
     "net_loss_pvalue",
+    "order_by_half",
+    "split_learn_then_test",
 ]
 
 
@@ -151,6 +160,8 @@ class Certified:
     certified: tuple[LTTConfig, ...]
     pvalues: tuple[float, ...]
     choice: LTTConfig | None
+    #: the sequence tested, in order (``pvalues`` are for it)
+    path: tuple[LTTConfig, ...] = ()
 
 
 def learn_then_test(path: Sequence[LTTConfig], alpha: float, delta: float) -> Certified:
@@ -165,4 +176,26 @@ def learn_then_test(path: Sequence[LTTConfig], alpha: float, delta: float) -> Ce
     k = fixed_sequence(ps, delta)
     cert = tuple(path[:k])
     choice = max(cert, key=lambda c: c.saved) if cert else None
-    return Certified(alpha, delta, cert, ps, choice)
+    return Certified(alpha, delta, cert, ps, choice, tuple(path))
+
+
+def order_by_half(order_half: Sequence[LTTConfig], alpha: float, delta: float) -> list[str]:
+    """The Learn-then-Test sequence, fixed on the ordering half: first the configurations whose
+    p-value there is at most ``delta`` (likely to pass on the other half), by the tokens they
+    save there, most cautious first; then the others in the same order (reached only if every
+    earlier one is certified)."""
+    pv = {c.spec: net_loss_pvalue(c.regrets, c.rescues, c.n, alpha) for c in order_half}
+    return [k[2] for k in sorted((pv[c.spec] > delta, c.saved, c.spec) for c in order_half)]
+
+
+def split_learn_then_test(order_half: Sequence[LTTConfig], test_half: Sequence[LTTConfig], alpha: float,
+                          delta: float) -> Certified:
+    """Learn-then-Test with the sequence ordered on one half of the calibration traces
+    (``order_by_half``) and tested on the other (``test_half``: the same configurations, by
+    spec, on disjoint traces; split by problem, so that no problem is in both). With
+    probability at least ``1 - delta`` over the test half, every certified configuration has net
+    loss rate at most ``alpha`` on new traces exchangeable with the test half's."""
+    by_spec = {c.spec: c for c in test_half}
+    if set(by_spec) != {c.spec for c in order_half}:
+        raise ConfigError("the two halves must hold the same configurations")
+    return learn_then_test([by_spec[s] for s in order_by_half(order_half, alpha, delta)], alpha, delta)
