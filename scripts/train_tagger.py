@@ -22,13 +22,7 @@ from pathlib import Path
 
 from tracestop.lab.honest import load_runtime_examples
 from tracestop.lab.labels import load_labels, load_weak
-from tracestop.lab.train import (
-    DEFAULT_C,
-    FAMILY_BALANCED,
-    TYPE_CLASS_WEIGHT,
-    fit,
-    save_weights,
-)
+from tracestop.lab.train import DEFAULT_C, TYPE_CLASS_WEIGHT, fit, save_weights
 from tracestop.tag.linear import DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,9 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         examples += load_weak(args.data / "traces")
     weights = fit(examples, c=args.c, seed=args.seed)
     meta = {"n_examples": len(examples), "n_shared": n_shared, "n_extra": len(extra),
-            "c": args.c, "type_class_weight": TYPE_CLASS_WEIGHT,
-            "family_balanced": FAMILY_BALANCED, "seed": args.seed, "weak": args.weak,
-            "labels_file": labels.name,
+            "c": args.c, "type_class_weight": TYPE_CLASS_WEIGHT, "seed": args.seed, "weak": args.weak, "labels_file": labels.name,
             "extra_files": [] if args.no_extra else sorted(
                 p.name for p in args.extra.glob("*.jsonl"))}
     path = save_weights(args.out, weights, meta)

@@ -34,10 +34,8 @@ from tracestop.tag.linear import (
 
 __all__ = [
     "DEFAULT_C",
-    "FAMILY_BALANCED",
     "TYPE_CLASS_WEIGHT",
     "design",
-    "family_weights",
     "fit",
     "save_weights",
 ]
@@ -50,10 +48,6 @@ DEFAULT_C = 1.0
 #: heads. Chosen among unweighted / sqrt-balanced / balanced by grouped 5-fold CV on the extra
 #: labels alone (never the shared labels, docs/tagger.md). "balanced" and None work too.
 TYPE_CLASS_WEIGHT: str | None = "sqrt-balanced"
-#: Sample weights balanced by model family (``tracestop.lab.honest.family_of``): each family's
-#: steps weigh n / (families * its steps) in total, so the wording of the family with the most
-#: labels (Gemma) does not dominate. Chosen by leave-one-family-out CV (docs/tagger.md).
-FAMILY_BALANCED = True
 #: Class weights of the states-answer head (positives are ~1 step in 5; F1 is the target).
 SA_CLASS_WEIGHT: str | None = "balanced"
 
@@ -94,31 +88,15 @@ def design(examples: Sequence[Example], encoder: Encoder, sa: bool = False) -> A
 def fit(examples: Sequence[Example], c: float = DEFAULT_C, seed: int = 0,
         max_iter: int = 2000, min_count: int = 1,
         sa_class_weight: str | None = SA_CLASS_WEIGHT,
-        class_weight: str | None = TYPE_CLASS_WEIGHT,
-        family_balanced: bool = FAMILY_BALANCED) -> LinearWeights:
+        class_weight: str | None = TYPE_CLASS_WEIGHT) -> LinearWeights:
     """Train the three heads (type, role, states-answer) on ``examples`` (vocabulary: grams
-    seen ``min_count`` times in them); ``class_weight``: the type head's;
-    ``family_balanced``: sample weights balanced by model family (``family_weights``).
+    seen ``min_count`` times in them); ``class_weight``: the type head's.
 
     Types absent from ``examples`` get zero weights and a very low intercept. The solvers run
     on one BLAS thread (faster on a shared machine, and the same sums every run).
     """
     with _one_thread():
-        return _fit(examples, c, seed, max_iter, min_count, sa_class_weight, class_weight,
-                    family_balanced)
-
-
-def family_weights(examples: Sequence[Example]) -> np.ndarray:
-    """Each example's factor n / (k * steps of its model family) over the k families of
-    ``examples`` (1 for all when there is one family)."""
-    from tracestop.lab.honest import family_of
-
-    fams = [family_of(ex.trace_id) for ex in examples]
-    counts: dict[str, int] = {}
-    for f in fams:
-        counts[f] = counts.get(f, 0) + 1
-    n, k = len(fams), len(counts)
-    return np.asarray([n / (k * counts[f]) for f in fams], dtype=np.float64)
+        return _fit(examples, c, seed, max_iter, min_count, sa_class_weight, class_weight)
 
 
 def _one_thread() -> Any:
@@ -132,16 +110,13 @@ def _one_thread() -> Any:
 
 
 def _fit(examples: Sequence[Example], c: float, seed: int, max_iter: int, min_count: int,
-         sa_class_weight: str | None, class_weight: str | None,
-         family_balanced: bool) -> LinearWeights:
+         sa_class_weight: str | None, class_weight: str | None) -> LinearWeights:
     logreg = _sklearn()
     encoder = Encoder(build_vocab((ex.text for ex in examples), min_count))
     n = encoder.n_features
     x = design(examples, encoder)  # without the SA_ONLY features: their weights stay 0
     y = np.asarray([LABELS.index(ex.label) for ex in examples])
     sw = np.asarray([ex.weight for ex in examples], dtype=np.float64)
-    if family_balanced:
-        sw = sw * family_weights(examples)
     model = logreg(C=c, max_iter=max_iter, tol=1e-6, random_state=seed,
                    class_weight=_class_weight(y, class_weight))
     with warnings.catch_warnings():

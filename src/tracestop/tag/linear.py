@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-FEATURE_VERSION = 6
+FEATURE_VERSION = 5
 MAX_TOKENS = 80
 HEAD_TOKENS = 6
 BODY_CHARS = 600
@@ -131,41 +131,6 @@ def _one(name: str, how: str) -> DenseFeature:
     return DenseFeature(name, (name,), how)
 
 
-#: Per-type cue words (feature version 6): what a step does, in words most model families
-#: use, pooled per group so the weight of a group carries over to wordings a family in the
-#: training data never used. A word belongs to one group; the body's tokens are counted.
-CUE_WORDS: dict[str, tuple[str, ...]] = {
-    "verify": ("check", "checking", "checked", "checks", "verify", "verifying", "verification",
-               "verified", "confirm", "confirms", "confirmed", "plug", "plugging", "sanity",
-               "double", "consistent", "matches", "correct", "indeed"),
-    "conclude": ("therefore", "thus", "hence", "final", "answer", "boxed", "conclude",
-                 "conclusion"),
-    "meta": ("wait", "hmm", "mistake", "confused", "confusing", "actually", "oops", "misread",
-             "reconsider", "overthinking", "overcomplicating"),
-    "case": ("case", "cases", "suppose", "if", "consider", "example", "instance", "scenario"),
-    "pattern": ("pattern", "patterns", "notice", "noticed", "symmetry", "symmetric", "cycle",
-                "cycles", "period", "periodic", "repeat", "repeats", "repeating", "every",
-                "similarly", "always", "regularity"),
-    "define": ("recall", "remember", "defined", "definition", "formula", "known", "theorem",
-               "property", "law", "principle", "means", "refers"),
-    "restate": ("problem", "question", "asks", "given", "options", "statement"),
-    "alternative": ("alternatively", "another", "different", "instead", "approach", "method",
-                    "alternative"),
-    "numeric": ("approximately", "roughly", "about", "units", "estimate", "around", "approx"),
-    "recap": ("far", "recap", "summarize", "summary", "earlier", "found", "previously"),
-    "symbolic": ("simplify", "simplifies", "factor", "expand", "rewrite", "solve", "solving",
-                 "substitute", "substituting", "equation", "equations", "express"),
-}
-_CUE_GROUPS = tuple(CUE_WORDS)
-#: word -> its group's position in ``_CUE_GROUPS``
-_CUE_OF = {w: j for j, k in enumerate(_CUE_GROUPS) for w in CUE_WORDS[k]}
-#: word -> its group's position + 1 (so ``filter(None, ...)`` keeps every hit)
-_CUE_OF1 = {w: j + 1 for w, j in _CUE_OF.items()}
-#: min(3, count) / 3
-_CUE_VALUE = tuple(min(c, 3) / 3.0 for c in range(81))
-#: one-letter tokens that count as variables (a and i are words)
-_VARIABLE_TOKENS = frozenset("bcdefghjklmnopqrstuvwxyz")
-
 #: The dense features, in row order after the grams (``Encoder.dense0``). Every offset
 #: ``Encoder.encode`` writes to is derived from this table; docs/tagger.md lists it.
 DENSE_FEATURES: tuple[DenseFeature, ...] = (
@@ -196,12 +161,6 @@ DENSE_FEATURES: tuple[DenseFeature, ...] = (
     _one("ctx:question_numbers=all", "1 when all of them are"),
     _one("ctx:ask_tail", "states-answer head only (SA_ONLY): min(1, 2 x the question's ask "
                          "words named in the step's tail / the ask words, s-forms included)"),
-    DenseFeature("cue:body", tuple(f"cue:{k}" for k in _CUE_GROUPS),
-                 "min(3, body tokens in the group's word list (CUE_WORDS)) / 3"),
-    DenseFeature("cue:head", tuple(f"cue:head={k}" for k in _CUE_GROUPS),
-                 "1 when one of the head's words is in the group's word list"),
-    _one("math:variables", "min(10, one-letter body tokens other than a and i) / 5"),
-    _one("math:latex", "1 when the body holds a backslash (LaTeX)"),
 )
 DENSE_NAMES: tuple[str, ...] = tuple(n for f in DENSE_FEATURES for n in f.names)
 #: Dense features only the states-answer head uses (``Encoder.encode(..., sa=True)``; the type
@@ -231,10 +190,6 @@ _NO_NUMBERS = _ROW["ctx:no_numbers"]
 _Q_NUMBERS = _ROW["ctx:question_numbers"]
 _Q_NUMBERS_ALL = _ROW["ctx:question_numbers=all"]
 _ASK_TAIL = _ROW["ctx:ask_tail"]
-_CUE_BODY0 = _FIRST["cue:body"]
-_CUE_HEAD0 = _FIRST["cue:head"]
-_VARIABLES = _ROW["math:variables"]
-_LATEX = _ROW["math:latex"]
 _LABEL_POS = {t: i for i, t in enumerate(LABELS)}
 #: The cue rules whose first match is the ``rule:first=`` feature.
 _VERDICT_RULES = RULES
@@ -434,7 +389,6 @@ class Encoder:
             if hits:
                 idx.append(d + _ASK_TAIL)
                 vals.append(min(1.0, hits * last[4]))
-        _cues_into(idx, vals, d, ht, bt, body)
         return idx, vals
 
     def _grams_into(self, idx: list[int], vals: list[float], ht: list[str],
@@ -503,33 +457,6 @@ def _rule_verdict(head: str, body: str, context: TagContext) -> int:
         if search(target) is not None:
             return pos
     return _NO_VERDICT
-
-
-def _cues_into(idx: list[int], vals: list[float], d: int, ht: list[str], bt: list[str],
-               body: str) -> None:
-    """Append the ``cue:`` and ``math:`` features (feature version 6; ``DENSE_FEATURES``
-    order, zero values left out): per-group counts of ``CUE_WORDS`` in the body's tokens,
-    the groups named in the head, one-letter variables and LaTeX."""
-    hits = [*filter(None, map(_CUE_OF1.get, bt))]  # group position + 1 of each cue word
-    if hits:
-        base = d + _CUE_BODY0 - 1
-        for j in sorted(set(hits)):
-            idx.append(base + j)
-            vals.append(_CUE_VALUE[hits.count(j)])
-    if ht:
-        seen = [*filter(None, map(_CUE_OF1.get, ht))]
-        if seen:
-            base = d + _CUE_HEAD0 - 1
-            for j in sorted(set(seen)):
-                idx.append(base + j)
-                vals.append(1.0)
-    variables = sum(map(_VARIABLE_TOKENS.__contains__, bt))
-    if variables:
-        idx.append(d + _VARIABLES)
-        vals.append(min(variables, 10) / 5.0)
-    if "\\" in body:
-        idx.append(d + _LATEX)
-        vals.append(1.0)
 
 
 def _shape_into(idx: list[int], vals: list[float], d: int, text: str, body: str,
