@@ -27,7 +27,7 @@ from tracestop.policies import (
 )
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
-from tracestop.tag.states import StatesHead, StatesVerdict, states_context
+from tracestop.tag.states import StatesContext, StatesHead, StatesVerdict, states_context
 from tracestop.templates import Template, template_for
 from tracestop.tokens import ApproxCounter, TokenCounter
 
@@ -112,9 +112,11 @@ class Monitor:
             threshold=cfg.answer_threshold, scorer_weights=cfg.answer_scorer,
         )
         self.records: list[StepRecord] = []
-        #: the states-answer head's verdict per record (reported only: no policy reads it)
+        #: the states-answer head (reported only: no policy reads it); its verdicts are read
+        #: when first asked for (``states``, ``report``), off the per-delta path
         self.states_head = StatesHead()
-        self.states: list[StatesVerdict] = []
+        self._states: list[StatesVerdict] = []
+        self._states_todo: list[tuple[str, StatesContext]] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
         self.n_decided = 0
@@ -230,7 +232,7 @@ class Monitor:
         )
         reading = self.reader.observe(step, tag.type)
         c = reading.candidate
-        self.states.append(self.states_head.read(step.text, states_context(
+        self._states_todo.append((step.text, states_context(
             step.index, self.answer_format, strong, c.kind if c and c.step == step.index else "",
             prev.answer.current if prev else None, self.reader.question,
             prev.tagged.step.text if prev else "")))
@@ -240,6 +242,17 @@ class Monitor:
         return rec
 
     # --- results ----------------------------------------------------------------------------
+
+    @property
+    def states(self) -> list[StatesVerdict]:
+        """The states-answer head's verdict per record. Read on first request: the head's
+        features are kept as each step is added, so the verdicts are what they would have been
+        step by step, but a stream that never asks for them never pays for them."""
+        if self._states_todo:
+            read = self.states_head.read
+            self._states.extend(read(text, ctx) for text, ctx in self._states_todo)
+            self._states_todo.clear()
+        return self._states
 
     def _stop_step(self) -> int | None:
         """The index of the step the Monitor stopped after; ``None`` when it did not stop."""

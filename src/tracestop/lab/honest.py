@@ -283,6 +283,7 @@ def states_rows(examples: Sequence[Example], traces: dict[str, Any], tagger: Tag
         m.states_head = rec
         m.feed(trace.trace)
         m.end()
+        _ = m.states  # the head reads its steps when they are first asked for
         stated = candidates_by_step(m.records)
         for ex in by_trace[tid]:
             i = ex.context.index
