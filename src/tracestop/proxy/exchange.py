@@ -85,6 +85,9 @@ class Exchange:
             self.upstream_usage = usage
         before = self.raw_thinking_len
         self._feed(chunk)
+        # the states-answer head reads each step as it completes (in this call, so off the
+        # loop when the relay offloads a heavy chunk), not all at once in the final report
+        self.monitor.states  # noqa: B018
         return self.raw_thinking_len - before
 
     @property
