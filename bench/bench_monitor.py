@@ -52,6 +52,17 @@ def run_monitor(traces: list[tuple[str, str, str]], delta: int) -> None:
         m.end()
 
 
+def run_monitor_states(traces: list[tuple[str, str, str]], delta: int) -> None:
+    """``run_monitor``, then the states-answer head's verdicts read (what a report costs on
+    top: the head runs when its verdicts are first asked for)."""
+    for q, bench, text in traces:
+        m = Monitor("none", question=q, benchmark=bench)
+        for i in range(0, len(text), delta):
+            m.feed(text[i : i + delta])
+        m.end()
+        _ = m.states
+
+
 def run_segmenter(traces: list[tuple[str, str, str]], delta: int) -> None:
     for _, _, text in traces:
         sp, seg = ThinkingSplitter(), Segmenter()
@@ -103,11 +114,14 @@ def main() -> int:
     # the same traces again: Math-Verify's caches now hold every value (its cost is per new
     # value, parsed with sympy), so this is the Monitor's own per-step work
     t_warm = min(_timed(run_monitor, traces, args.delta) for _ in range(max(1, args.repeat)))
+    t_states = min(_timed(run_monitor_states, traces, args.delta)
+                   for _ in range(max(1, args.repeat)))
 
     print(f"{len(traces)} traces, {mb:.2f} MB, {args.delta}-character deltas, policy none")
     print(f"segmenter alone:              {mb / t_seg:8.2f} MB/s ({t_seg:.2f} s)")
     print(f"Monitor:                      {mb / t_mon:8.2f} MB/s ({t_mon:.2f} s)")
     print(f"Monitor, Math-Verify cached:  {mb / t_warm:8.2f} MB/s ({t_warm:.2f} s)")
+    print(f"  + states-answer head read:  {mb / t_states:8.2f} MB/s ({t_states:.2f} s, cached)")
     print(f"Monitor / segmenter time: {t_mon / t_seg:.1f}x (cached: {t_warm / t_seg:.1f}x)")
     return 0
 
