@@ -32,8 +32,10 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -353,4 +355,10 @@ def states_context(index: int, answer_format: str, strong: bool, stated: str,
     """A ``StatesContext`` from the Monitor's pieces (``question``: the reader's
     ``QuestionFacts``)."""
     return StatesContext(index, answer_format, strong, stated, current,
-                         dict(question.options), question.numbers, question.ask, previous)
+                         _options_map(question.options), question.numbers, question.ask, previous)
+
+
+@lru_cache(maxsize=256)
+def _options_map(options: tuple[tuple[str, str], ...]) -> Mapping[str, str]:
+    """A question's options as a read-only mapping, built once per question, not per step."""
+    return MappingProxyType(dict(options))
