@@ -55,7 +55,9 @@ class StepRecord:
 
     ``tokens_cum``: thinking tokens up to the end of this step; ``evaluative_cum``: evaluative
     steps among steps 0..this; ``type_cum``: per-type counts among steps 0..this, in
-    ``StepType`` order.
+    ``StepType`` order; ``checked_cum``: candidate statements made in evaluative steps among
+    the candidates of records 0..this; ``last_checked``: the step of the latest of them (-1:
+    none).
     """
 
     tagged: TaggedStep
@@ -63,6 +65,8 @@ class StepRecord:
     tokens_cum: int
     evaluative_cum: int
     type_cum: tuple[int, ...]
+    checked_cum: int = 0
+    last_checked: int = -1
 
     @property
     def index(self) -> int:
@@ -115,17 +119,20 @@ class TraceState:
         before = self._records[lo - 1].evaluative_cum if lo >= 1 else 0
         return self.last.evaluative_cum - before
 
-    def statements_since(self, since: int) -> list[tuple[int, StepType]]:
-        """The statements of a candidate made at step ``since`` or later and seen by now, latest
-        first: (the step that stated it, that step's type). A value stated in prose reaches a
-        record one step late (``Candidate.step``), so this scans back from the last record
-        to the one for step ``since``: O(steps since)."""
-        out: list[tuple[int, StepType]] = []
-        for i in range(self.n - 1, max(since, 0) - 1, -1):
-            c = self._records[i].tagged.candidate
-            if c is not None and c.step >= since:
-                out.append((c.step, self._records[c.step].type))
-        return out
+    def checked_since(self, since: int) -> tuple[int, int]:
+        """Candidate statements made in evaluative steps at step ``since`` or later and seen by
+        now: (how many, the step of the latest; -1 when none), in O(1) from the running
+        totals. A value stated in prose reaches a record one step late (``Candidate.step``), so
+        the record for step ``since`` may hold a statement of step ``since - 1``: not counted."""
+        since = max(since, 0)
+        if since >= self.n:
+            return 0, -1
+        first = self._records[since]
+        count = self.last.checked_cum - (self._records[since - 1].checked_cum if since else 0)
+        c = first.tagged.candidate
+        if c is not None and c.step < since and self._records[c.step].type.role is Role.EVALUATIVE:
+            count -= 1
+        return count, (self.last.last_checked if count else -1)
 
     def count_since(self, types: Sequence[StepType], since: int) -> int:
         """Steps of the given types strictly after step ``since``."""
@@ -370,9 +377,6 @@ class AgreeEval(Policy):
         )
 
 
-_EVALUATIVE_TYPES = tuple(t for t in StepType if t.role is Role.EVALUATIVE)
-
-
 @dataclass(frozen=True)
 class CheckedConsistency(Policy):
     """Answer consistency that counts only checks: stop after a step that states the current
@@ -393,13 +397,13 @@ class CheckedConsistency(Policy):
         a = state.answer
         if a.current is None or a.since is None or a.count < self.k + 1 or state.last.tagged.candidate is None:
             return self._go(state)
-        checks = [s for s, t in state.statements_since(a.since + 1) if t in _EVALUATIVE_TYPES]
-        if len(checks) < self.k:
+        checks, latest = state.checked_since(a.since + 1)
+        if checks < self.k:
             return self._go(state)
         return self._stop(
-            state, f"answer {short_value(a.current)} restated in {len(checks)} check step"
-            f"{'s' if len(checks) > 1 else ''} (the last at "
-            f"step {checks[0] + 1}) since it was first stated at step {a.since + 1}", answer=a.current,
+            state, f"answer {short_value(a.current)} restated in {checks} check step"
+            f"{'s' if checks > 1 else ''} (the last at "
+            f"step {latest + 1}) since it was first stated at step {a.since + 1}", answer=a.current,
         )
 
 
@@ -661,18 +665,25 @@ def record_for(
 ) -> StepRecord:
     """The running-total record of a step, given the record of the step before it."""
     t = _TYPE_INDEX[tagged.tag.type]
+    evaluative = tagged.tag.role is Role.EVALUATIVE
+    # the candidate of this record was stated by this step or, in prose, by the one before
+    c = tagged.candidate
+    checked = c is not None and (
+        evaluative if c.step == tagged.step.index or previous is None
+        else previous.type.role is Role.EVALUATIVE)
     if previous is None:
         counts = [0] * len(_TYPES)
         counts[t] = 1
-        return StepRecord(
-            tagged, answer, tagged.tokens, int(tagged.tag.role is Role.EVALUATIVE), tuple(counts)
-        )
+        return StepRecord(tagged, answer, tagged.tokens, int(evaluative), tuple(counts),
+                          int(checked), c.step if checked and c is not None else -1)
     counts = list(previous.type_cum)
     counts[t] += 1
     return StepRecord(
         tagged,
         answer,
         previous.tokens_cum + tagged.tokens,
-        previous.evaluative_cum + int(tagged.tag.role is Role.EVALUATIVE),
+        previous.evaluative_cum + int(evaluative),
         tuple(counts),
+        previous.checked_cum + int(checked),
+        c.step if checked and c is not None else previous.last_checked,
     )
