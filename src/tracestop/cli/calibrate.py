@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from tracestop.policies import Preset
 
 
+#: bumped when what a cache holds changes shape (2: StepRecord gained checked_cum, last_checked)
+_CACHE_FORMAT = 2
+
+
 def _prepared(traces: list[Any], tagger: str | None, workers: int | None, cache: str | None) -> list[Prepared]:
     """Every dev trace after one Monitor pass; with ``cache``, read from / written to that
     pickle (keyed by the trace ids and the tagger: delete it after retraining a model)."""
@@ -37,14 +41,15 @@ def _prepared(traces: list[Any], tagger: str | None, workers: int | None, cache:
 
     from tracestop.evaluate.replay import prepare_many
 
-    key = (tagger, tuple(t.id for t in traces))
+    key = (tagger, tuple(t.id for t in traces), _CACHE_FORMAT)
     if cache and Path(cache).is_file():
         with open(cache, "rb") as f:
             got = pickle.load(f)  # a file this command wrote
         if isinstance(got, tuple) and len(got) == 2 and got[0] == key:
             warn(f"read the prepared dev traces from {cache}")
             return list(got[1])
-        warn(f"{cache} was written for other traces or another tagger: preparing again")
+        warn(f"{cache} was written for other traces, another tagger or an older tracestop: "
+             "preparing again")
     with progress_bar(len(traces), "tagging dev traces") as advance:
         preps = prepare_many(traces, tagger=tagger, workers=workers, progress=advance)
     if cache:
