@@ -60,7 +60,7 @@ def run_monitor_states(traces: list[tuple[str, str, str]], delta: int) -> None:
         for i in range(0, len(text), delta):
             m.feed(text[i : i + delta])
         m.end()
-        _ = m.states
+        m.read_states()
 
 
 def run_segmenter(traces: list[tuple[str, str, str]], delta: int) -> None:

@@ -245,9 +245,15 @@ class Monitor:
 
     @property
     def states(self) -> list[StatesVerdict]:
-        """The states-answer head's verdict per record. Read on first request: the head's
-        features are kept as each step is added, so the verdicts are what they would have been
-        step by step, but a stream that never asks for them never pays for them."""
+        """The states-answer head's verdict per record (``read_states()``)."""
+        return self.read_states()
+
+    def read_states(self) -> list[StatesVerdict]:
+        """Run the states-answer head on the steps added since the last call and return every
+        verdict so far. The head's inputs are kept as each step is added, so the verdicts are
+        what they would have been step by step, but a stream that never asks for them never
+        pays for them; a caller that wants the cost spread over the stream calls this as it
+        feeds."""
         if self._states_todo:
             read = self.states_head.read
             self._states.extend(read(text, ctx) for text, ctx in self._states_todo)

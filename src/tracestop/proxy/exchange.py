@@ -87,7 +87,7 @@ class Exchange:
         self._feed(chunk)
         # the states-answer head reads each step as it completes (in this call, so off the
         # loop when the relay offloads a heavy chunk), not all at once in the final report
-        self.monitor.states  # noqa: B018
+        self.monitor.read_states()
         return self.raw_thinking_len - before
 
     @property
