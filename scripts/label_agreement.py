@@ -164,6 +164,7 @@ def cmd_sample(a: argparse.Namespace) -> None:
 
 
 def cmd_packet(a: argparse.Namespace) -> None:
+    from tracestop.answers import infer_format
     from tracestop.evaluate.data import data_dir
     from tracestop.segment import segment, split_thinking
 
@@ -182,8 +183,11 @@ def cmd_packet(a: argparse.Namespace) -> None:
             if tid not in cut:
                 cut[tid] = [s.text for s in segment(split_thinking(r["trace"])[0])]
             steps = cut[tid]
-            q = r["question"] if len(r["question"]) <= a.question_chars else \
-                r["question"][: a.question_chars] + " [...]"
+            # a choice question's options are in the prompt, not in the question field
+            prompt = (r.get("meta") or {}).get("prompt")
+            full = prompt if isinstance(prompt, str) and prompt and \
+                infer_format(r["question"], r["benchmark"]) == "choice" else r["question"]
+            q = full if len(full) <= a.question_chars else full[: a.question_chars] + " [...]"
             f.write(f"=============== ITEM {n}  trace_id={tid}  index={i}  benchmark={r['benchmark']}\n")
             f.write(f"QUESTION: {q}\n\n")
             f.writelines(f"--- context: step {j} ---\n{steps[j]}\n\n" for j in range(max(0, i - 2), i))
