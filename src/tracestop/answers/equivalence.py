@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from fractions import Fraction
 from functools import lru_cache
 
 from tracestop.answers.formats import AnswerFormat
@@ -100,7 +101,73 @@ def _equivalent_math(gold: str, pred: str, main: bool) -> bool:
         return True
     if _PLAIN_INT.fullmatch(g) and _PLAIN_INT.fullmatch(p):
         return False  # two different integers: no need to ask Math-Verify (it parses with sympy)
+    fast = _fast_verdict(gold, pred)
+    if fast is not None:
+        return fast
     try:
         return _verify(gold, pred, main)
     except Exception:  # noqa: BLE001 - Math-Verify can raise on odd LaTeX; treat as different
         return False
+
+
+#: A number in the simplest syntax: an integer (no leading zeros), a decimal ``12.50``, ``a/b``
+#: or ``\\frac{a}{b}`` (``\\dfrac``, ``\\tfrac``), with an optional ``-``; at most 12 digits in
+#: all. Math-Verify reads each as the rational number it writes (a decimal as a float).
+_SIMPLE_NUMBER = re.compile(
+    r"\s*(?P<neg>-)?(?:(?P<int>0|[1-9]\d*)(?:\.(?P<frac>\d+))?|(?P<num>[1-9]\d*)/(?P<den>[1-9]\d*)"
+    r"|\\[dt]?frac\{(?P<fnum>[1-9]\d*)\}\{(?P<fden>[1-9]\d*)\})\s*"
+)
+#: a single letter that Math-Verify reads as a plain symbol (``e`` is Euler's number and ``i``
+#: may be the imaginary unit: those are left to it)
+_PLAIN_LETTER = re.compile(r"\s*[a-dfghj-zA-DFGHJ-Z]\s*")
+_MAX_DIGITS = 12
+#: a decimal against another number closer than this (relative to the larger, at least 1) goes to
+#: Math-Verify, which rounds floats to 6 places before comparing
+_NEAR = Fraction(1, 1000)
+
+
+def _simple_number(value: str) -> tuple[Fraction, bool] | None:
+    """``value`` as an exact fraction, and whether it is written as a decimal; ``None`` when
+    it is not a number in the simplest syntax (``_SIMPLE_NUMBER``)."""
+    m = _SIMPLE_NUMBER.fullmatch(value)
+    if m is None:
+        return None
+    whole, frac = m["int"], m["frac"]
+    if whole is not None:
+        if len(whole) + len(frac or "") > _MAX_DIGITS:
+            return None
+        x = Fraction(int(whole + (frac or "")), 10 ** len(frac or ""))
+        decimal = frac is not None
+    else:
+        num, den = (m["num"], m["den"]) if m["num"] is not None else (m["fnum"], m["fden"])
+        if len(num) + len(den) > _MAX_DIGITS:
+            return None
+        x, decimal = Fraction(int(num), int(den)), False
+    return (-x if m["neg"] else x), decimal
+
+
+def _fast_verdict(gold: str, pred: str) -> bool | None:
+    """What Math-Verify decides for two answers of the simplest shapes, without asking it
+    (it parses each new value with sympy: milliseconds, sometimes a tenth of a second);
+    ``None`` for any other pair. Two numbers in simple syntax (``_SIMPLE_NUMBER``) are the
+    same when they are the same rational number, and different when neither is a decimal,
+    or when they are more than ``_NEAR`` apart (Math-Verify compares a decimal after rounding
+    to 6 places: nearer ones are left to it). A number is never a plain letter (an option
+    label, a variable). ``scripts/check_equivalence_fastpath.py`` checks every verdict against
+    Math-Verify on the dev split's pairs and on generated numbers."""
+    a = _simple_number(gold)
+    if a is None:
+        if _PLAIN_LETTER.fullmatch(gold) and _simple_number(pred) is not None:
+            return False
+        return None
+    b = _simple_number(pred)
+    if b is None:
+        return False if _PLAIN_LETTER.fullmatch(pred) else None
+    (x, x_dec), (y, y_dec) = a, b
+    if x == y:
+        return True
+    if not (x_dec or y_dec):
+        return False
+    if abs(x - y) > _NEAR * max(Fraction(1), abs(x), abs(y)):
+        return False
+    return None

@@ -1,0 +1,63 @@
+"""The equivalence fast path decides only what Math-Verify would decide the same way."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracestop.answers import equivalence
+from tracestop.answers.equivalence import _fast_verdict, equivalent
+
+# (gold, pred, what the fast path says (None: left to Math-Verify), what ``equivalent`` says)
+PAIRS = [
+    ("0.1", "1/10", True, True),
+    ("0.1", r"\frac{1}{10}", True, True),
+    ("0.333", "1/3", None, False),  # near a fraction: Math-Verify rounds, so it decides
+    ("0.3333333", "1/3", None, True),  # rounded to 6 places, the same
+    ("0.1234564", "0.1234565", None, True),
+    ("-0", "0", True, True),
+    ("-0.0", "0", True, True),
+    ("1e3", "1000", None, False),  # ``e`` is Euler's number for Math-Verify
+    ("1,000", "1000", None, True),  # a comma is no simple number (the normal form joins them)
+    ("007", "7", None, True),
+    ("75", "75.00", True, True),
+    ("1/2", r"\dfrac{1}{2}", True, True),
+    ("1/2", "2/4", True, True),
+    (r"-\frac{1}{2}", "-0.5", True, True),
+    ("0.00125", "1250", False, False),
+    ("9", "1/5", False, False),
+    ("120", "470.4", False, False),
+    ("5", r"\frac{5}{9}", False, False),
+    ("7", "B", False, False),
+    ("x", "3", False, False),
+    ("7", "e", None, False),  # e and i are constants, not letters: left to Math-Verify
+    ("2.718282", "e", None, True),
+    ("7", "i", None, False),
+    ("1/0", "5", None, False),
+    ("1234567890123", "1234567890123.0", None, True),  # past 12 digits: left to Math-Verify
+]
+
+
+@pytest.mark.parametrize("gold,pred,fast,same", PAIRS)
+def test_fast_path_agrees_with_math_verify(gold: str, pred: str, fast: bool | None, same: bool) -> None:
+    assert _fast_verdict(gold, pred) is fast
+    assert equivalent(gold, pred, "math") is same
+    if fast is not None:  # what it decides is what Math-Verify decides
+        assert equivalence._verify(gold, pred, True) is fast
+
+
+def test_fast_path_skips_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def verify(gold: str, pred: str, main: bool) -> bool:
+        asked.append((gold, pred))
+        return False
+
+    monkeypatch.setattr(equivalence, "_verify", verify)
+    equivalence._equivalent_math.cache_clear()
+    try:
+        assert equivalent("3/4", r"\frac{6}{8}")
+        assert not equivalent("12", "12.5")
+        assert not equivalent("0.333", "1/3")  # asked
+    finally:
+        equivalence._equivalent_math.cache_clear()
+    assert asked == [("0.333", "1/3")]
