@@ -61,3 +61,44 @@ def test_fast_path_skips_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         equivalence._equivalent_math.cache_clear()
     assert asked == [("0.333", "1/3")]
+
+
+_FRAGMENTS = [
+    "answer", "Answer", "ANſWER", "optİon", "OPTıON", "choice", "option", "it", " is ", " seems ", " remains ",
+    " the ", " my ", " best ", " correct ", " most likely ", " candidate", ".", "\n", ";", ":", ",", "(", ")",
+    " fits all", " fits the data", " matches all", " is the most likely", " is a better fit", " is the closest one",
+    "everything", " all the data", "it all", " matches ", " making ", " fits ", " better", "x", "  ", "\t", "K",
+    " would be ", " has to be ", " consistent with ", " points to ", "A", "(C)", "**D**", "J", "go with", "ſelect",
+    "leaning towards", "conclusion", "only", "right", "yes", "YES", "(yes)", "(correct)", " - ", "—", "stick with",
+    "let's go with", "settle on", "confident in", "more likely", "intended answer", "standard way", "best fit",
+    "F.", "H:", "*", "==>", "\\boxed{A}", "Ethyl 4-aminobenzoate",
+]
+
+
+def _fuzz_texts(n: int, seed: int = 0) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_FRAGMENTS) + rng.choice(["", " "]) for _ in range(rng.randint(1, 30)))
+            for _ in range(n)]
+
+
+def test_span_first_finds_what_finditer_finds() -> None:
+    from tracestop.answers import extract as x
+
+    texts = [*_fuzz_texts(3000), "The answer is 4% municipal bond. Ethyl 4-aminobenzoate fits all the data.",
+             "I think Perot is the best answer; everything matches Perot", "a" * 500 + " is the best option"]
+    for text in texts:
+        for pattern, fast in ((x._NAMED_CHOICE, x._NAMED_CHOICE_FAST), (x._NAMED_ENDORSE, x._NAMED_ENDORSE_FAST)):
+            assert [(m.span(), m.groups()) for m in fast.finditer(text)] == \
+                [(m.span(), m.groups()) for m in pattern.finditer(text)], text
+
+
+def test_choice_patterns_skipped_only_where_they_cannot_match() -> None:
+    from tracestop.answers import extract as x
+
+    for text in _fuzz_texts(3000, seed=1):
+        low = x._folded(text)
+        for (_, pattern), (needs, blind) in zip(x._CHOICE_PATTERNS, x._CHOICE_NEEDS, strict=True):
+            if needs is not None and not any(w in (low if blind else text) for w in needs):
+                assert pattern.search(text) is None, (pattern.pattern, text)
