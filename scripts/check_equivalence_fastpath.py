@@ -11,7 +11,8 @@ Collects every ``(gold, pred)`` pair that ``equivalent`` is asked for math answe
   40-character deltas;
 
 then adds generated pairs (integers, decimals, ``a/b``, ``\\frac{a}{b}``, signs, the same number
-written two ways, decimals near a fraction, letters against numbers). For every pair that
+written two ways, decimals near a fraction, letters against numbers, ``a + bi``, pairs and
+intervals symmetric about 0). For every pair that
 ``_fast_verdict`` decides, Math-Verify (``_verify``, an error read as "different", as
 ``equivalent`` does) is asked too. Prints the counts and each disagreement; exits 1 on any.
 """
@@ -58,6 +59,29 @@ def _generated(n: int, rng: random.Random) -> list[tuple[str, str]]:
     letters = [c for c in string.ascii_letters]
     nums = ["0", "1", "2", "7", "-3", "0.5", "1/2", "\\frac{3}{4}", "2.718282", "3.141593", "12"]
     pairs += [(a, b) for a in letters for b in nums] + [(b, a) for a in letters for b in nums]
+
+    def cplx(re_: int, im: int) -> str:
+        sp = rng.choice(["", " "])
+        b = "" if abs(im) == 1 and rng.random() < 0.5 else str(abs(im))
+        return f"{re_}{sp}{'-' if im < 0 else '+'}{sp}{b}i"
+
+    def symmetric(a: str) -> str:
+        brackets = rng.choice(["()", "[]", "(]", "[)"])
+        return f"{brackets[0]}-{a},{rng.choice(['', ' '])}{a}{brackets[1]}"
+
+    for _ in range(n // 4):  # a + bi against a + bi, and against a number
+        re_, im = rng.randint(-20, 20), rng.choice([0, 1, -1, rng.randint(-20, 20)])
+        z = cplx(re_, im)
+        w = rng.choice([cplx(re_, im), cplx(re_ + rng.choice([0, 1]), im + rng.choice([0, -1])),
+                        cplx(rng.randint(-20, 20), rng.randint(-20, 20))])
+        real = rng.choice([str(re_), f"{re_}.0", str(im), f"{re_}/{rng.randint(1, 9)}", "0"])
+        pairs += [(z, w), (z, real), (real, z)]
+    for _ in range(n // 4):  # a symmetric pair or interval against a number
+        k = rng.randint(1, 50)
+        a = rng.choice([str(k), f"{k}.5", f"0.0{k}", f"\\sqrt{{{k}}}", f"{rng.randint(1, 9)}\\sqrt{{{k}}}",
+                        f"\\frac{{{k}}}{{{rng.randint(1, 9)}}}", "0", f"-{k}"])
+        scalar = rng.choice([str(k), f"-{k}", "0", f"{k}.5", f"{k}/2", f"\\frac{{{k}}}{{2}}"])
+        pairs += [(scalar, symmetric(a)), (symmetric(a), scalar)]
     for _ in range(n):
         shape = rng.random()
         den = rng.choice([1, 1, 2, 3, 4, 5, 7, 8, 10, 16, 25, 100, 1000, rng.randint(1, 10**4)])

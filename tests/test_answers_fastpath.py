@@ -34,6 +34,13 @@ PAIRS = [
     ("7", "i", None, False),
     ("1/0", "5", None, False),
     ("1234567890123", "1234567890123.0", None, True),  # past 12 digits: left to Math-Verify
+    ("4 - 2i", "6 - 5i", False, False),  # two a + bi with different parts
+    ("4 - 2i", "4 - 2 i", None, True),
+    ("6 - 5i", "5", False, False),  # a non-real a + bi is no number
+    ("4 + 0i", "4", None, True),
+    ("3", r"(-\sqrt{3}, \sqrt{3})", False, False),  # a pair or interval symmetric about 0
+    ("[-2, 2]", "2", False, False),
+    ("0", "[-0, 0]", None, True),  # an interval of one point: left to Math-Verify
 ]
 
 

@@ -146,6 +146,39 @@ def _simple_number(value: str) -> tuple[Fraction, bool] | None:
     return (-x if m["neg"] else x), decimal
 
 
+#: ``a + bi`` / ``a - bi`` with integer parts (``b`` may be left out: ``4 + i``)
+_COMPLEX = re.compile(
+    r"\s*(?P<re>-?(?:0|[1-9]\d{0,8}))\s*(?P<op>[+-])\s*(?P<im>0|[1-9]\d{0,8})?\s*i\s*"
+)
+#: a positive value in simple syntax: a nonzero number, ``\\frac{a}{b}``, ``\\sqrt{n}``, ``k\\sqrt{n}``
+_POSITIVE = (r"(?:[1-9]\d{0,8}(?:\.\d{1,8})?|0\.\d{0,7}[1-9]|\\frac\{[1-9]\d{0,8}\}\{[1-9]\d{0,8}\}"
+             r"|(?:[1-9]\d{0,8})?\\sqrt\{[1-9]\d{0,8}\})")
+#: a pair or an interval symmetric about 0, ``(-\\sqrt{3}, \\sqrt{3})``, ``[-2, 2]``: two different
+#: values (or infinitely many), never one number
+_SYMMETRIC = re.compile(rf"\s*[(\[]\s*-\s*(?P<a>{_POSITIVE})\s*,\s*(?P<b>{_POSITIVE})\s*[)\]]\s*")
+
+
+def _complex(value: str) -> tuple[int, int] | None:
+    """``value`` as (real part, imaginary part) when it is ``a ± bi`` with integer parts."""
+    m = _COMPLEX.fullmatch(value)
+    if m is None:
+        return None
+    im = int(m["im"]) if m["im"] is not None else 1
+    return int(m["re"]), (-im if m["op"] == "-" else im)
+
+
+def _never_a_number(value: str) -> bool:
+    """A plain letter, a non-real ``a ± bi``, or a symmetric pair or interval: no single
+    number is the same answer."""
+    if _PLAIN_LETTER.fullmatch(value):
+        return True
+    c = _complex(value)
+    if c is not None:
+        return c[1] != 0
+    m = _SYMMETRIC.fullmatch(value)
+    return m is not None and m["a"] == m["b"]
+
+
 def _fast_verdict(gold: str, pred: str) -> bool | None:
     """What Math-Verify decides for two answers of the simplest shapes, without asking it
     (it parses each new value with sympy: milliseconds, sometimes a tenth of a second);
@@ -153,16 +186,18 @@ def _fast_verdict(gold: str, pred: str) -> bool | None:
     same when they are the same rational number, and different when neither is a decimal,
     or when they are more than ``_NEAR`` apart (Math-Verify compares a decimal after rounding
     to 6 places: nearer ones are left to it). A number is never a plain letter (an option
-    label, a variable). ``scripts/check_equivalence_fastpath.py`` checks every verdict against
-    Math-Verify on the dev split's pairs and on generated numbers."""
-    a = _simple_number(gold)
-    if a is None:
-        if _PLAIN_LETTER.fullmatch(gold) and _simple_number(pred) is not None:
-            return False
-        return None
-    b = _simple_number(pred)
-    if b is None:
-        return False if _PLAIN_LETTER.fullmatch(pred) else None
+    label, a variable), a non-real ``a ± bi`` or a pair or interval symmetric about 0
+    (``_never_a_number``); two ``a ± bi`` with different parts differ.
+    ``scripts/check_equivalence_fastpath.py`` checks every verdict against Math-Verify on the
+    dev split's pairs and on generated ones."""
+    a, b = _simple_number(gold), _simple_number(pred)
+    if a is None or b is None:
+        if a is not None:
+            return False if _never_a_number(pred) else None
+        if b is not None:
+            return False if _never_a_number(gold) else None
+        ca, cb = _complex(gold), _complex(pred)
+        return False if ca is not None and cb is not None and ca != cb else None
     (x, x_dec), (y, y_dec) = a, b
     if x == y:
         return True
