@@ -94,7 +94,8 @@ def test_span_first_finds_what_finditer_finds() -> None:
     from tracestop.answers import extract as x
 
     texts = [*_fuzz_texts(3000), "The answer is 4% municipal bond. Ethyl 4-aminobenzoate fits all the data.",
-             "I think Perot is the best answer; everything matches Perot", "a" * 500 + " is the best option"]
+             "I think Perot is the best answer; everything matches Perot", "a" * 500 + " is the best option",
+             ("b" * 70 + " is the best answer") * 30, "It all fits the data, " * 30, "x is the best answer " * 30]
     for text in texts:
         for pattern, fast in ((x._NAMED_CHOICE, x._NAMED_CHOICE_FAST), (x._NAMED_ENDORSE, x._NAMED_ENDORSE_FAST)):
             assert [(m.span(), m.groups()) for m in fast.finditer(text)] == \

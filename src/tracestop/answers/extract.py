@@ -341,17 +341,25 @@ class _SpanFirst:
         self.span = span
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        starts = {m.start() for m in self.anchored.finditer(text)}
-        for m in self.tail.finditer(text):
-            t = m.start()
-            starts.update(range(max(0, t - self.span), t))
-        pos = 0
-        match = self.pattern.match
-        for s in sorted(starts):
-            if s < pos:
-                continue
+        anchors = [m.start() for m in self.anchored.finditer(text)]
+        tails = [m.start() for m in self.tail.finditer(text)]
+        na, nt, span, match = len(anchors), len(tails), self.span, self.pattern.match
+        pos = ai = ti = 0
+        while True:
+            # the next position at or after ``pos`` where a match can start: an anchor, or a
+            # position less than ``span`` before a tail that lies after ``pos``
+            while ai < na and anchors[ai] < pos:
+                ai += 1
+            while ti < nt and tails[ti] <= pos:
+                ti += 1
+            if ai == na and ti == nt:
+                return
+            s = min(anchors[ai] if ai < na else len(text),
+                    max(tails[ti] - span, pos) if ti < nt else len(text))
             got = match(text, s)
-            if got is not None:
+            if got is None:
+                pos = s + 1
+            else:
                 yield got
                 pos = got.end()  # never empty: every alternative takes a character
 
