@@ -12,7 +12,7 @@ Collects every ``(gold, pred)`` pair that ``equivalent`` is asked for math answe
 
 then adds generated pairs (integers, decimals, ``a/b``, ``\\frac{a}{b}``, signs, the same number
 written two ways, decimals near a fraction, letters against numbers, ``a + bi``, pairs and
-intervals symmetric about 0). For every pair that
+intervals symmetric about 0, bracketed pairs, tuples and intervals of numbers). For every pair that
 ``_fast_verdict`` decides, Math-Verify (``_verify``, an error read as "different", as
 ``equivalent`` does) is asked too. Prints the counts and each disagreement; exits 1 on any.
 """
@@ -82,6 +82,17 @@ def _generated(n: int, rng: random.Random) -> list[tuple[str, str]]:
                         f"\\frac{{{k}}}{{{rng.randint(1, 9)}}}", "0", f"-{k}"])
         scalar = rng.choice([str(k), f"-{k}", "0", f"{k}.5", f"{k}/2", f"\\frac{{{k}}}{{2}}"])
         pairs += [(scalar, symmetric(a)), (symmetric(a), scalar)]
+    for _ in range(n // 4):  # a bracketed pair, tuple or interval of numbers against a number
+        k = rng.randint(1, 60)
+        choices = [str(k), str(-k), f"{k}.5", f"{k}.0", "0", "-0", f"{k}/3", f"\\frac{{{k}}}{{2}}", "000",
+                   "500", "050", f"{k}.0000001"]
+        items = [rng.choice([*choices, str(rng.randint(-60, 60))]) for _ in range(rng.choice([2, 2, 2, 3, 4]))]
+        if rng.random() < 0.2:
+            items = [items[0]] * len(items)
+        brackets = rng.choice(["()", "[]", "(]", "[)"])
+        tup = brackets[0] + rng.choice([",", ", "]).join(items) + brackets[1]
+        scalar = rng.choice([*items, str(k), "0", f"{k}{items[-1]}", "".join(items).replace("-", "")])
+        pairs += [(scalar, tup), (tup, scalar)]
     for _ in range(n):
         shape = rng.random()
         den = rng.choice([1, 1, 2, 3, 4, 5, 7, 8, 10, 16, 25, 100, 1000, rng.randint(1, 10**4)])

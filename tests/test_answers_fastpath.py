@@ -41,6 +41,13 @@ PAIRS = [
     ("3", r"(-\sqrt{3}, \sqrt{3})", False, False),  # a pair or interval symmetric about 0
     ("[-2, 2]", "2", False, False),
     ("0", "[-0, 0]", None, True),  # an interval of one point: left to Math-Verify
+    ("(-1,6)", "6", False, False),  # a pair or interval of different numbers
+    ("1500", "(1,500)", False, False),  # Math-Verify reads the open interval (1, 500)
+    ("1", "(1, 2, 3)", False, False),
+    ("3", "[3, 3]", None, True),  # the one point {3}
+    ("1000000", "(1,000,000)", None, False),  # 000 is no simple number: left to Math-Verify
+    ("29", "[0, 29, 29/3]", False, False),
+    ("29", "(0, 29, 29/3]", None, True),  # Math-Verify reads one number out of "(a, b, c]"
 ]
 
 

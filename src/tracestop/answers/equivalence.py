@@ -158,6 +158,30 @@ _POSITIVE = (r"(?:[1-9]\d{0,8}(?:\.\d{1,8})?|0\.\d{0,7}[1-9]|\\frac\{[1-9]\d{0,8
 _SYMMETRIC = re.compile(rf"\s*[(\[]\s*-\s*(?P<a>{_POSITIVE})\s*,\s*(?P<b>{_POSITIVE})\s*[)\]]\s*")
 
 
+#: a pair, tuple or interval written with brackets: ``(-1, 6)``, ``[2, 5)``, ``(1, 2, 3)``
+_BRACKETED = re.compile(r"\s*[(\[](?P<items>[^()\[\]{}]*,[^()\[\]{}]*)[)\]]\s*")
+
+
+def _several_numbers(value: str) -> bool:
+    """A bracketed pair, tuple or interval of two or more numbers in simple syntax, not all
+    the same (far enough apart where a decimal is among them: ``_NEAR``): never one number."""
+    m = _BRACKETED.fullmatch(value)
+    if m is None:
+        return False
+    parts = m["items"].split(",")
+    v = value.strip()
+    if len(parts) > 2 and v[0] + v[-1] not in ("()", "[]"):
+        return False  # "[a, b, c)": Math-Verify may read one of its numbers alone
+    items = [_simple_number(item) for item in parts]
+    if any(item is None for item in items):
+        return False
+    xs = [item[0] for item in items if item is not None]
+    lo, hi = min(xs), max(xs)
+    if any(item[1] for item in items if item is not None):
+        return hi - lo > _NEAR * max(Fraction(1), abs(lo), abs(hi))
+    return lo != hi
+
+
 def _complex(value: str) -> tuple[int, int] | None:
     """``value`` as (real part, imaginary part) when it is ``a ± bi`` with integer parts."""
     m = _COMPLEX.fullmatch(value)
@@ -168,15 +192,16 @@ def _complex(value: str) -> tuple[int, int] | None:
 
 
 def _never_a_number(value: str) -> bool:
-    """A plain letter, a non-real ``a ± bi``, or a symmetric pair or interval: no single
-    number is the same answer."""
+    """A plain letter, a non-real ``a ± bi``, a pair or interval symmetric about 0, or a
+    bracketed pair, tuple or interval of different simple numbers: no single number is the
+    same answer."""
     if _PLAIN_LETTER.fullmatch(value):
         return True
     c = _complex(value)
     if c is not None:
         return c[1] != 0
     m = _SYMMETRIC.fullmatch(value)
-    return m is not None and m["a"] == m["b"]
+    return (m is not None and m["a"] == m["b"]) or _several_numbers(value)
 
 
 def _fast_verdict(gold: str, pred: str) -> bool | None:
@@ -186,8 +211,9 @@ def _fast_verdict(gold: str, pred: str) -> bool | None:
     same when they are the same rational number, and different when neither is a decimal,
     or when they are more than ``_NEAR`` apart (Math-Verify compares a decimal after rounding
     to 6 places: nearer ones are left to it). A number is never a plain letter (an option
-    label, a variable), a non-real ``a ± bi`` or a pair or interval symmetric about 0
-    (``_never_a_number``); two ``a ± bi`` with different parts differ.
+    label, a variable), a non-real ``a ± bi``, a pair or interval symmetric about 0, or a
+    bracketed pair, tuple or interval of different numbers (``_never_a_number``); two
+    ``a ± bi`` with different parts differ.
     ``scripts/check_equivalence_fastpath.py`` checks every verdict against Math-Verify on the
     dev split's pairs and on generated ones."""
     a, b = _simple_number(gold), _simple_number(pred)
