@@ -1,6 +1,9 @@
 """Whether two answers are the same: a cheap normal form first, then Math-Verify.
 
-Math-Verify is imported lazily on first use (it pulls in sympy). Its own timeout is built on
+Between the two, a fast path (``_fast_verdict``) decides the simplest shapes as Math-Verify
+would (numbers in simple syntax, a number against a letter, ``a + bi`` or a bracketed pair or
+interval) without parsing them with sympy; ``scripts/check_equivalence_fastpath.py`` checks it
+against Math-Verify. Math-Verify is imported lazily on first use (it pulls in sympy). Its own timeout is built on
 ``signal.alarm`` and fails off the main thread, so off the main thread it is called with its
 timeouts disabled.
 """
