@@ -1,6 +1,9 @@
 """Whether two answers are the same: a cheap normal form first, then Math-Verify.
 
-Math-Verify is imported lazily on first use (it pulls in sympy). Its own timeout is built on
+Between the two, a fast path (``_fast_verdict``) decides the simplest shapes as Math-Verify
+would (numbers in simple syntax, a number against a letter, ``a + bi`` or a bracketed pair or
+interval) without parsing them with sympy; ``scripts/check_equivalence_fastpath.py`` checks it
+against Math-Verify. Math-Verify is imported lazily on first use (it pulls in sympy). Its own timeout is built on
 ``signal.alarm`` and fails off the main thread, so off the main thread it is called with its
 timeouts disabled.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from fractions import Fraction
 from functools import lru_cache
 
 from tracestop.answers.formats import AnswerFormat
@@ -100,7 +104,134 @@ def _equivalent_math(gold: str, pred: str, main: bool) -> bool:
         return True
     if _PLAIN_INT.fullmatch(g) and _PLAIN_INT.fullmatch(p):
         return False  # two different integers: no need to ask Math-Verify (it parses with sympy)
+    fast = _fast_verdict(gold, pred)
+    if fast is not None:
+        return fast
     try:
         return _verify(gold, pred, main)
     except Exception:  # noqa: BLE001 - Math-Verify can raise on odd LaTeX; treat as different
         return False
+
+
+#: A number in the simplest syntax: an integer (no leading zeros), a decimal ``12.50``, ``a/b``
+#: or ``\\frac{a}{b}`` (``\\dfrac``, ``\\tfrac``), with an optional ``-``; at most 12 digits in
+#: all. Math-Verify reads each as the rational number it writes (a decimal as a float).
+_SIMPLE_NUMBER = re.compile(
+    r"\s*(?P<neg>-)?(?:(?P<int>0|[1-9]\d*)(?:\.(?P<frac>\d+))?|(?P<num>[1-9]\d*)/(?P<den>[1-9]\d*)"
+    r"|\\[dt]?frac\{(?P<fnum>[1-9]\d*)\}\{(?P<fden>[1-9]\d*)\})\s*"
+)
+#: a single letter that Math-Verify reads as a plain symbol (``e`` is Euler's number and ``i``
+#: may be the imaginary unit: those are left to it)
+_PLAIN_LETTER = re.compile(r"\s*[a-dfghj-zA-DFGHJ-Z]\s*")
+_MAX_DIGITS = 12
+#: a decimal against another number closer than this (relative to the larger, at least 1) goes to
+#: Math-Verify, which rounds floats to 6 places before comparing
+_NEAR = Fraction(1, 1000)
+
+
+def _simple_number(value: str) -> tuple[Fraction, bool] | None:
+    """``value`` as an exact fraction, and whether it is written as a decimal; ``None`` when
+    it is not a number in the simplest syntax (``_SIMPLE_NUMBER``)."""
+    m = _SIMPLE_NUMBER.fullmatch(value)
+    if m is None:
+        return None
+    whole, frac = m["int"], m["frac"]
+    if whole is not None:
+        if len(whole) + len(frac or "") > _MAX_DIGITS:
+            return None
+        x = Fraction(int(whole + (frac or "")), 10 ** len(frac or ""))
+        decimal = frac is not None
+    else:
+        num, den = (m["num"], m["den"]) if m["num"] is not None else (m["fnum"], m["fden"])
+        if len(num) + len(den) > _MAX_DIGITS:
+            return None
+        x, decimal = Fraction(int(num), int(den)), False
+    return (-x if m["neg"] else x), decimal
+
+
+#: ``a + bi`` / ``a - bi`` with integer parts (``b`` may be left out: ``4 + i``)
+_COMPLEX = re.compile(
+    r"\s*(?P<re>-?(?:0|[1-9]\d{0,8}))\s*(?P<op>[+-])\s*(?P<im>0|[1-9]\d{0,8})?\s*i\s*"
+)
+#: a positive value in simple syntax: a nonzero number, ``\\frac{a}{b}``, ``\\sqrt{n}``, ``k\\sqrt{n}``
+_POSITIVE = (r"(?:[1-9]\d{0,8}(?:\.\d{1,8})?|0\.\d{0,7}[1-9]|\\frac\{[1-9]\d{0,8}\}\{[1-9]\d{0,8}\}"
+             r"|(?:[1-9]\d{0,8})?\\sqrt\{[1-9]\d{0,8}\})")
+#: a pair or an interval symmetric about 0, ``(-\\sqrt{3}, \\sqrt{3})``, ``[-2, 2]``: two different
+#: values (or infinitely many), never one number
+_SYMMETRIC = re.compile(rf"\s*[(\[]\s*-\s*(?P<a>{_POSITIVE})\s*,\s*(?P<b>{_POSITIVE})\s*[)\]]\s*")
+
+
+#: a pair, tuple or interval written with brackets: ``(-1, 6)``, ``[2, 5)``, ``(1, 2, 3)``
+_BRACKETED = re.compile(r"\s*[(\[](?P<items>[^()\[\]{}]*,[^()\[\]{}]*)[)\]]\s*")
+
+
+def _several_numbers(value: str) -> bool:
+    """A bracketed pair, tuple or interval of two or more numbers in simple syntax, not all
+    the same (far enough apart where a decimal is among them: ``_NEAR``): never one number."""
+    m = _BRACKETED.fullmatch(value)
+    if m is None:
+        return False
+    parts = m["items"].split(",")
+    v = value.strip()
+    if len(parts) > 2 and v[0] + v[-1] not in ("()", "[]"):
+        return False  # "[a, b, c)": Math-Verify may read one of its numbers alone
+    items = [_simple_number(item) for item in parts]
+    if any(item is None for item in items):
+        return False
+    xs = [item[0] for item in items if item is not None]
+    lo, hi = min(xs), max(xs)
+    if any(item[1] for item in items if item is not None):
+        return hi - lo > _NEAR * max(Fraction(1), abs(lo), abs(hi))
+    return lo != hi
+
+
+def _complex(value: str) -> tuple[int, int] | None:
+    """``value`` as (real part, imaginary part) when it is ``a ± bi`` with integer parts."""
+    m = _COMPLEX.fullmatch(value)
+    if m is None:
+        return None
+    im = int(m["im"]) if m["im"] is not None else 1
+    return int(m["re"]), (-im if m["op"] == "-" else im)
+
+
+def _never_a_number(value: str) -> bool:
+    """A plain letter, a non-real ``a ± bi``, a pair or interval symmetric about 0, or a
+    bracketed pair, tuple or interval of different simple numbers: no single number is the
+    same answer."""
+    if _PLAIN_LETTER.fullmatch(value):
+        return True
+    c = _complex(value)
+    if c is not None:
+        return c[1] != 0
+    m = _SYMMETRIC.fullmatch(value)
+    return (m is not None and m["a"] == m["b"]) or _several_numbers(value)
+
+
+def _fast_verdict(gold: str, pred: str) -> bool | None:
+    """What Math-Verify decides for two answers of the simplest shapes, without asking it
+    (it parses each new value with sympy: milliseconds, sometimes a tenth of a second);
+    ``None`` for any other pair. Two numbers in simple syntax (``_SIMPLE_NUMBER``) are the
+    same when they are the same rational number, and different when neither is a decimal,
+    or when they are more than ``_NEAR`` apart (Math-Verify compares a decimal after rounding
+    to 6 places: nearer ones are left to it). A number is never a plain letter (an option
+    label, a variable), a non-real ``a ± bi``, a pair or interval symmetric about 0, or a
+    bracketed pair, tuple or interval of different numbers (``_never_a_number``); two
+    ``a ± bi`` with different parts differ.
+    ``scripts/check_equivalence_fastpath.py`` checks every verdict against Math-Verify on the
+    dev split's pairs and on generated ones."""
+    a, b = _simple_number(gold), _simple_number(pred)
+    if a is None or b is None:
+        if a is not None:
+            return False if _never_a_number(pred) else None
+        if b is not None:
+            return False if _never_a_number(gold) else None
+        ca, cb = _complex(gold), _complex(pred)
+        return False if ca is not None and cb is not None and ca != cb else None
+    (x, x_dec), (y, y_dec) = a, b
+    if x == y:
+        return True
+    if not (x_dec or y_dec):
+        return False
+    if abs(x - y) > _NEAR * max(Fraction(1), abs(x), abs(y)):
+        return False
+    return None

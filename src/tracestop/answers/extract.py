@@ -128,6 +128,32 @@ _YESNO_PATTERNS = (
 )
 
 
+#: For each of ``_CHOICE_PATTERNS``, words one of which every match holds (``None``: none
+#: needed), and whether they are looked for case-blind (in ``_folded`` text, for a pattern
+#: read with ``re.IGNORECASE``) or as written: a step holding none of them is not searched.
+_CHOICE_NEEDS: tuple[tuple[tuple[str, ...] | None, bool], ...] = (
+    (None, False),
+    (("answer", "choice", "option"), True),
+    (("go with", "choose", "select", "pick", "leaning", "conclusion"), True),
+    (("option", "choice"), True),
+    (("only", "most", "best", "correct", "right"), False),
+    (("yes", "correct"), True),
+    (("option", "choice", "answer"), True),
+    (("stick with", "settle on", "confident in", "let's try", "let's go with"), False),
+    (("closest", "likely", "plausible", "direct", "intended answer", "better ", "standard ", "strongest",
+      "accurate", "appropriate", "best fit"), False),
+    (None, False),
+)
+#: the characters other than ASCII letters that ``re.IGNORECASE`` matches to one (İ, ı, ſ and
+#: the Kelvin sign), as that letter
+_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s", 0x212A: "k"}
+
+
+def _folded(text: str) -> str:
+    """``text`` lower-cased so that a word a case-blind pattern can match in it is in it."""
+    return text.lower() if text.isascii() else text.translate(_FOLD).lower()
+
+
 #: Bounds on the work done per step (a model in a loop can write anything): a value longer than
 #: ``MAX_VALUE`` characters is not an answer; only the last ``MAX_STATEMENTS`` statements of each
 #: kind ("the answer is", "Final Answer", concluding sentences) and the last ``MAX_SENTENCES``
@@ -215,8 +241,9 @@ def _math_value(sentence: str) -> str | None:
     # a modulus or a label is not a value stated: "congruent to 3 modulo 9" states 3, "find N
     # mod 1000" and "after step 3, the function is even" nothing
     # the value ending last (a plain number before a LaTeX one ending at the same place)
-    nums = sorted([*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)] if latex else _NUMBER.finditer(s),
-                  key=lambda m: -m.end())
+    # (``_NUMBER``'s own matches do not overlap: last to first, they end last to first)
+    nums = (sorted([*_NUMBER.finditer(s), *_LATEX_VALUE.finditer(s)], key=lambda m: -m.end()) if latex
+            else reversed(list(_NUMBER.finditer(s))))
     last = next((m for m in nums if not _NOT_A_VALUE.search(s, max(0, m.start() - 20), m.start())), None)
     if last is None:
         return None
@@ -297,12 +324,69 @@ _NAMED_ENDORSE = re.compile(
 )
 
 
+class _SpanFirst:
+    """``pattern.finditer`` for a pattern with alternatives that open with a span of up to
+    ``span`` characters before a keyword phrase (the regex engine tries such a span from every
+    position of the text: ~``span`` steps a character), the same matches, trying the pattern
+    only where a match can start: where ``anchored`` (a lookahead) holds, or at most ``span``
+    characters before where ``tail`` (a lookahead: the keyword phrase after the span) holds.
+    Both must hold wherever the pattern's alternatives can start or their span end."""
+
+    __slots__ = ("anchored", "pattern", "span", "tail")
+
+    def __init__(self, pattern: re.Pattern[str], anchored: str, tail: str, span: int) -> None:
+        self.pattern = pattern
+        self.anchored = re.compile(anchored, pattern.flags)
+        self.tail = re.compile(tail, pattern.flags)
+        self.span = span
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        anchors = [m.start() for m in self.anchored.finditer(text)]
+        tails = [m.start() for m in self.tail.finditer(text)]
+        na, nt, span, match = len(anchors), len(tails), self.span, self.pattern.match
+        pos = ai = ti = 0
+        while True:
+            # the next position at or after ``pos`` where a match can start: an anchor, or a
+            # position less than ``span`` before a tail that lies after ``pos``
+            while ai < na and anchors[ai] < pos:
+                ai += 1
+            while ti < nt and tails[ti] <= pos:
+                ti += 1
+            if ai == na and ti == nt:
+                return
+            s = min(anchors[ai] if ai < na else len(text),
+                    max(tails[ti] - span, pos) if ti < nt else len(text))
+            got = match(text, s)
+            if got is None:
+                pos = s + 1
+            else:
+                yield got
+                pos = got.end()  # never empty: every alternative takes a character
+
+
+_NAMED_CHOICE_FAST = _SpanFirst(
+    _NAMED_CHOICE,
+    r"(?=(?:answer|choice|option|it)\s+(?:is|would be|should be|must be|has to be))",
+    r"(?=\s+(?:is|seems|remains)\s+(?:the|my)\s+(?:best|correct|right|most \w+|strongest|final|only)"
+    r"\s+(?:answer|option|choice|candidate))",
+    80,
+)
+_NAMED_ENDORSE_FAST = _SpanFirst(
+    _NAMED_ENDORSE,
+    r"(?=everything|all (?:the|of the) (?:data|evidence|clues)|it all|\bmaking\s|\bfits\s)",
+    r"(?=\s+(?:fits all|fits (?:the|this|these|all) (?:data|description|criteria|clues)"
+    r"|matches (?:all|everything)|is (?:the|a) (?:much )?(?:most likely|better|best|closest)"
+    r"(?: \w+){0,2}? (?:fit|match|compound|candidate|answer|option|choice|one)\b|is the most likely\b))",
+    80,
+)
+
+
 def _named_options(text: str, options: dict[str, str]) -> list[tuple[int, str, str]]:
     """An option chosen by its content: "the answer is *4% municipal bond*" → J."""
     texts = list(options.values())
     by_text = {t: k for k, t in options.items() if texts.count(t) == 1}  # ambiguous ones out
     out = []
-    matches = [*_NAMED_CHOICE.finditer(text), *_NAMED_ENDORSE.finditer(text)]
+    matches = [*_NAMED_CHOICE_FAST.finditer(text), *_NAMED_ENDORSE_FAST.finditer(text)]
     for m in matches:
         said = norm_option(next((g for g in m.groups() if g), ""))
         letter: str | None = by_text.get(said)
@@ -327,7 +411,10 @@ def extract_candidates(
     """
     found: list[tuple[int, str, str]] = []
     if answer_format == "choice":
-        for kind, pat in _CHOICE_PATTERNS:
+        low = _folded(text)
+        for (kind, pat), (needs, blind) in zip(_CHOICE_PATTERNS, _CHOICE_NEEDS, strict=True):
+            if needs is not None and not any(w in (low if blind else text) for w in needs):
+                continue  # the pattern cannot match
             for m in pat.finditer(text):
                 found.append((m.start(), m.group(1).upper(), kind))
         if options:
@@ -398,6 +485,7 @@ def conclusions(text: str) -> list[tuple[int, str, str]]:
 #: a letter or sign, ending at a space; one after a digit, before a capital or the end; line
 #: breaks), written to open with a character class so that the engine skips to ``.!?`` or a
 #: line break: the same matches, four times faster
+_VALUE_CHAR = re.compile(r"[\d\\]")
 _SENTENCE_END = re.compile(
     r"[.!?\n](?:(?<=[^\d\s][.!?])[.!?]*(?=\s|$)|(?<=\d[.!?])(?=\s+[A-Z*]|\s*$)|(?<=\n)\n*)"
 )
@@ -412,7 +500,9 @@ def value_sentences(text: str) -> tuple[tuple[int, str, str, bool], ...]:
     "Therefore", "The answer"). Questions are skipped. The answer scorer decides which, if
     any, states the answer. (Memoised: the ``AnswerReader`` reads a step's values twice, as the step
     after a pending one and as a step of its own.)"""
-    out = []
+    out: list[tuple[int, str, str, bool]] = []
+    if not _VALUE_CHAR.search(text):
+        return ()  # every value needs a digit or a LaTeX command (``_math_value``)
     ends = list(_SENTENCE_END.finditer(text + "\n"))
     first = max(0, len(ends) - MAX_SENTENCES)
     start = ends[first - 1].end() if first else 0
@@ -420,8 +510,8 @@ def value_sentences(text: str) -> tuple[tuple[int, str, str, bool], ...]:
         sent = text[start : m.start()]
         offset = start
         start = m.end()
-        if "?" in text[m.start() : m.end()] or not sent.strip() or len(sent) > MAX_SENTENCE:
-            continue
+        if "?" in text[m.start() : m.end()] or len(sent) > MAX_SENTENCE or not _VALUE_CHAR.search(sent):
+            continue  # (a blank sentence holds no digit either)
         v = _math_value(sent)
         if v:
             out.append((offset, v, sent.strip(), bool(_CUE.match(sent))))
