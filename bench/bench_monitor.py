@@ -23,9 +23,8 @@ import random
 import time
 from collections.abc import Callable
 
-from tracestop.answers.equivalence import equivalent
 from tracestop.evaluate.data import data_dir, load_traces
-from tracestop.monitor import Monitor
+from tracestop.monitor import Monitor, warm_up
 from tracestop.segment import Segmenter, ThinkingSplitter
 
 
@@ -97,7 +96,7 @@ def main() -> int:
     mb = sum(len(t.encode("utf-8")) for _, _, t in traces) / 1e6
     # warm up, as a long-running server is: tagger and scorer weights, Math-Verify's first call
     run_monitor(traces[:2], args.delta)
-    equivalent("\\sqrt{4}", "2")  # a pair that reaches Math-Verify (imports it, parses with sympy)
+    warm_up()  # Math-Verify and sympy's first symbolic comparison, as `tracestop serve` does
 
     t_seg = min(_timed(run_segmenter, traces, args.delta) for _ in range(max(1, args.repeat)))
 

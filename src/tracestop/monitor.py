@@ -31,7 +31,7 @@ from tracestop.tag.states import StatesContext, StatesHead, StatesVerdict, state
 from tracestop.templates import Template, template_for
 from tracestop.tokens import ApproxCounter, TokenCounter
 
-__all__ = ["Monitor", "MonitorConfig"]
+__all__ = ["Monitor", "MonitorConfig", "warm_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,3 +349,18 @@ def _joined(parts: list[str]) -> str:
     if len(parts) > 1:
         parts[:] = ["".join(parts)]
     return parts[0] if parts else ""
+
+
+def warm_up(policy: Policy | str = "default", tagger: Tagger | str | None = None) -> None:
+    """Load what a first request would otherwise load: the tagger's, the answer scorer's and
+    the states-answer head's weights (one short Monitor run, its states read), and
+    Math-Verify with sympy's first symbolic comparison. A server calls this once at startup,
+    so that its first request is as fast as the rest; nothing here does I/O but reading the
+    packaged weights."""
+    from tracestop.answers.equivalence import warm_up as warm_math
+
+    m = Monitor(policy, question="What is 6 times 7?", tagger=tagger)
+    m.feed("<think>6 times 7 is 42.\n\nSo the answer is \\boxed{42}.\n\n</think>42")
+    m.end()
+    m.read_states()
+    warm_math()

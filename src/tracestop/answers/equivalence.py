@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from tracestop.answers.formats import AnswerFormat
 
-__all__ = ["equivalent", "latex_math", "normalize"]
+__all__ = ["equivalent", "latex_math", "normalize", "warm_up"]
 
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 
@@ -235,3 +235,10 @@ def _fast_verdict(gold: str, pred: str) -> bool | None:
     if abs(x - y) > _NEAR * max(Fraction(1), abs(x), abs(y)):
         return False
     return None
+
+
+def warm_up() -> None:
+    """Pay Math-Verify's one-time costs now (importing it and sympy, and sympy's first symbolic
+    simplification, ~0.8 s together), not in the first request that needs them. A server
+    calls this at startup; the Monitor never needs it."""
+    _verify("x^2 + 2x + 1", "(x+1)^2", _main_thread())

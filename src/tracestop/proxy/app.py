@@ -18,8 +18,10 @@ a failed answer request falls back to the best candidate answer, flagged.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -31,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracestop.errors import ConfigError
+from tracestop.monitor import warm_up
 from tracestop.proxy.config import ProxyConfig
 from tracestop.proxy.disconnect import RAW_SEND, Relay, cancel_on_disconnect
 from tracestop.proxy.errors import (
@@ -89,6 +92,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.upstream.open()
+        await asyncio.to_thread(_warm_up, state)
         try:
             yield
         finally:
@@ -134,6 +138,19 @@ class _ProxyApp(FastAPI):
         if len(self.user_middleware) == 1:  # HostOriginGuard only
             scope[RAW_SEND] = send
         await super().__call__(scope, receive, send)
+
+
+def _warm_up(state: _AppState) -> None:
+    """Load weights and Math-Verify before the first request (``tracestop.monitor.warm_up``);
+    best effort: a failure here is logged and the first request pays the loading instead."""
+    t0 = time.perf_counter()
+    try:
+        warm_up(state.cfg.policy, state.tagger)
+    except Exception as e:  # noqa: BLE001 - a warm-up must never stop the server
+        log.warning("warm-up failed (%s: %s); the first request will load what it needs",
+                    type(e).__name__, e)
+        return
+    log.info("warm-up: weights and Math-Verify loaded in %.2f s", time.perf_counter() - t0)
 
 
 def _resolve_tagger(tagger: Tagger | str | None) -> Tagger:
