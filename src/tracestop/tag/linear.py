@@ -42,10 +42,12 @@ unrolls the rule scan; ``tests/test_tag.py`` checks it against the plain definit
 from __future__ import annotations
 
 import math
+import operator
 import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from itertools import pairwise
 from pathlib import Path
 
@@ -201,6 +203,89 @@ _VERDICT_SCAN = tuple(
      if (r.needs_answer or r.max_index is not None or r.max_len is not None) else None)
     for r in _VERDICT_RULES
 )
+#: A gate string's "piece": its longest maximal run of a-z letters, else its first ``_WORD``
+#: symbol. Every run of letters of a target lies inside one of its ``_WORD`` tokens and every
+#: symbol of the class is a token of its own, so where a gate string occurs in a target its
+#: piece occurs inside some token of that target: a necessary condition, as the gate itself is
+#: (``Rule.gate`` never changes a match, so neither does this weaker pre-check).
+_PIECE = re.compile("[a-z]+|" + _WORD.pattern.rpartition("|")[2])
+
+
+def _piece(g: str) -> str | None:
+    pieces = _PIECE.findall(g)
+    return max(pieces, key=lambda p: (p[0].isalpha(), len(p))) if pieces else None
+
+
+_GATE_PIECES: dict[str, int] = {}  # piece -> its bit
+for _r in _VERDICT_RULES:
+    for _g in _r.gate:
+        _p = _piece(_g)
+        if _p is not None:
+            _GATE_PIECES.setdefault(_p, 1 << len(_GATE_PIECES))
+
+
+_ALL_GATES = (1 << len(_GATE_PIECES)) - 1
+#: Token ids handed out per encoder (its vocabulary's tokens, then new tokens as they come);
+#: past it a new token gets id 0 (no gram rows, every gate bit: the gates are pre-checks only).
+_TOKENS_MAX = 1 << 20
+
+
+class _TokenIds(dict[str, int]):
+    """token -> a small id (> 0) and, per id, its unigram rows (``o h b t``; None: not in the
+    vocabulary) and the bits of the gate pieces it contains. A token is looked up once per
+    step; the grams and the rule gates then read lists and int-keyed dicts."""
+
+    def __init__(self, unigram_maps: tuple[dict[object, int], ...]) -> None:
+        super().__init__()
+        self._unigram_maps = unigram_maps
+        #: per space of ``unigram_maps``: id -> row (id 0: none)
+        self.rows: tuple[list[int | None], ...] = tuple([None] for _ in unigram_maps)
+        self.bits: list[int] = [_ALL_GATES]
+        self._lock = threading.Lock()
+
+    def __missing__(self, token: str) -> int:
+        with self._lock:  # the tables grow together; an id is published last
+            hit = self.get(token)
+            if hit is not None:
+                return hit
+            n = len(self.bits)
+            if n >= _TOKENS_MAX:
+                return 0
+            for rows, m in zip(self.rows, self._unigram_maps, strict=True):
+                rows.append(m.get(token))
+            bits = 0
+            for piece, bit in _GATE_PIECES.items():
+                if piece in token:
+                    bits |= bit
+            self.bits.append(bits)
+            self[token] = n
+            return n
+
+
+def _gate_test(gate: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | None:
+    """A rule's gate as (the bits of its strings' pieces: any passes, the strings without a
+    piece: tested with ``in``); None for no gate."""
+    if not gate:
+        return None
+    bits = 0
+    plain: list[str] = []
+    for g in gate:
+        p = _piece(g)
+        if p is None:
+            plain.append(g)
+        else:
+            bits |= _GATE_PIECES[p]
+    return bits, tuple(plain)
+
+
+#: ``_VERDICT_SCAN`` with the gates as token bits (``_masked_verdict``).
+_MASKED_SCAN = tuple(
+    (r.where == "head", _gate_test(r.gate), r.pattern.search, _LABEL_POS[r.type],
+     (r.needs_answer, r.max_index, r.max_len)
+     if (r.needs_answer or r.max_index is not None or r.max_len is not None) else None)
+    for r in _VERDICT_RULES
+)
+_or = operator.or_
 _BUCKET_TOP = _INDEX_BUCKETS[-1]
 _LONGER_THAN_3 = (3).__lt__
 _PAIR_SPACES = frozenset(("oo", "hh", "bb"))
@@ -294,6 +379,17 @@ class Encoder:
             key: object = tuple(gram.split(" ")) if space in _PAIR_SPACES else gram
             maps[space][key] = i
         self._maps = tuple(maps[s] for s in _SPACES)
+        #: every token of the vocabulary gets an id; the bigram spaces are keyed by id pairs
+        self._ids = ids = _TokenIds(self._maps[0::2])  # o h b t
+        pairs: dict[str, dict[tuple[int, int], int]] = {s: {} for s in _PAIR_SPACES}
+        for i, name in enumerate(self.vocab):
+            space, _, gram = name.partition(":")
+            if space in _PAIR_SPACES:
+                a, b = gram.split(" ")
+                pairs[space][ids[a], ids[b]] = i
+            else:
+                ids[gram]  # gives the token its id
+        self._pairs = (pairs["oo"], pairs["hh"], pairs["bb"])
         self.dense0 = len(self.vocab)
         self.n_features = self.dense0 + len(DENSE_NAMES)
         #: index -> the rows of its ``ctx:index>=`` buckets (indices past the last are equal)
@@ -318,30 +414,49 @@ class Encoder:
         n = len(text)
         find = _WORD.findall
         k = len(head)
+        ids = self._ids
+        tid = ids.__getitem__
+        gates = ids.bits.__getitem__
         if body.startswith(head) and (k == len(body) or body[k] not in _WORD_GOES_ON):
             # the head is the body's first k characters and no token crosses k: tokenize once
             ht = find(body, 0, k)
-            bt = ht + find(body, k) if k < len(body) else ht
-            ht = ht[:HEAD_TOKENS]
+            hids = [*map(tid, ht)]
+            head_bits = reduce(_or, filter(None, map(gates, hids)), 0)
+            if k < len(body):
+                rest = find(body, k)
+                bt = ht + rest
+                rids = [*map(tid, rest)]
+                body_bits = reduce(_or, filter(None, map(gates, rids)), head_bits)
+                bids = hids + rids
+            else:
+                bt = ht
+                bids = hids
+                body_bits = head_bits
         else:
-            ht = find(head)[:HEAD_TOKENS]
+            ht = find(head)
+            hids = [*map(tid, ht)]
+            head_bits = reduce(_or, filter(None, map(gates, hids)), 0)
             bt = find(body)
+            bids = [*map(tid, bt)]
+            body_bits = reduce(_or, filter(None, map(gates, bids)), 0)
         whole = n <= BODY_CHARS and len(bt) <= MAX_TOKENS  # bt holds every token of the step
-        bt = bt[:MAX_TOKENS]
+        if len(bt) > MAX_TOKENS:
+            bt = bt[:MAX_TOKENS]
+            bids = bids[:MAX_TOKENS]
         idx: list[int] = []
         vals: list[float] = []
-        self._grams_into(idx, vals, ht, bt)
+        self._grams_into(idx, vals, hids[:HEAD_TOKENS], bids, "$" in body)
         tt = None
         if n > BODY_CHARS:
             tt = find(text[-TAIL_CHARS:].lower())
             if tt:
-                ids = [i for i in map(self._maps[-1].get, tt) if i is not None]  # t:
-                if ids:
-                    idx += ids
-                    vals += [_scale(len(tt))] * len(ids)
+                ids_t = [i for i in map(self._maps[-1].get, tt) if i is not None]  # t:
+                if ids_t:
+                    idx += ids_t
+                    vals += [_scale(len(tt))] * len(ids_t)
         d = self.dense0
         n_sparse = len(idx)
-        idx.append(d + _VERDICT0 + _rule_verdict(head, body, context))
+        idx.append(d + _VERDICT0 + _masked_verdict(head, body, context, head_bits, body_bits))
         if context.states_answer:
             idx.append(d + _STATES)
         if context.index >= 0:
@@ -391,41 +506,48 @@ class Encoder:
                 vals.append(min(1.0, hits * last[4]))
         return idx, vals
 
-    def _grams_into(self, idx: list[int], vals: list[float], ht: list[str],
-                    bt: list[str]) -> None:
-        """Append the head and body grams found in the vocabulary (``o oo h hh b bb``)."""
-        mo, moo, mh, mhh, mb, mbb, _ = self._maps
-        nh = len(ht)
+    def _grams_into(self, idx: list[int], vals: list[float], hids: list[int],
+                    bids: list[int], zero: bool) -> None:
+        """Append the head and body grams found in the vocabulary (``o oo h hh b bb``), from
+        the token ids of the head (its first ``HEAD_TOKENS``) and of the body (its first
+        ``MAX_TOKENS``); ``zero``: row 0 may be among the body's unigrams (its gram holds
+        ``$``), so they are not filtered by truth."""
+        ro, rh, rb, _ = self._ids.rows
+        moo, mhh, mbb = self._pairs
+        nh = len(hids)
         if nh:
-            i = mo.get(ht[0])
+            i = ro[hids[0]]
             if i is not None:
                 idx.append(i)
                 vals.append(1.0)
             if nh > 1:
-                i = moo.get((ht[0], ht[1]))
+                i = moo.get((hids[0], hids[1]))
                 if i is not None:
                     idx.append(i)
                     vals.append(1.0)
-            ids = [i for i in map(mh.get, ht) if i is not None]
-            if ids:
-                idx += ids
-                vals += [_SCALES[nh]] * len(ids)
+            n0 = len(idx)
+            idx += filter(None, map(rh.__getitem__, hids))  # rows of o h hh bb t are > 0
+            if len(idx) > n0:
+                vals += [_SCALES[nh]] * (len(idx) - n0)
             if nh > 1:
-                ids = [i for i in map(mhh.get, pairwise(ht)) if i is not None]
-                if ids:
-                    idx += ids
-                    vals += [_SCALES[nh - 1]] * len(ids)
-        nbt = len(bt)
+                n0 = len(idx)
+                idx += filter(None, map(mhh.get, pairwise(hids)))
+                if len(idx) > n0:
+                    vals += [_SCALES[nh - 1]] * (len(idx) - n0)
+        nbt = len(bids)
         if nbt:
-            ids = [i for i in map(mb.get, bt) if i is not None]
-            if ids:
-                idx += ids
-                vals += [_SCALES[nbt]] * len(ids)
+            n0 = len(idx)
+            if zero:
+                idx += [i for i in map(rb.__getitem__, bids) if i is not None]
+            else:
+                idx += filter(None, map(rb.__getitem__, bids))
+            if len(idx) > n0:
+                vals += [_SCALES[nbt]] * (len(idx) - n0)
             if nbt > 1:
-                ids = [i for i in map(mbb.get, pairwise(bt)) if i is not None]
-                if ids:
-                    idx += ids
-                    vals += [_SCALES[nbt - 1]] * len(ids)
+                n0 = len(idx)
+                idx += filter(None, map(mbb.get, pairwise(bids)))
+                if len(idx) > n0:
+                    vals += [_SCALES[nbt - 1]] * (len(idx) - n0)
 
 
 def _rule_verdict(head: str, body: str, context: TagContext) -> int:
@@ -453,6 +575,38 @@ def _rule_verdict(head: str, body: str, context: TagContext) -> int:
                     break
             else:
                 failed, failed_on = gate, target
+                continue
+        if search(target) is not None:
+            return pos
+    return _NO_VERDICT
+
+
+def _masked_verdict(head: str, body: str, context: TagContext, head_bits: int,
+                    body_bits: int) -> int:
+    """``_rule_verdict`` with each gate tested on the targets' token bits (``_TokenIds.bits``
+    of the head's and of the body's tokens, OR-ed): the same first firing rule."""
+    states = context.states_answer
+    index = context.index
+    for on_head, gate, search, pos, cond in _MASKED_SCAN:
+        if cond is not None:  # (needs_answer, max_index, max_len): a few rules only
+            needs_answer, max_index, max_len = cond
+            if needs_answer and not states:
+                continue
+            if max_index is not None and index > max_index:
+                continue
+            if max_len is not None and len(body) > max_len:
+                continue
+        if on_head:
+            target = head
+            bits = head_bits
+        else:
+            target = body
+            bits = body_bits
+        if gate is not None and not bits & gate[0]:
+            for g in gate[1]:
+                if g in target:
+                    break
+            else:
                 continue
         if search(target) is not None:
             return pos
