@@ -28,8 +28,9 @@ TEXTS = [
     "    *   Option A: **Toluene** is `nitrated` first.\n    *   This is plausible.",
     "12. Option (b): $\\frac{1}{2}$ <= 3 ... " * 30,
 ]
-CONTEXTS = [TagContext(index=0), TagContext(index=2, states_answer=True),
-            TagContext(index=30, states_answer=True), TagContext(index=9)]
+_Q = "Oliver climbs 1200 feet, then 1800 more. How many feet must Oliver climb in total?"
+CONTEXTS = [TagContext(index=0), TagContext(index=2, states_answer=True, question=_Q),
+            TagContext(index=30, states_answer=True), TagContext(index=9, question=_Q)]
 
 
 def _tagger() -> LinearTagger:
@@ -63,14 +64,17 @@ def test_gate_pieces_are_necessary() -> None:
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_masked_verdict_is_the_rule_scan(text: str) -> None:
-    """``_masked_verdict`` (gates on token bits) picks the rule ``Rule.matches`` picks first."""
+    """``_masked_verdict`` (gates on token bits) and its unrolled code pick the rule
+    ``Rule.matches`` picks first."""
     enc = _tagger().encoder
     head, body = step_head(text), text[: lin.BODY_CHARS].lower()
     for ctx in CONTEXTS:
         want = next((lin._LABEL_POS[r.type] for r in RULES if r.matches(head, body, ctx)),
                     lin._NO_VERDICT)
         assert lin._rule_verdict(head, body, ctx) == want
-        assert lin._masked_verdict(head, body, ctx, _bits(enc, head), _bits(enc, body)) == want
+        hb, bb = _bits(enc, head), _bits(enc, body)
+        assert lin._masked_verdict(head, body, ctx, hb, bb) == want
+        assert lin._unrolled_verdict(head, body, ctx, hb, bb) == want
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -90,7 +94,8 @@ def test_token_ids_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past ``_TOKENS_MAX`` ids a new token gets id 0: no gram rows, every gate bit; the
     features stay the same as an encoder's with room for it."""
     t = _tagger()
-    texts = [*TEXTS, "zzqx checkzz wibble = 3", "so qqq rechecking the flibbertigibbet"]
+    texts = [*TEXTS, "zzqx checkzz wibble = 3", "so qqq rechecking the flibbertigibbet",
+             "so oliver must climbzz 3000 feet in total, the flibbertigibbet said"]
     roomy = lin.Encoder(t.weights.vocab)
     want = [roomy.encode(text, ctx, sa=True) for text in texts for ctx in CONTEXTS]
     full = lin.Encoder(t.weights.vocab)
@@ -99,6 +104,8 @@ def test_token_ids_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     assert full._ids["flibbertigibbet"] == 0
     assert full._ids.bits[0] == lin._ALL_GATES
     assert all(rows[0] is None for rows in full._ids.rows)
+    assert all(len(t) == len(roomy._ids.bits)
+               for t in (*roomy._ids.rows, *roomy._ids.follow, roomy._ids.long))
     # every vocabulary bigram is keyed by its tokens' ids
     moo, mhh, mbb = full._pairs
     assert len(moo) + len(mhh) + len(mbb) == sum(

@@ -45,7 +45,7 @@ import math
 import operator
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from itertools import pairwise
@@ -228,6 +228,8 @@ _ALL_GATES = (1 << len(_GATE_PIECES)) - 1
 #: Token ids handed out per encoder (its vocabulary's tokens, then new tokens as they come);
 #: past it a new token gets id 0 (no gram rows, every gate bit: the gates are pre-checks only).
 _TOKENS_MAX = 1 << 20
+#: The bigrams a token starts when it starts none (shared; never written to).
+_NO_PAIRS: dict[int, int] = {}
 
 
 class _TokenIds(dict[str, int]):
@@ -241,6 +243,11 @@ class _TokenIds(dict[str, int]):
         #: per space of ``unigram_maps``: id -> row (id 0: none)
         self.rows: tuple[list[int | None], ...] = tuple([None] for _ in unigram_maps)
         self.bits: list[int] = [_ALL_GATES]
+        #: per bigram space (``hh``, ``bb``): id -> {second token's id: row} of the bigrams the
+        #: token starts (``_NO_PAIRS``: none), so a bigram is two small lookups, int keys
+        self.follow: tuple[list[dict[int, int]], ...] = ([_NO_PAIRS], [_NO_PAIRS])
+        #: id -> 1 for a token of more than 3 characters (id 0: any length, not read)
+        self.long: list[int] = [0]
         self._lock = threading.Lock()
 
     def __missing__(self, token: str) -> int:
@@ -258,6 +265,9 @@ class _TokenIds(dict[str, int]):
                 if piece in token:
                     bits |= bit
             self.bits.append(bits)
+            for follow in self.follow:
+                follow.append(_NO_PAIRS)
+            self.long.append(1 if len(token) > 3 else 0)
             self[token] = n
             return n
 
@@ -296,8 +306,12 @@ def _scale(k: int) -> float:
     """``1 / sqrt(k)`` (tabled)."""
     return _SCALES[k] if k < 512 else 1.0 / math.sqrt(k)
 
-_QSets = tuple[str, frozenset[str], frozenset[str], frozenset[str], float]
-_QCACHE: list[_QSets] = [("", frozenset(), frozenset(), frozenset(), 0.0)]
+_QSets = tuple[str, frozenset[str], frozenset[str]]
+_QCACHE: list[_QSets] = [("", frozenset(), frozenset())]
+_ASets = tuple[str, frozenset[str], float]
+_ACACHE: list[_ASets] = [("", frozenset(), 0.0)]
+
+
 def _ask_words(question: str) -> frozenset[str]:
     """The words of what ``question`` asks for (``tracestop.answers.question.question_ask``), each kept in
     its ``s`` form too, so a step's raw tokens can be probed."""
@@ -306,17 +320,30 @@ def _ask_words(question: str) -> frozenset[str]:
 
 
 def _question_sets(question: str) -> _QSets:
-    """(question, its content words, its numbers, its ask words (with ``s`` forms), 1 / the
-    number of distinct ask words), cached: one Monitor asks about the same question."""
+    """(question, its content words, its numbers), cached: one Monitor asks about the same
+    question."""
     for hit in _QCACHE:
         if hit[0] is question or hit[0] == question:
             return hit
     q = question[:3000]
     words = frozenset(t for t in _TOKEN.findall(q.lower()) if len(t) > 3)
-    ask = _ask_words(q)
-    hit = (question, words, frozenset(_NUM.findall(q)), ask, 2.0 / len(ask) if ask else 0.0)
+    hit = (question, words, frozenset(_NUM.findall(q)))
     _QCACHE.insert(0, hit)
     del _QCACHE[8:]
+    return hit
+
+
+def _ask_sets(question: str) -> _ASets:
+    """(question, its ask words (with ``s`` forms), 2 / their number), cached apart from
+    ``_question_sets``: only the states-answer head's view (``encode(..., sa=True)``) reads
+    them, so ``tag`` never pays for ``question_ask``."""
+    for hit in _ACACHE:
+        if hit[0] is question or hit[0] == question:
+            return hit
+    ask = _ask_words(question[:3000])
+    hit = (question, ask, 2.0 / len(ask) if ask else 0.0)
+    _ACACHE.insert(0, hit)
+    del _ACACHE[8:]
     return hit
 
 
@@ -390,6 +417,11 @@ class Encoder:
             else:
                 ids[gram]  # gives the token its id
         self._pairs = (pairs["oo"], pairs["hh"], pairs["bb"])
+        for follow, space in zip(ids.follow, ("hh", "bb"), strict=True):
+            for (first, second), i in pairs[space].items():
+                if follow[first] is _NO_PAIRS:
+                    follow[first] = {}
+                follow[first][second] = i
         self.dense0 = len(self.vocab)
         self.n_features = self.dense0 + len(DENSE_NAMES)
         #: index -> the rows of its ``ctx:index>=`` buckets (indices past the last are equal)
@@ -456,7 +488,7 @@ class Encoder:
                     vals += [_scale(len(tt))] * len(ids_t)
         d = self.dense0
         n_sparse = len(idx)
-        idx.append(d + _VERDICT0 + _masked_verdict(head, body, context, head_bits, body_bits))
+        idx.append(d + _VERDICT0 + _unrolled_verdict(head, body, context, head_bits, body_bits))
         if context.states_answer:
             idx.append(d + _STATES)
         if context.index >= 0:
@@ -473,7 +505,8 @@ class Encoder:
                 last = _question_sets(question)
             # share of the body's words (> 3 letters) that occur in the question; the
             # question's word set holds only such words, so all tokens can be probed
-            n_words = sum(map(_LONGER_THAN_3, map(len, bt)))
+            n_words = (sum(map(ids.long.__getitem__, bids)) if 0 not in bids
+                       else sum(map(_LONGER_THAN_3, map(len, bt))))
             if n_words:
                 ov = sum(map(last[1].__contains__, bt)) / n_words
                 if ov:
@@ -495,15 +528,15 @@ class Encoder:
                 if qn == 1.0:
                     idx.append(d + _Q_NUMBERS_ALL)
                     vals.append(1.0)
-        if sa and question and last[3]:
+        if sa and question and (asks := _ask_sets(question))[1]:
             # what the question asks for, named near the step's end (where a step states its
             # answer: "so he must climb 3,000 feet"); the states-answer head's feature
             if tt is None:
                 tt = bt[-40:] if whole else find(text[-TAIL_CHARS:].lower())
-            hits = len(last[3].intersection(tt))
+            hits = len(asks[1].intersection(tt))
             if hits:
                 idx.append(d + _ASK_TAIL)
-                vals.append(min(1.0, hits * last[4]))
+                vals.append(min(1.0, hits * asks[2]))
         return idx, vals
 
     def _grams_into(self, idx: list[int], vals: list[float], hids: list[int],
@@ -513,7 +546,8 @@ class Encoder:
         ``MAX_TOKENS``); ``zero``: row 0 may be among the body's unigrams (its gram holds
         ``$``), so they are not filtered by truth."""
         ro, rh, rb, _ = self._ids.rows
-        moo, mhh, mbb = self._pairs
+        moo = self._pairs[0]
+        fhh, fbb = self._ids.follow  # bigrams: (first token's pairs).get(second token)
         nh = len(hids)
         if nh:
             i = ro[hids[0]]
@@ -531,7 +565,7 @@ class Encoder:
                 vals += [_SCALES[nh]] * (len(idx) - n0)
             if nh > 1:
                 n0 = len(idx)
-                idx += filter(None, map(mhh.get, pairwise(hids)))
+                idx += filter(None, map(dict.get, map(fhh.__getitem__, hids), hids[1:]))
                 if len(idx) > n0:
                     vals += [_SCALES[nh - 1]] * (len(idx) - n0)
         nbt = len(bids)
@@ -545,7 +579,7 @@ class Encoder:
                 vals += [_SCALES[nbt]] * (len(idx) - n0)
             if nbt > 1:
                 n0 = len(idx)
-                idx += filter(None, map(mbb.get, pairwise(bids)))
+                idx += filter(None, map(dict.get, map(fbb.__getitem__, bids), bids[1:]))
                 if len(idx) > n0:
                     vals += [_SCALES[nbt - 1]] * (len(idx) - n0)
 
@@ -611,6 +645,41 @@ def _masked_verdict(head: str, body: str, context: TagContext, head_bits: int,
         if search(target) is not None:
             return pos
     return _NO_VERDICT
+
+
+def _compile_verdict() -> Callable[[str, str, TagContext, int, int], int]:
+    """``_masked_verdict`` unrolled into straight code, one ``if`` per rule of
+    ``_VERDICT_RULES`` in order (its conditions, its gate on the token bits, then its
+    search), built from the rule table at import: no per-rule tuple unpacking or branching
+    on the rule's kind. ``tests/tag/test_linear_fast.py`` checks it against the rule scan."""
+    env: dict[str, object] = {}
+    lines = ["def verdict(head, body, context, head_bits, body_bits):",
+             "    states = context.states_answer",
+             "    index = context.index",
+             "    n = len(body)"]
+    for k, r in enumerate(_VERDICT_RULES):
+        target = "head" if r.where == "head" else "body"
+        tests = []
+        if r.needs_answer:
+            tests.append("states")
+        if r.max_index is not None:
+            tests.append(f"index <= {int(r.max_index)}")
+        if r.max_len is not None:
+            tests.append(f"n <= {int(r.max_len)}")
+        gate = _gate_test(r.gate)
+        if gate is not None:
+            passes = [f"{target}_bits & {gate[0]}", *(f"{g!r} in {target}" for g in gate[1])]
+            tests.append("(" + " or ".join(passes) + ")")
+        env[f"search{k}"] = r.pattern.search
+        tests.append(f"search{k}({target}) is not None")
+        lines += [f"    if {' and '.join(tests)}:", f"        return {_LABEL_POS[r.type]}"]
+    lines.append(f"    return {_NO_VERDICT}")
+    exec(compile("\n".join(lines), "<tracestop.tag.linear verdict>", "exec"), env)  # noqa: S102
+    verdict: Callable[[str, str, TagContext, int, int], int] = env["verdict"]  # type: ignore[assignment]
+    return verdict
+
+
+_unrolled_verdict = _compile_verdict()
 
 
 def _shape_into(idx: list[int], vals: list[float], d: int, text: str, body: str,
