@@ -35,8 +35,11 @@ Weights are trained by ``scripts/train_tagger.py`` (``tracestop.lab.train``) and
 
 ``tag()`` returns a ``LinearTag``: its ``evidence`` (the top features) is formatted on first
 read, as the Monitor never reads it. ``Encoder.encode`` is the hot path (p50 budget 50 us per
-step, docs/tagger.md): it tokenizes once where it can, looks bigrams up by token pairs and
-unrolls the rule scan; ``tests/test_tag.py`` checks it against the plain definitions.
+step, docs/tagger.md): it tokenizes once where it can and looks each token up once (a small
+id; unigram rows, bigrams, the rule gates' bits and the word-length flag are then read by id);
+the rule scan runs as straight code generated from ``RULES``, each gate tested on the token
+bits; the question's ask words are computed only for ``sa=True``. ``tests/test_tag.py`` and
+``tests/tag/test_linear_fast.py`` check it against the plain definitions.
 """
 
 from __future__ import annotations
