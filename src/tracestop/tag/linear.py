@@ -230,9 +230,11 @@ for _r in _VERDICT_RULES:
 
 
 _ALL_GATES = (1 << len(_GATE_PIECES)) - 1
-#: Token ids handed out per encoder (its vocabulary's tokens, then new tokens as they come);
-#: past it a new token gets id 0 (no gram rows, every gate bit: the gates are pre-checks only).
-_TOKENS_MAX = 1 << 20
+#: Token ids handed out per encoder (its vocabulary's tokens, then new tokens as they come;
+#: the recorded steps' bodies hold under 20k distinct tokens): past it a new token gets id 0
+#: (no gram rows, every gate bit: the gates are pre-checks only), so a stream of new words
+#: fills at most ~32 MB of tables (measured with tracemalloc, random 4-12 letter words).
+_TOKENS_MAX = 1 << 17
 #: The bigrams a token starts when it starts none (shared; never written to).
 _NO_PAIRS: dict[int, int] = {}
 
