@@ -35,17 +35,22 @@ Weights are trained by ``scripts/train_tagger.py`` (``tracestop.lab.train``) and
 
 ``tag()`` returns a ``LinearTag``: its ``evidence`` (the top features) is formatted on first
 read, as the Monitor never reads it. ``Encoder.encode`` is the hot path (p50 budget 50 us per
-step, docs/tagger.md): it tokenizes once where it can, looks bigrams up by token pairs and
-unrolls the rule scan; ``tests/test_tag.py`` checks it against the plain definitions.
+step, docs/tagger.md): it tokenizes once where it can and looks each token up once (a small
+id; unigram rows, bigrams, the rule gates' bits and the word-length flag are then read by id);
+the rule scan runs as straight code generated from ``RULES``, each gate tested on the token
+bits; the question's ask words are computed only for ``sa=True``. ``tests/test_tag.py`` and
+``tests/tag/test_linear_fast.py`` check it against the plain definitions.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from itertools import pairwise
 from pathlib import Path
 
@@ -85,7 +90,9 @@ _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:\.\d+)?|[=+\-*/^√≈?:()\\$<>]"
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 #: What ``_TOKEN.findall(_NUM.sub("#", s))`` yields, in one pass: ``#`` is no token, so a
 #: folded number never was one either (checked on every recorded step, tests/test_tag.py).
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[=+\-*/^√≈?:()\\$<>]")
+#: Possessive (``++``, ``?+``): the same tokens (the greedy first try always matches, nothing
+#: backtracks), without the engine keeping backtrack points (~15% faster ``findall``).
+_WORD = re.compile(r"[a-z]++(?:'[a-z]++)?+|[=+\-*/^√≈?:()\\$<>]")
 #: Characters that can continue a ``_WORD`` token (a cut before any other cuts no token).
 _WORD_GOES_ON = frozenset("abcdefghijklmnopqrstuvwxyz'")
 _INDEX_BUCKETS = (0, 1, 2, 3, 6, 11, 21, 41)  # lower bounds
@@ -201,6 +208,101 @@ _VERDICT_SCAN = tuple(
      if (r.needs_answer or r.max_index is not None or r.max_len is not None) else None)
     for r in _VERDICT_RULES
 )
+#: A gate string's "piece": its longest maximal run of a-z letters, else its first ``_WORD``
+#: symbol. Every run of letters of a target lies inside one of its ``_WORD`` tokens and every
+#: symbol of the class is a token of its own, so where a gate string occurs in a target its
+#: piece occurs inside some token of that target: a necessary condition, as the gate itself is
+#: (``Rule.gate`` never changes a match, so neither does this weaker pre-check).
+_PIECE = re.compile("[a-z]+|" + _WORD.pattern.rpartition("|")[2])
+
+
+def _piece(g: str) -> str | None:
+    pieces = _PIECE.findall(g)
+    return max(pieces, key=lambda p: (p[0].isalpha(), len(p))) if pieces else None
+
+
+_GATE_PIECES: dict[str, int] = {}  # piece -> its bit
+for _r in _VERDICT_RULES:
+    for _g in _r.gate:
+        _p = _piece(_g)
+        if _p is not None:
+            _GATE_PIECES.setdefault(_p, 1 << len(_GATE_PIECES))
+
+
+_ALL_GATES = (1 << len(_GATE_PIECES)) - 1
+#: Token ids handed out per encoder (its vocabulary's tokens, then new tokens as they come;
+#: the recorded steps' bodies hold under 20k distinct tokens): past it a new token gets id 0
+#: (no gram rows, every gate bit: the gates are pre-checks only), so a stream of new words
+#: fills at most ~32 MB of tables (measured with tracemalloc, random 4-12 letter words).
+_TOKENS_MAX = 1 << 17
+#: The bigrams a token starts when it starts none (shared; never written to).
+_NO_PAIRS: dict[int, int] = {}
+
+
+class _TokenIds(dict[str, int]):
+    """token -> a small id (> 0) and, per id, its unigram rows (``o h b t``; None: not in the
+    vocabulary) and the bits of the gate pieces it contains. A token is looked up once per
+    step; the grams and the rule gates then read lists and int-keyed dicts."""
+
+    def __init__(self, unigram_maps: tuple[dict[object, int], ...]) -> None:
+        super().__init__()
+        self._unigram_maps = unigram_maps
+        #: per space of ``unigram_maps``: id -> row (id 0: none)
+        self.rows: tuple[list[int | None], ...] = tuple([None] for _ in unigram_maps)
+        self.bits: list[int] = [_ALL_GATES]
+        #: per bigram space (``hh``, ``bb``): id -> {second token's id: row} of the bigrams the
+        #: token starts (``_NO_PAIRS``: none), so a bigram is two small lookups, int keys
+        self.follow: tuple[list[dict[int, int]], ...] = ([_NO_PAIRS], [_NO_PAIRS])
+        #: id -> 1 for a token of more than 3 characters (id 0: any length, not read)
+        self.long: list[int] = [0]
+        self._lock = threading.Lock()
+
+    def __missing__(self, token: str) -> int:
+        with self._lock:  # the tables grow together; an id is published last
+            hit = self.get(token)
+            if hit is not None:
+                return hit
+            n = len(self.bits)
+            if n >= _TOKENS_MAX:
+                return 0
+            for rows, m in zip(self.rows, self._unigram_maps, strict=True):
+                rows.append(m.get(token))
+            bits = 0
+            for piece, bit in _GATE_PIECES.items():
+                if piece in token:
+                    bits |= bit
+            self.bits.append(bits)
+            for follow in self.follow:
+                follow.append(_NO_PAIRS)
+            self.long.append(1 if len(token) > 3 else 0)
+            self[token] = n
+            return n
+
+
+def _gate_test(gate: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | None:
+    """A rule's gate as (the bits of its strings' pieces: any passes, the strings without a
+    piece: tested with ``in``); None for no gate."""
+    if not gate:
+        return None
+    bits = 0
+    plain: list[str] = []
+    for g in gate:
+        p = _piece(g)
+        if p is None:
+            plain.append(g)
+        else:
+            bits |= _GATE_PIECES[p]
+    return bits, tuple(plain)
+
+
+#: ``_VERDICT_SCAN`` with the gates as token bits (``_masked_verdict``).
+_MASKED_SCAN = tuple(
+    (r.where == "head", _gate_test(r.gate), r.pattern.search, _LABEL_POS[r.type],
+     (r.needs_answer, r.max_index, r.max_len)
+     if (r.needs_answer or r.max_index is not None or r.max_len is not None) else None)
+    for r in _VERDICT_RULES
+)
+_or = operator.or_
 _BUCKET_TOP = _INDEX_BUCKETS[-1]
 _LONGER_THAN_3 = (3).__lt__
 _PAIR_SPACES = frozenset(("oo", "hh", "bb"))
@@ -211,8 +313,12 @@ def _scale(k: int) -> float:
     """``1 / sqrt(k)`` (tabled)."""
     return _SCALES[k] if k < 512 else 1.0 / math.sqrt(k)
 
-_QSets = tuple[str, frozenset[str], frozenset[str], frozenset[str], float]
-_QCACHE: list[_QSets] = [("", frozenset(), frozenset(), frozenset(), 0.0)]
+_QSets = tuple[str, frozenset[str], frozenset[str]]
+_QCACHE: list[_QSets] = [("", frozenset(), frozenset())]
+_ASets = tuple[str, frozenset[str], float]
+_ACACHE: list[_ASets] = [("", frozenset(), 0.0)]
+
+
 def _ask_words(question: str) -> frozenset[str]:
     """The words of what ``question`` asks for (``tracestop.answers.question.question_ask``), each kept in
     its ``s`` form too, so a step's raw tokens can be probed."""
@@ -221,17 +327,30 @@ def _ask_words(question: str) -> frozenset[str]:
 
 
 def _question_sets(question: str) -> _QSets:
-    """(question, its content words, its numbers, its ask words (with ``s`` forms), 1 / the
-    number of distinct ask words), cached: one Monitor asks about the same question."""
+    """(question, its content words, its numbers), cached: one Monitor asks about the same
+    question."""
     for hit in _QCACHE:
         if hit[0] is question or hit[0] == question:
             return hit
     q = question[:3000]
     words = frozenset(t for t in _TOKEN.findall(q.lower()) if len(t) > 3)
-    ask = _ask_words(q)
-    hit = (question, words, frozenset(_NUM.findall(q)), ask, 2.0 / len(ask) if ask else 0.0)
+    hit = (question, words, frozenset(_NUM.findall(q)))
     _QCACHE.insert(0, hit)
     del _QCACHE[8:]
+    return hit
+
+
+def _ask_sets(question: str) -> _ASets:
+    """(question, its ask words (with ``s`` forms), 2 / their number), cached apart from
+    ``_question_sets``: only the states-answer head's view (``encode(..., sa=True)``) reads
+    them, so ``tag`` never pays for ``question_ask``."""
+    for hit in _ACACHE:
+        if hit[0] is question or hit[0] == question:
+            return hit
+    ask = _ask_words(question[:3000])
+    hit = (question, ask, 2.0 / len(ask) if ask else 0.0)
+    _ACACHE.insert(0, hit)
+    del _ACACHE[8:]
     return hit
 
 
@@ -294,6 +413,22 @@ class Encoder:
             key: object = tuple(gram.split(" ")) if space in _PAIR_SPACES else gram
             maps[space][key] = i
         self._maps = tuple(maps[s] for s in _SPACES)
+        #: every token of the vocabulary gets an id; the bigram spaces are keyed by id pairs
+        self._ids = ids = _TokenIds(self._maps[0::2])  # o h b t
+        pairs: dict[str, dict[tuple[int, int], int]] = {s: {} for s in _PAIR_SPACES}
+        for i, name in enumerate(self.vocab):
+            space, _, gram = name.partition(":")
+            if space in _PAIR_SPACES:
+                a, b = gram.split(" ")
+                pairs[space][ids[a], ids[b]] = i
+            else:
+                ids[gram]  # gives the token its id
+        self._pairs = (pairs["oo"], pairs["hh"], pairs["bb"])
+        for follow, space in zip(ids.follow, ("hh", "bb"), strict=True):
+            for (first, second), i in pairs[space].items():
+                if follow[first] is _NO_PAIRS:
+                    follow[first] = {}
+                follow[first][second] = i
         self.dense0 = len(self.vocab)
         self.n_features = self.dense0 + len(DENSE_NAMES)
         #: index -> the rows of its ``ctx:index>=`` buckets (indices past the last are equal)
@@ -318,30 +453,49 @@ class Encoder:
         n = len(text)
         find = _WORD.findall
         k = len(head)
+        ids = self._ids
+        tid = ids.__getitem__
+        gates = ids.bits.__getitem__
         if body.startswith(head) and (k == len(body) or body[k] not in _WORD_GOES_ON):
             # the head is the body's first k characters and no token crosses k: tokenize once
             ht = find(body, 0, k)
-            bt = ht + find(body, k) if k < len(body) else ht
-            ht = ht[:HEAD_TOKENS]
+            hids = [*map(tid, ht)]
+            head_bits = reduce(_or, filter(None, map(gates, hids)), 0)
+            if k < len(body):
+                rest = find(body, k)
+                bt = ht + rest
+                rids = [*map(tid, rest)]
+                body_bits = reduce(_or, filter(None, map(gates, rids)), head_bits)
+                bids = hids + rids
+            else:
+                bt = ht
+                bids = hids
+                body_bits = head_bits
         else:
-            ht = find(head)[:HEAD_TOKENS]
+            ht = find(head)
+            hids = [*map(tid, ht)]
+            head_bits = reduce(_or, filter(None, map(gates, hids)), 0)
             bt = find(body)
+            bids = [*map(tid, bt)]
+            body_bits = reduce(_or, filter(None, map(gates, bids)), 0)
         whole = n <= BODY_CHARS and len(bt) <= MAX_TOKENS  # bt holds every token of the step
-        bt = bt[:MAX_TOKENS]
+        if len(bt) > MAX_TOKENS:
+            bt = bt[:MAX_TOKENS]
+            bids = bids[:MAX_TOKENS]
         idx: list[int] = []
         vals: list[float] = []
-        self._grams_into(idx, vals, ht, bt)
+        self._grams_into(idx, vals, hids[:HEAD_TOKENS], bids, "$" in body)
         tt = None
         if n > BODY_CHARS:
             tt = find(text[-TAIL_CHARS:].lower())
             if tt:
-                ids = [i for i in map(self._maps[-1].get, tt) if i is not None]  # t:
-                if ids:
-                    idx += ids
-                    vals += [_scale(len(tt))] * len(ids)
+                ids_t = [i for i in map(self._maps[-1].get, tt) if i is not None]  # t:
+                if ids_t:
+                    idx += ids_t
+                    vals += [_scale(len(tt))] * len(ids_t)
         d = self.dense0
         n_sparse = len(idx)
-        idx.append(d + _VERDICT0 + _rule_verdict(head, body, context))
+        idx.append(d + _VERDICT0 + _unrolled_verdict(head, body, context, head_bits, body_bits))
         if context.states_answer:
             idx.append(d + _STATES)
         if context.index >= 0:
@@ -358,7 +512,8 @@ class Encoder:
                 last = _question_sets(question)
             # share of the body's words (> 3 letters) that occur in the question; the
             # question's word set holds only such words, so all tokens can be probed
-            n_words = sum(map(_LONGER_THAN_3, map(len, bt)))
+            n_words = (sum(map(ids.long.__getitem__, bids)) if 0 not in bids
+                       else sum(map(_LONGER_THAN_3, map(len, bt))))
             if n_words:
                 ov = sum(map(last[1].__contains__, bt)) / n_words
                 if ov:
@@ -380,52 +535,60 @@ class Encoder:
                 if qn == 1.0:
                     idx.append(d + _Q_NUMBERS_ALL)
                     vals.append(1.0)
-        if sa and question and last[3]:
+        if sa and question and (asks := _ask_sets(question))[1]:
             # what the question asks for, named near the step's end (where a step states its
             # answer: "so he must climb 3,000 feet"); the states-answer head's feature
             if tt is None:
                 tt = bt[-40:] if whole else find(text[-TAIL_CHARS:].lower())
-            hits = len(last[3].intersection(tt))
+            hits = len(asks[1].intersection(tt))
             if hits:
                 idx.append(d + _ASK_TAIL)
-                vals.append(min(1.0, hits * last[4]))
+                vals.append(min(1.0, hits * asks[2]))
         return idx, vals
 
-    def _grams_into(self, idx: list[int], vals: list[float], ht: list[str],
-                    bt: list[str]) -> None:
-        """Append the head and body grams found in the vocabulary (``o oo h hh b bb``)."""
-        mo, moo, mh, mhh, mb, mbb, _ = self._maps
-        nh = len(ht)
+    def _grams_into(self, idx: list[int], vals: list[float], hids: list[int],
+                    bids: list[int], zero: bool) -> None:
+        """Append the head and body grams found in the vocabulary (``o oo h hh b bb``), from
+        the token ids of the head (its first ``HEAD_TOKENS``) and of the body (its first
+        ``MAX_TOKENS``); ``zero``: row 0 may be among the body's unigrams (its gram holds
+        ``$``), so they are not filtered by truth."""
+        ro, rh, rb, _ = self._ids.rows
+        moo = self._pairs[0]
+        fhh, fbb = self._ids.follow  # bigrams: (first token's pairs).get(second token)
+        nh = len(hids)
         if nh:
-            i = mo.get(ht[0])
+            i = ro[hids[0]]
             if i is not None:
                 idx.append(i)
                 vals.append(1.0)
             if nh > 1:
-                i = moo.get((ht[0], ht[1]))
+                i = moo.get((hids[0], hids[1]))
                 if i is not None:
                     idx.append(i)
                     vals.append(1.0)
-            ids = [i for i in map(mh.get, ht) if i is not None]
-            if ids:
-                idx += ids
-                vals += [_SCALES[nh]] * len(ids)
+            n0 = len(idx)
+            idx += filter(None, map(rh.__getitem__, hids))  # rows of o h hh bb t are > 0
+            if len(idx) > n0:
+                vals += [_SCALES[nh]] * (len(idx) - n0)
             if nh > 1:
-                ids = [i for i in map(mhh.get, pairwise(ht)) if i is not None]
-                if ids:
-                    idx += ids
-                    vals += [_SCALES[nh - 1]] * len(ids)
-        nbt = len(bt)
+                n0 = len(idx)
+                idx += filter(None, map(dict.get, map(fhh.__getitem__, hids), hids[1:]))
+                if len(idx) > n0:
+                    vals += [_SCALES[nh - 1]] * (len(idx) - n0)
+        nbt = len(bids)
         if nbt:
-            ids = [i for i in map(mb.get, bt) if i is not None]
-            if ids:
-                idx += ids
-                vals += [_SCALES[nbt]] * len(ids)
+            n0 = len(idx)
+            if zero:
+                idx += [i for i in map(rb.__getitem__, bids) if i is not None]
+            else:
+                idx += filter(None, map(rb.__getitem__, bids))
+            if len(idx) > n0:
+                vals += [_SCALES[nbt]] * (len(idx) - n0)
             if nbt > 1:
-                ids = [i for i in map(mbb.get, pairwise(bt)) if i is not None]
-                if ids:
-                    idx += ids
-                    vals += [_SCALES[nbt - 1]] * len(ids)
+                n0 = len(idx)
+                idx += filter(None, map(dict.get, map(fbb.__getitem__, bids), bids[1:]))
+                if len(idx) > n0:
+                    vals += [_SCALES[nbt - 1]] * (len(idx) - n0)
 
 
 def _rule_verdict(head: str, body: str, context: TagContext) -> int:
@@ -457,6 +620,73 @@ def _rule_verdict(head: str, body: str, context: TagContext) -> int:
         if search(target) is not None:
             return pos
     return _NO_VERDICT
+
+
+def _masked_verdict(head: str, body: str, context: TagContext, head_bits: int,
+                    body_bits: int) -> int:
+    """``_rule_verdict`` with each gate tested on the targets' token bits (``_TokenIds.bits``
+    of the head's and of the body's tokens, OR-ed): the same first firing rule."""
+    states = context.states_answer
+    index = context.index
+    for on_head, gate, search, pos, cond in _MASKED_SCAN:
+        if cond is not None:  # (needs_answer, max_index, max_len): a few rules only
+            needs_answer, max_index, max_len = cond
+            if needs_answer and not states:
+                continue
+            if max_index is not None and index > max_index:
+                continue
+            if max_len is not None and len(body) > max_len:
+                continue
+        if on_head:
+            target = head
+            bits = head_bits
+        else:
+            target = body
+            bits = body_bits
+        if gate is not None and not bits & gate[0]:
+            for g in gate[1]:
+                if g in target:
+                    break
+            else:
+                continue
+        if search(target) is not None:
+            return pos
+    return _NO_VERDICT
+
+
+def _compile_verdict() -> Callable[[str, str, TagContext, int, int], int]:
+    """``_masked_verdict`` unrolled into straight code, one ``if`` per rule of
+    ``_VERDICT_RULES`` in order (its conditions, its gate on the token bits, then its
+    search), built from the rule table at import: no per-rule tuple unpacking or branching
+    on the rule's kind. ``tests/tag/test_linear_fast.py`` checks it against the rule scan."""
+    env: dict[str, object] = {}
+    lines = ["def verdict(head, body, context, head_bits, body_bits):",
+             "    states = context.states_answer",
+             "    index = context.index",
+             "    n = len(body)"]
+    for k, r in enumerate(_VERDICT_RULES):
+        target = "head" if r.where == "head" else "body"
+        tests = []
+        if r.needs_answer:
+            tests.append("states")
+        if r.max_index is not None:
+            tests.append(f"index <= {int(r.max_index)}")
+        if r.max_len is not None:
+            tests.append(f"n <= {int(r.max_len)}")
+        gate = _gate_test(r.gate)
+        if gate is not None:
+            passes = [f"{target}_bits & {gate[0]}", *(f"{g!r} in {target}" for g in gate[1])]
+            tests.append("(" + " or ".join(passes) + ")")
+        env[f"search{k}"] = r.pattern.search
+        tests.append(f"search{k}({target}) is not None")
+        lines += [f"    if {' and '.join(tests)}:", f"        return {_LABEL_POS[r.type]}"]
+    lines.append(f"    return {_NO_VERDICT}")
+    exec(compile("\n".join(lines), "<tracestop.tag.linear verdict>", "exec"), env)  # noqa: S102
+    verdict: Callable[[str, str, TagContext, int, int], int] = env["verdict"]  # type: ignore[assignment]
+    return verdict
+
+
+_unrolled_verdict = _compile_verdict()
 
 
 def _shape_into(idx: list[int], vals: list[float], d: int, text: str, body: str,
