@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-STATES_VERSION = 1
+STATES_VERSION = 2
 HEAD_WORDS = 8
 TAIL_CHARS = 200
 DEFAULT_STATES_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "states.npz"
@@ -68,6 +68,31 @@ _YES = re.compile(r"\byes\b", re.IGNORECASE)
 _NO = re.compile(r"\bno\b", re.IGNORECASE)
 _ENDS_NUMBER = re.compile(r"\d[^\w]*$")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
+_END_CHARS = " \t\n.!?*)"
+_SENT_END = re.compile(r"[.!?](?=\s)|\n")
+_CAND_LAST = frozenset(("m:last_new_number", "c:letter_last", "c:letters_last", "c:words_last",
+                        "c:wordss_last", "y:yesno_last"))
+_CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", "c:words_tail",
+                        "c:wordss_tail", "y:yes_tail", "y:no_tail"))
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+_CONTENT = re.compile(r"[a-z][a-z0-9]{2,}")
+_COMPACT = re.compile(r"[a-z0-9.]+")
+_SYMBOLS = re.compile(r"[\\$_{}^*]")
+_STOP = frozenset((
+    "the", "and", "for", "with", "that", "this", "are", "was", "were", "not", "but", "from",
+    "its", "their", "than", "more", "less", "all", "any", "only", "both", "each", "which",
+    "what", "who", "has", "have", "had", "been", "being", "into", "onto", "over", "under",
+    "can", "could", "should", "would", "will", "may", "might", "must", "one", "two", "there",
+))
+_OPTION_LINE = re.compile(r"(?m)^[\s*\-•>]*\(?([A-J])[).:]\**\s*(.*)$")
+_POSITIVE = re.compile(r"\b(?:yes|true|correct|matches|fits|consistent|best|right)\b|✓",
+                       re.IGNORECASE)
+_NEGATIVE = re.compile(r"\b(?:no|not|false|incorrect|wrong|unlikely|isn't|doesn't|rule[sd]? "
+                       r"out|eliminat\w*)\b|✗", re.IGNORECASE)
+_HEDGE = re.compile(r"\b(?:seems?|likely|plausible|probably|perhaps|maybe|might|leaning|"
+                    r"guess|suspect|appears?)\b", re.IGNORECASE)
+_DECISIVE = re.compile(r"\b(?:so|therefore|thus|hence|answer|final|conclude|correct|must be|"
+                       r"only one|go with|choose|pick|select)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +154,11 @@ class StatesVerdict:
 def _tokens(text: str, letters: bool) -> list[str]:
     if letters:
         text = _LETTER.sub(" qqletter ", text)
-    out = []
-    for t in _TOKEN.findall(text.lower()):
-        out.append("#" if t[0].isdigit() else ("<L>" if t == "qqletter" else t))
-    return out
+    return [_FOLD.get(t, t) if t[0].isalpha() else ("#" if t[0].isdigit() else t)
+            for t in _TOKEN.findall(text.lower())]
 
 
-def _grams(prefix: str, toks: list[str], out: list[str], bigrams: bool = True) -> None:
-    out += [f"{prefix}:{t}" for t in toks]
-    if bigrams:
-        out += [f"{prefix}{prefix}:{a}_{b}" for a, b in pairwise(toks)]
+_FOLD = {"qqletter": "<L>"}
 
 
 def _has_value(text: str, value: str) -> bool:
@@ -152,6 +172,105 @@ def _has_value(text: str, value: str) -> bool:
     return v.lower() in text.lower()
 
 
+def _last_sentence(tail: str) -> str:
+    """The tail's last sentence (or line): after the last sentence end before its own end."""
+    body = tail.rstrip(_END_CHARS)
+    start = 0
+    for m in _SENT_END.finditer(body):
+        start = m.end()
+    return tail[start:].strip()
+
+
+@lru_cache(maxsize=256)
+def _option_facts(options: tuple[tuple[str, str], ...]
+                  ) -> tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[str]]:
+    """Per question, once: word → letter for content words in one option only; compact short
+    option text ("c2h", "cs") → letter; leading number → letter; the letters."""
+    words: dict[str, set[str]] = {}
+    for k, v in options:
+        for w in set(_CONTENT.findall(v)):
+            if w not in _STOP:
+                words.setdefault(w, set()).add(k)
+    distinct = {w: next(iter(ks)) for w, ks in words.items() if len(ks) == 1}
+    compact: dict[str, set[str]] = {}
+    numbers: dict[str, set[str]] = {}
+    for k, v in options:
+        c = v.replace(" ", "")
+        if 1 < len(c) <= 12 and not c.replace(".", "").isdigit():
+            compact.setdefault(c, set()).add(k)
+        m = _NUM.match(v)
+        if m:
+            numbers.setdefault(m.group().replace(",", ""), set()).add(k)
+    one_c = {c: next(iter(ks)) for c, ks in compact.items() if len(ks) == 1}  # ambiguous out
+    one_n = {n: next(iter(ks)) for n, ks in numbers.items() if len(ks) == 1}
+    return distinct, one_c, one_n, frozenset(k for k, _ in options)
+
+
+def _choice(text: str, tail: str, last: str, first: str, ctx: StatesContext,
+            dense: list[str]) -> None:
+    """The multiple-choice features (module docstring, ``c:``)."""
+    distinct, compact, numbers, letters = _option_facts(tuple(ctx.options.items()))
+    letters_tail = {m.group(1) for m in _LETTER.finditer(tail)} & letters
+    letters_all = {m.group(1) for m in _LETTER.finditer(text)} & letters
+    letters_last = {m.group(1) for m in _LETTER.finditer(last)} & letters
+    if letters_tail:
+        dense.append("c:letter_tail" if len(letters_tail) == 1 else "c:letters_tail")
+    if letters_all:
+        dense.append("c:letter_body" if len(letters_all) == 1 else "c:letters_body")
+    if letters_last:
+        dense.append("c:letter_last" if len(letters_last) == 1 else "c:letters_last")
+        if ctx.current is not None:
+            dense.append("c:last_current" if ctx.current in letters_last else "c:last_new")
+        toks = _tokens(last, True)
+        for i, t in enumerate(toks):
+            if t == "<L>":
+                dense.append(f"cl:{toks[i - 1]}" if i else "cl:^")
+                dense.append(f"cr:{toks[i + 1]}" if i + 1 < len(toks) else "cr:$")
+    low_tail = " " + " ".join(_WORDS.findall(tail.lower())) + " "
+    low = " " + " ".join(_WORDS.findall(text.lower())) + " "
+    named_tail = [k for k, v in ctx.options.items() if f" {v} " in low_tail]
+    by_content = [k for k, v in ctx.options.items() if f" {v} " in low]
+    if named_tail:
+        dense.append("c:content_tail" if len(named_tail) == 1 else "c:contents_tail")
+    if by_content:
+        dense.append("c:content_body" if len(by_content) == 1 else "c:contents_body")
+    if first[:2].rstrip(":.)") in letters and len(first) > 1:
+        dense.append("c:starts_option")
+    # the option's own words, compact symbols and numbers in the last sentence / the tail
+    for name, part in (("last", last), ("tail", tail)):
+        low_part = part.lower()
+        hits: dict[str, int] = {}
+        for w in _CONTENT.findall(low_part):
+            k = distinct.get(w)
+            if k is not None:
+                hits[k] = hits.get(k, 0) + 1
+        for w in _COMPACT.findall(_SYMBOLS.sub("", low_part)):
+            k = compact.get(w)
+            if k is not None:
+                hits[k] = hits.get(k, 0) + 2
+        for n in _NUM.findall(part):
+            k = numbers.get(n.replace(",", ""))
+            if k is not None:
+                hits[k] = hits.get(k, 0) + 2
+        strong = [k for k, c in hits.items() if c >= 2]
+        if strong:
+            dense.append(f"c:words_{name}" if len(strong) == 1 else f"c:wordss_{name}")
+            if name == "last" and ctx.current is not None:
+                dense.append("c:words_current" if ctx.current in strong else "c:words_new")
+    # an option-by-option verdict list: how many options it keeps / rejects
+    pos = neg = 0
+    for m in _OPTION_LINE.finditer(text):
+        line = m.group(2)
+        if _POSITIVE.search(line):
+            pos += 1
+        elif _NEGATIVE.search(line):
+            neg += 1
+    if pos or neg:
+        dense.append("c:list_one_pos" if pos == 1 else ("c:list_pos" if pos else "c:list_no_pos"))
+        if neg >= 2:
+            dense.append("c:list_neg")
+
+
 def features(text: str, ctx: StatesContext) -> list[str]:
     """The step's feature names (module docstring); duplicates count once."""
     fmt = ctx.answer_format
@@ -160,14 +279,25 @@ def features(text: str, ctx: StatesContext) -> list[str]:
     nl = stripped.find("\n")
     first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
     tail = stripped[-TAIL_CHARS:]
+    last = _last_sentence(tail)
     head_toks = _tokens(first, choice)[:HEAD_WORDS]
     tail_toks = _tokens(tail, choice)
+    last_toks = _tokens(last, choice)[:3]
     out: list[str] = []
     if head_toks:
         out.append(f"o:{head_toks[0]}")
-    _grams("h", head_toks, out)
-    _grams("t", tail_toks, out)
-    out += [f"{fmt}:tt:{a}_{b}" for a, b in pairwise(tail_toks)]
+    out += [f"h:{t}" for t in head_toks]
+    out += [f"hh:{a}_{b}" for a, b in pairwise(head_toks)]
+    out += [f"t:{t}" for t in tail_toks]
+    tt = [f"{a}_{b}" for a, b in pairwise(tail_toks)]
+    out += ["tt:" + g for g in tt]
+    out += [f"{fmt}:tt:" + g for g in tt]
+    if last_toks:
+        out.append(f"l:{last_toks[0]}")
+        out.append(f"{fmt}:l:{last_toks[0]}")
+        if len(last_toks) > 1:
+            out.append(f"ll:{last_toks[0]}_{last_toks[1]}")
+            out.append(f"{fmt}:ll:{last_toks[0]}_{last_toks[1]}")
     dense: list[str] = []
     # the reader
     if ctx.strong:
@@ -181,6 +311,17 @@ def features(text: str, ctx: StatesContext) -> list[str]:
             dense.append("r:current_body")
         if _has_value(tail, ctx.current):
             dense.append("r:current_tail")
+        if _has_value(last, ctx.current):
+            dense.append("r:current_last")
+    # the last sentence: a question, a hedge, a conclusion, a negation
+    if last.endswith("?"):
+        dense.append("u:question_last")
+    if _HEDGE.search(last):
+        dense.append("u:hedge_last")
+    if _DECISIVE.search(last):
+        dense.append("u:decisive_last")
+    if _NEGATIVE.search(last):
+        dense.append("u:negative_last")
     # per format
     if fmt == "math":
         nums = [n.replace(",", "") for n in _NUM.findall(tail)]
@@ -215,23 +356,18 @@ def features(text: str, ctx: StatesContext) -> list[str]:
                 dense.append("m:ask_tail")
                 if 2 * named >= len(ctx.ask):
                     dense.append("m:ask_tail_half")
+                low_last = last.lower()
+                if any(w in low_last for w in ctx.ask):
+                    dense.append("m:ask_last")
+                    if _NUM.search(last):
+                        dense.append("m:ask_last_number")
+        last_nums = _NUM.findall(last)
+        if last_nums:
+            dense.append("m:last_number")
+            if last_nums[-1].replace(",", "") not in ctx.numbers:
+                dense.append("m:last_new_number")
     elif choice:
-        letters_tail = {m.group(1) for m in _LETTER.finditer(tail)} & set(ctx.options)
-        letters_all = {m.group(1) for m in _LETTER.finditer(stripped)} & set(ctx.options)
-        if letters_tail:
-            dense.append("c:letter_tail" if len(letters_tail) == 1 else "c:letters_tail")
-        if letters_all:
-            dense.append("c:letter_body" if len(letters_all) == 1 else "c:letters_body")
-        low_tail = " " + " ".join(_WORDS.findall(tail.lower())) + " "
-        low = " " + " ".join(_WORDS.findall(stripped.lower())) + " "
-        named_tail = [k for k, v in ctx.options.items() if f" {v} " in low_tail]
-        by_content = [k for k, v in ctx.options.items() if f" {v} " in low]
-        if named_tail:
-            dense.append("c:content_tail" if len(named_tail) == 1 else "c:contents_tail")
-        if by_content:
-            dense.append("c:content_body" if len(by_content) == 1 else "c:contents_body")
-        if first[:2].rstrip(":.)") in ctx.options and len(first) > 1:
-            dense.append("c:starts_option")
+        _choice(stripped, tail, last, first, ctx, dense)
     elif fmt == "yesno":
         if _YES.search(tail):
             dense.append("y:yes_tail")
@@ -239,6 +375,18 @@ def features(text: str, ctx: StatesContext) -> list[str]:
             dense.append("y:no_tail")
         if _YES.search(first) or _NO.search(first):
             dense.append("y:yesno_head")
+        if _YES.search(last) or _NO.search(last):
+            dense.append("y:yesno_last")
+    # a candidate of the format (a new number, an option, yes / no) in the last sentence / the
+    # tail, and how the last sentence puts it: the same names for every format
+    cand_last = any(d in _CAND_LAST for d in dense)
+    if cand_last:
+        dense.append("u:cand_last")
+        for d in ("u:question_last", "u:hedge_last", "u:decisive_last", "u:negative_last"):
+            if d in dense:
+                dense.append(f"u:cand_{d[2:]}")
+    if any(d in _CAND_TAIL for d in dense):
+        dense.append("u:cand_tail")
     # position and the previous step
     b = 0
     for k, lo in enumerate(_INDEX_BUCKETS):
@@ -249,9 +397,12 @@ def features(text: str, ctx: StatesContext) -> list[str]:
         dense.append("p:short")
     elif len(stripped) > 1000:
         dense.append("p:long")
-    if ctx.previous and ctx.current is not None and _has_value(ctx.previous[-TAIL_CHARS:],
-                                                                ctx.current):
-        dense.append("v:current_tail")
+    if ctx.previous:
+        prev_tail = ctx.previous[-TAIL_CHARS:]
+        if ctx.current is not None and _has_value(prev_tail, ctx.current):
+            dense.append("v:current_tail")
+        if prev_tail.rstrip().endswith("?"):
+            dense.append("v:question")
     out += dense
     out += [f"{fmt}|{d}" for d in dense]
     out.append("bias")
@@ -267,6 +418,8 @@ class StatesWeights:
     intercept: float
     threshold: float
     names: tuple[str, ...] = ()
+    #: answer format → its own decision threshold (formats not named use ``threshold``)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
     #: feature name → weight, as Python floats (one dict lookup per feature at run time)
     by_name: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
@@ -283,15 +436,24 @@ class StatesWeights:
                 raise ValueError(f"{path}: states-answer weights version {version}, the code "
                                  f"needs {STATES_VERSION} (retrain: scripts/train_states.py)")
             names = tuple(str(s) for s in z["vocab"])
+            by_format = {str(f): float(t) for f, t in zip(z["formats"], z["format_thresholds"],
+                                                            strict=True)}
             return cls({n: i for i, n in enumerate(names)}, np.asarray(z["coef"], np.float64),
-                       float(z["intercept"]), float(z["threshold"]), names)
+                       float(z["intercept"]), float(z["threshold"]), names, by_format)
+
+    def threshold_for(self, answer_format: str) -> float:
+        """The decision threshold of ``answer_format``'s steps."""
+        return self.thresholds.get(answer_format, self.threshold)
 
     def arrays(self) -> dict[str, Any]:
         """The arrays ``load`` reads back (``np.savez`` them)."""
         names = self.names or tuple(sorted(self.vocab, key=self.vocab.__getitem__))
         return {"version": np.array(STATES_VERSION), "vocab": np.array(names),
                 "coef": self.coef.astype(np.float32), "intercept": np.array(self.intercept),
-                "threshold": np.array(self.threshold)}
+                "threshold": np.array(self.threshold),
+                "formats": np.array(sorted(self.thresholds), dtype=str),
+                "format_thresholds": np.array([self.thresholds[f] for f in sorted(self.thresholds)],
+                                              dtype=np.float64)}
 
 
 _CACHE: dict[str, StatesWeights] = {}
@@ -347,7 +509,8 @@ class StatesHead:
         """The verdict on one step (its evidence is formatted on first read)."""
         z, names, contrib = self._z(text, ctx)
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        return StatesVerdict(p >= self.weights.threshold, p, parts=(names, contrib))
+        return StatesVerdict(p >= self.weights.threshold_for(ctx.answer_format), p,
+                             parts=(names, contrib))
 
 
 def states_context(index: int, answer_format: str, strong: bool, stated: str,
