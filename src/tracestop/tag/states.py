@@ -27,10 +27,11 @@ names are dropped; ``features`` builds them):
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
@@ -56,16 +57,16 @@ __all__ = [
 #: Bump when the features change; the weights file records it and a mismatch is an error.
 STATES_VERSION = 2
 HEAD_WORDS = 8
-TAIL_CHARS = 200
+#: the head's words are read from its first characters only
+HEAD_CHARS = 160
+TAIL_CHARS = 300
 DEFAULT_STATES_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "states.npz"
 
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[=?:]")
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[#=?:]")
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
 _LETTER = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z])")
 _BULLET = re.compile(r"^[\s*\-•#>]+")
 _WORDS = re.compile(r"[a-z0-9%.]+")
-_YES = re.compile(r"\byes\b", re.IGNORECASE)
-_NO = re.compile(r"\bno\b", re.IGNORECASE)
 _ENDS_NUMBER = re.compile(r"\d[^\w]*$")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
 _END_CHARS = " \t\n.!?*)"
@@ -85,14 +86,16 @@ _STOP = frozenset((
     "can", "could", "should", "would", "will", "may", "might", "must", "one", "two", "there",
 ))
 _OPTION_LINE = re.compile(r"(?m)^[\s*\-•>]*\(?([A-J])[).:]\**\s*(.*)$")
-_POSITIVE = re.compile(r"\b(?:yes|true|correct|matches|fits|consistent|best|right)\b|✓",
-                       re.IGNORECASE)
-_NEGATIVE = re.compile(r"\b(?:no|not|false|incorrect|wrong|unlikely|isn't|doesn't|rule[sd]? "
-                       r"out|eliminat\w*)\b|✗", re.IGNORECASE)
-_HEDGE = re.compile(r"\b(?:seems?|likely|plausible|probably|perhaps|maybe|might|leaning|"
-                    r"guess|suspect|appears?)\b", re.IGNORECASE)
-_DECISIVE = re.compile(r"\b(?:so|therefore|thus|hence|answer|final|conclude|correct|must be|"
-                       r"only one|go with|choose|pick|select)\b", re.IGNORECASE)
+_POSITIVE = frozenset(("yes", "true", "correct", "matches", "fits", "consistent", "best",
+                       "right"))
+_NEGATIVE = frozenset(("no", "not", "false", "incorrect", "wrong", "unlikely", "isn't",
+                       "doesn't", "eliminate", "eliminated", "eliminates", "eliminating", "ruled"))
+_HEDGE = frozenset(("seem", "seems", "likely", "plausible", "probably", "perhaps", "maybe",
+                    "might", "leaning", "guess", "suspect", "appear", "appears"))
+_DECISIVE = frozenset(("so", "therefore", "thus", "hence", "answer", "final", "conclude",
+                       "correct", "choose", "pick", "select"))
+_DECISIVE_PHRASES = ("must be", "only one", "go with")
+_YES_NO = frozenset(("yes", "no"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,7 @@ class StatesVerdict:
     __slots__ = ("_evidence", "_parts", "flag", "p")
 
     def __init__(self, flag: bool, p: float, evidence: str = "",
-                 parts: tuple[list[str], list[float]] | None = None) -> None:
+                 parts: Callable[[], tuple[list[str], list[float]]] | None = None) -> None:
         self.flag = flag
         self.p = p
         self._evidence = evidence
@@ -133,7 +136,7 @@ class StatesVerdict:
     @property
     def evidence(self) -> str:
         if self._parts is not None:
-            names, contrib = self._parts
+            names, contrib = self._parts()
             order = sorted(range(len(names)), key=lambda i: -contrib[i] if self.flag
                            else contrib[i])[:3]
             self._evidence = ", ".join(f"{names[i]} {contrib[i]:+.2f}" for i in order)
@@ -152,13 +155,12 @@ class StatesVerdict:
 
 
 def _tokens(text: str, letters: bool) -> list[str]:
+    """Lower-case words, numbers as ``#``, the question's option letters as ``<L>``
+    (``letters``), and ``=`` ``?`` ``:``."""
     if letters:
-        text = _LETTER.sub(" qqletter ", text)
-    return [_FOLD.get(t, t) if t[0].isalpha() else ("#" if t[0].isdigit() else t)
-            for t in _TOKEN.findall(text.lower())]
-
-
-_FOLD = {"qqletter": "<L>"}
+        low = _NUM.sub(" # ", _LETTER.sub(" qqletter ", text).lower().replace("#", " "))
+        return ["<L>" if t == "qqletter" else t for t in _TOKEN.findall(low)]
+    return _TOKEN.findall(_NUM.sub(" # ", text.lower().replace("#", " ")))
 
 
 def _has_value(text: str, value: str) -> bool:
@@ -166,9 +168,12 @@ def _has_value(text: str, value: str) -> bool:
     if not v:
         return False
     if v.replace(".", "", 1).replace(",", "").lstrip("-").isdigit():
+        if v.replace(",", "")[-3:] not in text:  # a quick no: its last 3 characters are
+            return False                          # there, unbroken, in any match
         return any(n.replace(",", "") == v.replace(",", "") for n in _NUM.findall(text))
     if len(v) == 1 and v.isalpha():
-        return any(m.group(1) == v.upper() for m in _LETTER.finditer(text))
+        return v.upper() in text and any(m.group(1) == v.upper()
+                                         for m in _LETTER.finditer(text))
     return v.lower() in text.lower()
 
 
@@ -206,13 +211,14 @@ def _option_facts(options: tuple[tuple[str, str], ...]
     return distinct, one_c, one_n, frozenset(k for k, _ in options)
 
 
-def _choice(text: str, tail: str, last: str, first: str, ctx: StatesContext,
+def _choice(text: str, tail: str, last: str, toks: list[str], first: str, ctx: StatesContext,
             dense: list[str]) -> None:
-    """The multiple-choice features (module docstring, ``c:``)."""
+    """The multiple-choice features (module docstring, ``c:``); ``toks``: the last
+    sentence's tokens."""
     distinct, compact, numbers, letters = _option_facts(tuple(ctx.options.items()))
-    letters_tail = {m.group(1) for m in _LETTER.finditer(tail)} & letters
-    letters_all = {m.group(1) for m in _LETTER.finditer(text)} & letters
-    letters_last = {m.group(1) for m in _LETTER.finditer(last)} & letters
+    letters_all = letters.intersection(_LETTER.findall(text))
+    letters_tail = letters.intersection(_LETTER.findall(tail)) if letters_all else letters_all
+    letters_last = letters.intersection(_LETTER.findall(last)) if letters_tail else letters_tail
     if letters_tail:
         dense.append("c:letter_tail" if len(letters_tail) == 1 else "c:letters_tail")
     if letters_all:
@@ -221,7 +227,6 @@ def _choice(text: str, tail: str, last: str, first: str, ctx: StatesContext,
         dense.append("c:letter_last" if len(letters_last) == 1 else "c:letters_last")
         if ctx.current is not None:
             dense.append("c:last_current" if ctx.current in letters_last else "c:last_new")
-        toks = _tokens(last, True)
         for i, t in enumerate(toks):
             if t == "<L>":
                 dense.append(f"cl:{toks[i - 1]}" if i else "cl:^")
@@ -240,18 +245,21 @@ def _choice(text: str, tail: str, last: str, first: str, ctx: StatesContext,
     for name, part in (("last", last), ("tail", tail)):
         low_part = part.lower()
         hits: dict[str, int] = {}
-        for w in _CONTENT.findall(low_part):
-            k = distinct.get(w)
-            if k is not None:
-                hits[k] = hits.get(k, 0) + 1
-        for w in _COMPACT.findall(_SYMBOLS.sub("", low_part)):
-            k = compact.get(w)
-            if k is not None:
-                hits[k] = hits.get(k, 0) + 2
-        for n in _NUM.findall(part):
-            k = numbers.get(n.replace(",", ""))
-            if k is not None:
-                hits[k] = hits.get(k, 0) + 2
+        if distinct:
+            for w in _CONTENT.findall(low_part):
+                k = distinct.get(w)
+                if k is not None:
+                    hits[k] = hits.get(k, 0) + 1
+        if compact:
+            for w in _COMPACT.findall(_SYMBOLS.sub("", low_part)):
+                k = compact.get(w)
+                if k is not None:
+                    hits[k] = hits.get(k, 0) + 2
+        if numbers:
+            for n in _NUM.findall(part):
+                k = numbers.get(n.replace(",", ""))
+                if k is not None:
+                    hits[k] = hits.get(k, 0) + 2
         strong = [k for k, c in hits.items() if c >= 2]
         if strong:
             dense.append(f"c:words_{name}" if len(strong) == 1 else f"c:wordss_{name}")
@@ -260,10 +268,10 @@ def _choice(text: str, tail: str, last: str, first: str, ctx: StatesContext,
     # an option-by-option verdict list: how many options it keeps / rejects
     pos = neg = 0
     for m in _OPTION_LINE.finditer(text):
-        line = m.group(2)
-        if _POSITIVE.search(line):
+        words = _TOKEN.findall(m.group(2).lower())
+        if not _POSITIVE.isdisjoint(words) or "✓" in m.group(2):
             pos += 1
-        elif _NEGATIVE.search(line):
+        elif not _NEGATIVE.isdisjoint(words) or "✗" in m.group(2):
             neg += 1
     if pos or neg:
         dense.append("c:list_one_pos" if pos == 1 else ("c:list_pos" if pos else "c:list_no_pos"))
@@ -273,16 +281,7 @@ def _choice(text: str, tail: str, last: str, first: str, ctx: StatesContext,
 
 def features(text: str, ctx: StatesContext) -> list[str]:
     """The step's feature names (module docstring); duplicates count once."""
-    fmt = ctx.answer_format
-    choice = fmt == "choice" and bool(ctx.options)
-    stripped = text.strip()
-    nl = stripped.find("\n")
-    first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
-    tail = stripped[-TAIL_CHARS:]
-    last = _last_sentence(tail)
-    head_toks = _tokens(first, choice)[:HEAD_WORDS]
-    tail_toks = _tokens(tail, choice)
-    last_toks = _tokens(last, choice)[:3]
+    fmt, head_toks, tail_toks, last_toks, dense = _read(text, ctx)
     out: list[str] = []
     if head_toks:
         out.append(f"o:{head_toks[0]}")
@@ -298,6 +297,28 @@ def features(text: str, ctx: StatesContext) -> list[str]:
         if len(last_toks) > 1:
             out.append(f"ll:{last_toks[0]}_{last_toks[1]}")
             out.append(f"{fmt}:ll:{last_toks[0]}_{last_toks[1]}")
+    out += dense
+    out += [f"{fmt}|{d}" for d in dense]
+    out.append("bias")
+    return out
+
+
+def _read(text: str, ctx: StatesContext
+          ) -> tuple[str, list[str], list[str], list[str], list[str]]:
+    """What ``features`` names, in parts: the format, the head / tail / last-sentence tokens
+    (head and last sentence cut to their first words) and the dense features."""
+    fmt = ctx.answer_format
+    choice = fmt == "choice" and bool(ctx.options)
+    stripped = text.strip()
+    nl = stripped.find("\n")
+    first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
+    tail = stripped[-TAIL_CHARS:]
+    last = _last_sentence(tail)
+    head_words = _tokens(first[:HEAD_CHARS], choice)
+    head_toks = head_words[:HEAD_WORDS]
+    tail_toks = _tokens(tail, choice)
+    last_all = _tokens(last, choice)
+    last_toks = last_all[:2]
     dense: list[str] = []
     # the reader
     if ctx.strong:
@@ -307,20 +328,22 @@ def features(text: str, ctx: StatesContext) -> list[str]:
     if ctx.current is None:
         dense.append("r:none_yet")
     else:
-        if _has_value(stripped, ctx.current):
+        if _has_value(stripped, ctx.current):  # the tail and the last sentence are in it
             dense.append("r:current_body")
-        if _has_value(tail, ctx.current):
-            dense.append("r:current_tail")
-        if _has_value(last, ctx.current):
-            dense.append("r:current_last")
+            if _has_value(tail, ctx.current):
+                dense.append("r:current_tail")
+                if _has_value(last, ctx.current):
+                    dense.append("r:current_last")
     # the last sentence: a question, a hedge, a conclusion, a negation
     if last.endswith("?"):
         dense.append("u:question_last")
-    if _HEDGE.search(last):
+    low_last = last.lower()
+    last_words = set(_TOKEN.findall(low_last))
+    if not _HEDGE.isdisjoint(last_words):
         dense.append("u:hedge_last")
-    if _DECISIVE.search(last):
+    if not _DECISIVE.isdisjoint(last_words) or any(w in low_last for w in _DECISIVE_PHRASES):
         dense.append("u:decisive_last")
-    if _NEGATIVE.search(last):
+    if not _NEGATIVE.isdisjoint(last_words) or "✗" in last:
         dense.append("u:negative_last")
     # per format
     if fmt == "math":
@@ -331,7 +354,7 @@ def features(text: str, ctx: StatesContext) -> list[str]:
                 dense.append("m:tail_new_number")
         else:
             dense.append("m:tail_no_number")
-        if _ENDS_NUMBER.search(stripped):
+        if _ENDS_NUMBER.search(tail):
             dense.append("m:ends_number")
         if "\\boxed" in text:
             dense.append("m:boxed")
@@ -367,15 +390,16 @@ def features(text: str, ctx: StatesContext) -> list[str]:
             if last_nums[-1].replace(",", "") not in ctx.numbers:
                 dense.append("m:last_new_number")
     elif choice:
-        _choice(stripped, tail, last, first, ctx, dense)
+        _choice(stripped, tail, last, last_all, first, ctx, dense)
     elif fmt == "yesno":
-        if _YES.search(tail):
+        tail_words = set(tail_toks)
+        if "yes" in tail_words:
             dense.append("y:yes_tail")
-        if _NO.search(tail):
+        if "no" in tail_words:
             dense.append("y:no_tail")
-        if _YES.search(first) or _NO.search(first):
+        if not _YES_NO.isdisjoint(head_words):
             dense.append("y:yesno_head")
-        if _YES.search(last) or _NO.search(last):
+        if not _YES_NO.isdisjoint(last_words):
             dense.append("y:yesno_last")
     # a candidate of the format (a new number, an option, yes / no) in the last sentence / the
     # tail, and how the last sentence puts it: the same names for every format
@@ -403,9 +427,48 @@ def features(text: str, ctx: StatesContext) -> list[str]:
             dense.append("v:current_tail")
         if prev_tail.rstrip().endswith("?"):
             dense.append("v:question")
-    out += dense
-    out += [f"{fmt}|{d}" for d in dense]
-    out.append("bias")
+    return fmt, head_toks, tail_toks, last_toks, dense
+
+
+#: the gram groups of ``features`` ("h:word"); the last three are also crossed with the format
+_GRAMS = ("o", "h", "hh", "t", "tt", "l", "ll")
+_CROSSED_GRAMS = ("tt", "l", "ll")
+#: one format's weights by group: gram groups keyed by the gram, "d" dense features keyed by
+#: name, each already summed with its format-crossed twin; "bias"
+_Tables = dict[str, dict[Any, float]]
+#: bigram groups: keyed by the pair of tokens (no string built per bigram at run time)
+_PAIRS = ("hh", "tt", "ll")
+_ZERO = itertools.repeat(0.0)
+
+
+def _tables(by_name: Mapping[str, float], fmt: str) -> _Tables:
+    """``by_name`` regrouped for ``fmt`` (``StatesWeights.z``): one lookup per distinct gram
+    or dense feature, no feature name built."""
+    out: _Tables = {g: {} for g in (*_GRAMS, "d")}
+    crossed: list[tuple[str, str, float]] = []
+    formats = {n[:n.find("|")] for n in by_name if "|" in n}
+    for name, w in by_name.items():
+        if name == "bias":
+            continue
+        bar, colon = name.find("|"), name.find(":")
+        if bar >= 0 and (colon < 0 or bar < colon):
+            if name[:bar] == fmt:
+                crossed.append(("d", name[bar + 1:], w))
+            continue
+        group, rest = name[:colon], name[colon + 1:]
+        if group in _GRAMS:
+            out[group][rest] = out[group].get(rest, 0.0) + w
+        elif group in formats and rest.split(":", 1)[0] in _CROSSED_GRAMS:
+            if group == fmt:
+                g, gram = rest.split(":", 1)
+                crossed.append((g, gram, w))
+        else:
+            out["d"][name] = out["d"].get(name, 0.0) + w
+    for g, key, w in crossed:
+        out[g][key] = out[g].get(key, 0.0) + w
+    for g in _PAIRS:  # "a_b" → ("a", "b"): tokens hold no "_"
+        out[g] = {tuple(k.split("_")): w for k, w in out[g].items()}
+    out["bias"] = {"": by_name.get("bias", 0.0)}
     return out
 
 
@@ -420,13 +483,36 @@ class StatesWeights:
     names: tuple[str, ...] = ()
     #: answer format → its own decision threshold (formats not named use ``threshold``)
     thresholds: Mapping[str, float] = field(default_factory=dict)
-    #: feature name → weight, as Python floats (one dict lookup per feature at run time)
+    #: feature name → weight, as Python floats (the evidence; training)
     by_name: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    #: answer format → its weights regrouped (``_tables``), built on first use per format
+    _by_format: dict[str, _Tables] = field(default_factory=dict, init=False, compare=False,
+                                           repr=False)
 
     def __post_init__(self) -> None:
         if not self.by_name:
             coef = self.coef.tolist()
             self.by_name.update((n, float(coef[i])) for n, i in self.vocab.items())
+
+    def z(self, text: str, ctx: StatesContext) -> float:
+        """The logit of one step: the sum of its features' weights, each feature once, as
+        ``features`` names them, without building the names."""
+        fmt, head, tail, last, dense = _read(text, ctx)
+        t = self._by_format.get(fmt)
+        if t is None:
+            t = self._by_format[fmt] = _tables(self.by_name, fmt)
+        z = self.intercept + t["bias"][""]
+        if head:
+            z += t["o"].get(head[0], 0.0)
+            z += sum(map(t["h"].get, set(head), _ZERO))
+            z += sum(map(t["hh"].get, set(pairwise(head)), _ZERO))
+        z += sum(map(t["t"].get, set(tail), _ZERO))
+        z += sum(map(t["tt"].get, set(pairwise(tail)), _ZERO))
+        if last:
+            z += t["l"].get(last[0], 0.0)
+            if len(last) > 1:
+                z += t["ll"].get((last[0], last[1]), 0.0)
+        return z + sum(map(t["d"].get, set(dense), _ZERO))
 
     @classmethod
     def load(cls, path: str | Path) -> StatesWeights:
@@ -489,28 +575,29 @@ class StatesHead:
         vocab = self.weights.vocab
         return sorted({vocab[n] for n in names if n in vocab})
 
-    def _z(self, text: str, ctx: StatesContext) -> tuple[float, list[str], list[float]]:
-        w = self.weights
-        get = w.by_name.get
+    def contributions(self, text: str, ctx: StatesContext) -> tuple[list[str], list[float]]:
+        """The step's features in the vocabulary and their weights (the evidence)."""
+        get = self.weights.by_name.get
         names, contrib = [], []
         for n in dict.fromkeys(features(text, ctx)):
             c = get(n)
             if c is not None:
                 names.append(n)
                 contrib.append(c)
-        return w.intercept + sum(contrib), names, contrib
+        return names, contrib
 
     def probability(self, text: str, ctx: StatesContext) -> float:
         """p(the step states an answer)."""
-        z = self._z(text, ctx)[0]
+        z = self.weights.z(text, ctx)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def read(self, text: str, ctx: StatesContext) -> StatesVerdict:
-        """The verdict on one step (its evidence is formatted on first read)."""
-        z, names, contrib = self._z(text, ctx)
+        """The verdict on one step (its evidence is worked out and formatted on first read)."""
+        w = self.weights
+        z = w.z(text, ctx)
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        return StatesVerdict(p >= self.weights.threshold_for(ctx.answer_format), p,
-                             parts=(names, contrib))
+        return StatesVerdict(p >= w.threshold_for(ctx.answer_format), p,
+                             parts=lambda: self.contributions(text, ctx))
 
 
 def states_context(index: int, answer_format: str, strong: bool, stated: str,
