@@ -177,13 +177,15 @@ def _has_value(text: str, value: str) -> bool:
     return v.lower() in text.lower()
 
 
-def _last_sentence(tail: str) -> str:
-    """The tail's last sentence (or line): after the last sentence end before its own end."""
+def _last_start(tail: str) -> int:
+    """Where the tail's last sentence (or line) starts: after the last sentence end before its
+    own end (a sentence end is never inside a token: the tail's tokens are those before it
+    followed by those after)."""
     body = tail.rstrip(_END_CHARS)
     start = 0
     for m in _SENT_END.finditer(body):
         start = m.end()
-    return tail[start:].strip()
+    return start
 
 
 @lru_cache(maxsize=256)
@@ -313,11 +315,12 @@ def _read(text: str, ctx: StatesContext
     nl = stripped.find("\n")
     first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
     tail = stripped[-TAIL_CHARS:]
-    last = _last_sentence(tail)
+    start = _last_start(tail)
+    last = tail[start:].strip()
     head_words = _tokens(first[:HEAD_CHARS], choice)
     head_toks = head_words[:HEAD_WORDS]
-    tail_toks = _tokens(tail, choice)
     last_all = _tokens(last, choice)
+    tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
     last_toks = last_all[:2]
     dense: list[str] = []
     # the reader
@@ -338,7 +341,7 @@ def _read(text: str, ctx: StatesContext
     if last.endswith("?"):
         dense.append("u:question_last")
     low_last = last.lower()
-    last_words = set(_TOKEN.findall(low_last))
+    last_words = set(last_all)  # the cue words are plain words: untouched by the folding
     if not _HEDGE.isdisjoint(last_words):
         dense.append("u:hedge_last")
     if not _DECISIVE.isdisjoint(last_words) or any(w in low_last for w in _DECISIVE_PHRASES):
@@ -379,7 +382,6 @@ def _read(text: str, ctx: StatesContext
                 dense.append("m:ask_tail")
                 if 2 * named >= len(ctx.ask):
                     dense.append("m:ask_tail_half")
-                low_last = last.lower()
                 if any(w in low_last for w in ctx.ask):
                     dense.append("m:ask_last")
                     if _NUM.search(last):
