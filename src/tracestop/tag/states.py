@@ -64,7 +64,7 @@ DEFAULT_STATES_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "stat
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[#=?:]")
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
-_LETTER = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z])")
+_LETTER = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z_])")  # not C_s, C_2h: symbols
 _BULLET = re.compile(r"^[\s*\-•#>]+")
 _WORDS = re.compile(r"[a-z0-9%.]+")
 _ENDS_NUMBER = re.compile(r"\d[^\w]*$")
@@ -77,7 +77,7 @@ _CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", 
                         "c:wordss_tail", "y:yes_tail", "y:no_tail"))
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _CONTENT = re.compile(r"[a-z][a-z0-9]{2,}")
-_COMPACT = re.compile(r"[a-z0-9.]+")
+_COMPACT = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
 _SYMBOLS = re.compile(r"[\\$_{}^*]")
 _STOP = frozenset((
     "the", "and", "for", "with", "that", "this", "are", "was", "were", "not", "but", "from",
