@@ -8,21 +8,30 @@ or what a policy sees: the Monitor only reports its verdict per step (``StatesVe
 flag, probability, one line of evidence). docs/tagger.md, "States-answer head".
 
 Features (all named strings, looked up in the vocabulary stored with the weights; unseen
-names are dropped; ``features`` builds them):
+names are dropped; ``features`` builds them; at run time ``StatesWeights.z`` sums the same
+weights without building the names, and the evidence names them on first read):
 
 - ``o:`` the head's first word, ``h:`` / ``hh:`` unigrams / bigrams of the head (first line,
   bullets stripped, first ``HEAD_WORDS`` words), ``t:`` / ``tt:`` unigrams / bigrams of the
-  tail (the last ``TAIL_CHARS`` characters), and ``f:tt:`` the tail bigrams crossed with the
-  answer format; numbers fold to ``#``, option letters of a multiple-choice question to ``<L>``;
+  tail (the last ``TAIL_CHARS`` characters), ``l:`` / ``ll:`` the first word / two words of the
+  tail's last sentence, and ``FORMAT:tt:`` / ``FORMAT:l:`` / ``FORMAT:ll:`` those crossed with
+  the answer format; numbers fold to ``#``, option letters of a multiple-choice question to
+  ``<L>``;
 - ``r:`` the reader: an explicit statement (``r:strong``), a candidate credited to the step
-  (``r:stated``, by kind), the current candidate named in the step / its tail
-  (``r:current_body`` / ``r:current_tail``), no candidate yet (``r:none_yet``);
-- ``m:`` math: the tail's last number new to the question, the step ending on a number, the
-  question's ask words named in the tail; ``c:`` choice: option letters and option contents
-  named in the tail / body (one or several); ``y:`` yes / no in the tail;
-- ``p:`` position (index buckets, short step), ``v:`` the previous step (explicit statement,
-  current candidate named there);
-- all of ``r:`` / ``m:`` / ``c:`` / ``y:`` / ``p:`` also crossed with the answer format.
+  (``r:stated``, by kind), the current candidate named in the step / its tail / its last
+  sentence, no candidate yet (``r:none_yet``);
+- ``u:`` the last sentence: a question, a hedge, a conclusion, a negation; ``u:cand_*`` a
+  candidate of the format (a new number, an option, yes / no) in the last sentence / the tail
+  and how the last sentence puts it, the same names for every format;
+- ``m:`` math: the tail's / the last sentence's last number new to the question, the step
+  ending on a number, boxed, the last value sentence, the question's ask words named in the
+  tail / the last sentence; ``c:`` choice: option letters (``cl:`` / ``cr:`` the words around
+  each letter of the last sentence), option contents, an option's own words, compact symbol or
+  leading number named in the last sentence / tail / body, option-by-option verdict lists;
+  ``y:`` yes / no in the tail, head or last sentence;
+- ``p:`` position (index buckets, short / long step), ``v:`` the previous step (current
+  candidate named in its tail, ending on a question);
+- all of the above but the grams also crossed with the answer format (``FORMAT|name``).
 """
 
 from __future__ import annotations
