@@ -4,6 +4,7 @@ honest cross-validation (tracestop.lab.honest.states_cv) runs and learns on a ti
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,70 @@ def test_features_use_no_gold() -> None:
     assert "states_answer" not in StatesContext.__dataclass_fields__
     f = features("So the answer is 42.", StatesContext(strong=True, stated="answer-is"))
     assert "r:strong" in f and "r:stated=answer-is" in f and "r:none_yet" in f
+
+
+GPQA_OPTS = {"A": "cs", "B": "c3", "C": "c2h", "D": "d2h"}
+CHOICE_CTX = StatesContext(index=12, answer_format="choice",
+                           options={k: t.lower() for k, t in zip("ABCDEFGHIJ", OPTIONS,
+                                                                 strict=True)})
+
+
+def test_choice_features_read_the_last_sentence() -> None:
+    """A decisive option letter, an option named by its own words or by its symbol, and an
+    elimination each show in the features, as the same format-free names across formats."""
+    f = set(features("Let me go through them again.\nF is the only one left.", CHOICE_CTX))
+    assert {"c:letter_last", "u:cand_last", "u:cand_decisive_last", "cr:is"} <= f
+    elim = set(features("Roosevelt was a Progressive. So not B, Taft was the incumbent.",
+                        CHOICE_CTX))
+    assert "u:cand_negative_last" in elim
+    words = set(features("Wait, Perot fits much better here.", CHOICE_CTX))
+    assert "c:words_last" in words and "c:letter_last" not in words
+    sym = set(features("So the symmetry group is $C_s$.",
+                       StatesContext(answer_format="choice", options=GPQA_OPTS)))
+    assert "c:words_last" in sym and "c:letter_last" not in sym  # C_s is option A, not C
+    math = set(features("So x = 17.", StatesContext(answer_format="math")))
+    assert {"m:last_new_number", "u:cand_last", "u:cand_decisive_last"} <= math
+
+
+def test_option_verdict_list() -> None:
+    text = ("A: Roosevelt - No.\nB: Taft - No.\nC: Wilson - No.\nH: Perot - Yes, he attacked "
+            "both parties.\nI: Anderson - No.")
+    f = set(features(text, CHOICE_CTX))
+    assert {"c:list_one_pos", "c:list_neg"} <= f
+
+
+def test_fast_logit_is_the_sum_of_the_named_features() -> None:
+    """``StatesWeights.z`` (no names built) gives the logit of ``features`` + the weights."""
+    head = StatesHead()
+    w = head.weights
+    prev = "Let me check: 6 * 7 = 42."
+    cases = [
+        ("So the answer is 42.", StatesContext(index=4, current="42", previous=prev,
+                                               numbers=frozenset({"6", "7"}),
+                                               ask=frozenset({"product"}))),
+        ("Hmm, the product is 42? Let me verify: 42 / 7 = 6.\n\nYes.",
+         StatesContext(index=9, strong=True, stated="conclusion", previous=prev)),
+        ("* H seems like the most plausible.\n* Not B: Taft ran as a Republican.",
+         replace(CHOICE_CTX, current="H", previous="Let me weigh B and H.")),
+        ("A: Roosevelt - No.\nH: Perot - Yes.\nSo the answer is (H).", CHOICE_CTX),
+        ("No, the claim does not hold. So the answer is NO.",
+         StatesContext(index=2, answer_format="yesno")),
+        ("Some text in a format the head was never trained on: 12.",
+         StatesContext(answer_format="code")),
+    ]
+    for text, ctx in cases:
+        _, contrib = head.contributions(text, ctx)
+        assert w.z(text, ctx) == pytest.approx(w.intercept + sum(contrib), abs=1e-9)
+        v = head.read(text, ctx)
+        assert v.p == pytest.approx(head.probability(text, ctx))
+        assert v.evidence.count(",") == 2  # three features, worked out on first read
+
+
+def test_per_format_threshold_round_trip(tmp_path: Path) -> None:
+    w = replace(fit_states(_toy_rows(), inner_folds=0, min_count=2), thresholds={"choice": 1.0})
+    back = StatesWeights.load(save_states(tmp_path / "w.npz", w))
+    assert back.threshold_for("choice") == 1.0  # never flags
+    assert back.threshold_for("math") == pytest.approx(back.threshold) == pytest.approx(0.5)
+    text = "So the answer is 47."
+    assert StatesHead(back).read(text, StatesContext(index=3)).flag
+    assert not StatesHead(back).read(text, StatesContext(index=3, answer_format="choice")).flag

@@ -316,13 +316,18 @@ def _fit_lr(x: Any, y: Sequence[bool], c: float) -> tuple[np.ndarray, float]:
 STATES_C = 0.3
 #: thresholds tried by the inner cross-validation (the F1-best on held-out training problems)
 STATES_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
+#: a format's own threshold once the inner CV has this many of its positive steps
+STATES_PER_FORMAT = 0
 
 
 def fit_states(rows: Sequence[StatesRow], c: float = STATES_C, seed: int = 0,
-               inner_folds: int = 3, min_count: int = 5) -> StatesWeights:
+               inner_folds: int = 3, min_count: int = 5,
+               per_format: int = STATES_PER_FORMAT) -> StatesWeights:
     """The states-answer head fit on ``rows`` (L2 logistic regression, features seen at
     least ``min_count`` times; ``bias`` is a feature) with the decision threshold that gives
-    the best F1 in an inner cross-validation grouped by problem (``inner_folds``; 0: 0.5)."""
+    the best F1 in an inner cross-validation grouped by problem (``inner_folds``; 0: 0.5), and
+    per answer format with at least ``per_format`` positive steps its own F1-best threshold
+    (0: one threshold)."""
     def vocab_of(part: Sequence[StatesRow]) -> dict[str, int]:
         count: dict[str, int] = defaultdict(int)
         for r in part:
@@ -337,6 +342,7 @@ def fit_states(rows: Sequence[StatesRow], c: float = STATES_C, seed: int = 0,
         return StatesWeights(vocab, coef, b, 0.5, tuple(vocab))
 
     threshold = 0.5
+    by_format: dict[str, float] = {}
     groups = [problem_of(r[0]) for r in rows]
     if inner_folds >= 2 and len(set(groups)) >= inner_folds:
         fold = group_folds(groups, inner_folds, seed)
@@ -347,11 +353,22 @@ def fit_states(rows: Sequence[StatesRow], c: float = STATES_C, seed: int = 0,
             for j, (r, f) in enumerate(zip(rows, fold, strict=True)):
                 if f == k:
                     probs[j] = head.probability(r[1], r[2])
-        gold = [r[3] for r in rows]
-        threshold = max(STATES_THRESHOLDS, key=lambda t: (
-            binary_metrics(gold, list(probs >= t))["f1"], -abs(t - 0.5)))
+        gold = np.array([r[3] for r in rows])
+
+        def best(sel: np.ndarray) -> float:
+            g = list(gold[sel])
+            return max(STATES_THRESHOLDS, key=lambda t: (
+                binary_metrics(g, list(probs[sel] >= t))["f1"], -abs(t - 0.5)))
+
+        threshold = best(np.ones(len(rows), dtype=bool))
+        if per_format:
+            fmts = np.array([r[2].answer_format for r in rows])
+            for f in sorted(set(fmts)):
+                sel = fmts == f
+                if gold[sel].sum() >= per_format:
+                    by_format[str(f)] = float(best(sel))
     w = fit_on(rows)
-    return replace(w, threshold=float(threshold))
+    return replace(w, threshold=float(threshold), thresholds=by_format)
 
 
 def save_states(path: Path | str, weights: StatesWeights, meta: dict[str, Any] | None = None
@@ -394,7 +411,7 @@ def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
         for r in rows:
             if r[0] not in test:
                 continue
-            h = head.probability(r[1], r[2]) >= head.weights.threshold
+            h = head.probability(r[1], r[2]) >= head.weights.threshold_for(r[2].answer_format)
             for key in ("all", f"{r[2].answer_format} (format)", source_of(r[0])):
                 a = acc[key]
                 a[0].append(r[3])

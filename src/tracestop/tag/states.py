@@ -8,29 +8,39 @@ or what a policy sees: the Monitor only reports its verdict per step (``StatesVe
 flag, probability, one line of evidence). docs/tagger.md, "States-answer head".
 
 Features (all named strings, looked up in the vocabulary stored with the weights; unseen
-names are dropped; ``features`` builds them):
+names are dropped; ``features`` builds them; at run time ``StatesWeights.z`` sums the same
+weights without building the names, and the evidence names them on first read):
 
 - ``o:`` the head's first word, ``h:`` / ``hh:`` unigrams / bigrams of the head (first line,
   bullets stripped, first ``HEAD_WORDS`` words), ``t:`` / ``tt:`` unigrams / bigrams of the
-  tail (the last ``TAIL_CHARS`` characters), and ``f:tt:`` the tail bigrams crossed with the
-  answer format; numbers fold to ``#``, option letters of a multiple-choice question to ``<L>``;
+  tail (the last ``TAIL_CHARS`` characters), ``l:`` / ``ll:`` the first word / two words of the
+  tail's last sentence, and ``FORMAT:tt:`` / ``FORMAT:l:`` / ``FORMAT:ll:`` those crossed with
+  the answer format; numbers fold to ``#``, option letters of a multiple-choice question to
+  ``<L>``;
 - ``r:`` the reader: an explicit statement (``r:strong``), a candidate credited to the step
-  (``r:stated``, by kind), the current candidate named in the step / its tail
-  (``r:current_body`` / ``r:current_tail``), no candidate yet (``r:none_yet``);
-- ``m:`` math: the tail's last number new to the question, the step ending on a number, the
-  question's ask words named in the tail; ``c:`` choice: option letters and option contents
-  named in the tail / body (one or several); ``y:`` yes / no in the tail;
-- ``p:`` position (index buckets, short step), ``v:`` the previous step (explicit statement,
-  current candidate named there);
-- all of ``r:`` / ``m:`` / ``c:`` / ``y:`` / ``p:`` also crossed with the answer format.
+  (``r:stated``, by kind), the current candidate named in the step / its tail / its last
+  sentence, no candidate yet (``r:none_yet``);
+- ``u:`` the last sentence: a question, a hedge, a conclusion, a negation; ``u:cand_*`` a
+  candidate of the format (a new number, an option, yes / no) in the last sentence / the tail
+  and how the last sentence puts it, the same names for every format;
+- ``m:`` math: the tail's / the last sentence's last number new to the question, the step
+  ending on a number, boxed, the last value sentence, the question's ask words named in the
+  tail / the last sentence; ``c:`` choice: option letters (``cl:`` / ``cr:`` the words around
+  each letter of the last sentence), option contents, an option's own words, compact symbol or
+  leading number named in the last sentence / tail / body, option-by-option verdict lists;
+  ``y:`` yes / no in the tail, head or last sentence;
+- ``p:`` position (index buckets, short / long step), ``v:`` the previous step (current
+  candidate named in its tail, ending on a question);
+- all of the above but the grams also crossed with the answer format (``FORMAT|name``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
@@ -54,20 +64,47 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-STATES_VERSION = 1
+STATES_VERSION = 2
 HEAD_WORDS = 8
-TAIL_CHARS = 200
+#: the head's words are read from its first characters only
+HEAD_CHARS = 160
+TAIL_CHARS = 300
 DEFAULT_STATES_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "states.npz"
 
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[=?:]")
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[#=?:]")
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
-_LETTER = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z])")
+_LETTER = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z_])")  # not C_s, C_2h: symbols
 _BULLET = re.compile(r"^[\s*\-•#>]+")
 _WORDS = re.compile(r"[a-z0-9%.]+")
-_YES = re.compile(r"\byes\b", re.IGNORECASE)
-_NO = re.compile(r"\bno\b", re.IGNORECASE)
 _ENDS_NUMBER = re.compile(r"\d[^\w]*$")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
+_END_CHARS = " \t\n.!?*)"
+_SENT_END = re.compile(r"[.!?](?=\s)|\n")
+_CAND_LAST = frozenset(("m:last_new_number", "c:letter_last", "c:letters_last", "c:words_last",
+                        "c:wordss_last", "y:yesno_last"))
+_CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", "c:words_tail",
+                        "c:wordss_tail", "y:yes_tail", "y:no_tail"))
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+_CONTENT = re.compile(r"[a-z][a-z0-9]{2,}")
+_COMPACT = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
+_SYMBOLS = re.compile(r"[\\$_{}^*]")
+_STOP = frozenset((
+    "the", "and", "for", "with", "that", "this", "are", "was", "were", "not", "but", "from",
+    "its", "their", "than", "more", "less", "all", "any", "only", "both", "each", "which",
+    "what", "who", "has", "have", "had", "been", "being", "into", "onto", "over", "under",
+    "can", "could", "should", "would", "will", "may", "might", "must", "one", "two", "there",
+))
+_OPTION_LINE = re.compile(r"(?m)^[\s*\-•>]*\(?([A-J])[).:]\**\s*(.*)$")
+_POSITIVE = frozenset(("yes", "true", "correct", "matches", "fits", "consistent", "best",
+                       "right"))
+_NEGATIVE = frozenset(("no", "not", "false", "incorrect", "wrong", "unlikely", "isn't",
+                       "doesn't", "eliminate", "eliminated", "eliminates", "eliminating", "ruled"))
+_HEDGE = frozenset(("seem", "seems", "likely", "plausible", "probably", "perhaps", "maybe",
+                    "might", "leaning", "guess", "suspect", "appear", "appears"))
+_DECISIVE = frozenset(("so", "therefore", "thus", "hence", "answer", "final", "conclude",
+                       "correct", "choose", "pick", "select"))
+_DECISIVE_PHRASES = ("must be", "only one", "go with")
+_YES_NO = frozenset(("yes", "no"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +136,7 @@ class StatesVerdict:
     __slots__ = ("_evidence", "_parts", "flag", "p")
 
     def __init__(self, flag: bool, p: float, evidence: str = "",
-                 parts: tuple[list[str], list[float]] | None = None) -> None:
+                 parts: Callable[[], tuple[list[str], list[float]]] | None = None) -> None:
         self.flag = flag
         self.p = p
         self._evidence = evidence
@@ -108,7 +145,7 @@ class StatesVerdict:
     @property
     def evidence(self) -> str:
         if self._parts is not None:
-            names, contrib = self._parts
+            names, contrib = self._parts()
             order = sorted(range(len(names)), key=lambda i: -contrib[i] if self.flag
                            else contrib[i])[:3]
             self._evidence = ", ".join(f"{names[i]} {contrib[i]:+.2f}" for i in order)
@@ -127,18 +164,12 @@ class StatesVerdict:
 
 
 def _tokens(text: str, letters: bool) -> list[str]:
+    """Lower-case words, numbers as ``#``, the question's option letters as ``<L>``
+    (``letters``), and ``=`` ``?`` ``:``."""
     if letters:
-        text = _LETTER.sub(" qqletter ", text)
-    out = []
-    for t in _TOKEN.findall(text.lower()):
-        out.append("#" if t[0].isdigit() else ("<L>" if t == "qqletter" else t))
-    return out
-
-
-def _grams(prefix: str, toks: list[str], out: list[str], bigrams: bool = True) -> None:
-    out += [f"{prefix}:{t}" for t in toks]
-    if bigrams:
-        out += [f"{prefix}{prefix}:{a}_{b}" for a, b in pairwise(toks)]
+        low = _NUM.sub(" # ", _LETTER.sub(" qqletter ", text).lower().replace("#", " "))
+        return ["<L>" if t == "qqletter" else t for t in _TOKEN.findall(low)]
+    return _TOKEN.findall(_NUM.sub(" # ", text.lower().replace("#", " ")))
 
 
 def _has_value(text: str, value: str) -> bool:
@@ -146,28 +177,160 @@ def _has_value(text: str, value: str) -> bool:
     if not v:
         return False
     if v.replace(".", "", 1).replace(",", "").lstrip("-").isdigit():
+        if v.replace(",", "")[-3:] not in text:  # a quick no: its last 3 characters are
+            return False                          # there, unbroken, in any match
         return any(n.replace(",", "") == v.replace(",", "") for n in _NUM.findall(text))
     if len(v) == 1 and v.isalpha():
-        return any(m.group(1) == v.upper() for m in _LETTER.finditer(text))
+        return v.upper() in text and any(m.group(1) == v.upper()
+                                         for m in _LETTER.finditer(text))
     return v.lower() in text.lower()
+
+
+def _last_start(tail: str) -> int:
+    """Where the tail's last sentence (or line) starts: after the last sentence end before its
+    own end (a sentence end is never inside a token: the tail's tokens are those before it
+    followed by those after)."""
+    body = tail.rstrip(_END_CHARS)
+    start = 0
+    for m in _SENT_END.finditer(body):
+        start = m.end()
+    return start
+
+
+@lru_cache(maxsize=256)
+def _option_facts(options: tuple[tuple[str, str], ...]
+                  ) -> tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[str]]:
+    """Per question, once: word → letter for content words in one option only; compact short
+    option text ("c2h", "cs") → letter; leading number → letter; the letters."""
+    words: dict[str, set[str]] = {}
+    for k, v in options:
+        for w in set(_CONTENT.findall(v)):
+            if w not in _STOP:
+                words.setdefault(w, set()).add(k)
+    distinct = {w: next(iter(ks)) for w, ks in words.items() if len(ks) == 1}
+    compact: dict[str, set[str]] = {}
+    numbers: dict[str, set[str]] = {}
+    for k, v in options:
+        c = v.replace(" ", "")
+        if 1 < len(c) <= 12 and not c.replace(".", "").isdigit():
+            compact.setdefault(c, set()).add(k)
+        m = _NUM.match(v)
+        if m:
+            numbers.setdefault(m.group().replace(",", ""), set()).add(k)
+    one_c = {c: next(iter(ks)) for c, ks in compact.items() if len(ks) == 1}  # ambiguous out
+    one_n = {n: next(iter(ks)) for n, ks in numbers.items() if len(ks) == 1}
+    return distinct, one_c, one_n, frozenset(k for k, _ in options)
+
+
+def _choice(text: str, tail: str, last: str, toks: list[str], first: str, ctx: StatesContext,
+            dense: list[str]) -> None:
+    """The multiple-choice features (module docstring, ``c:``); ``toks``: the last
+    sentence's tokens."""
+    distinct, compact, numbers, letters = _option_facts(tuple(ctx.options.items()))
+    letters_all = letters.intersection(_LETTER.findall(text))
+    letters_tail = letters.intersection(_LETTER.findall(tail)) if letters_all else letters_all
+    letters_last = letters.intersection(_LETTER.findall(last)) if letters_tail else letters_tail
+    if letters_tail:
+        dense.append("c:letter_tail" if len(letters_tail) == 1 else "c:letters_tail")
+    if letters_all:
+        dense.append("c:letter_body" if len(letters_all) == 1 else "c:letters_body")
+    if letters_last:
+        dense.append("c:letter_last" if len(letters_last) == 1 else "c:letters_last")
+        if ctx.current is not None:
+            dense.append("c:last_current" if ctx.current in letters_last else "c:last_new")
+        for i, t in enumerate(toks):
+            if t == "<L>":
+                dense.append(f"cl:{toks[i - 1]}" if i else "cl:^")
+                dense.append(f"cr:{toks[i + 1]}" if i + 1 < len(toks) else "cr:$")
+    low_tail = " " + " ".join(_WORDS.findall(tail.lower())) + " "
+    low = " " + " ".join(_WORDS.findall(text.lower())) + " "
+    named_tail = [k for k, v in ctx.options.items() if f" {v} " in low_tail]
+    by_content = [k for k, v in ctx.options.items() if f" {v} " in low]
+    if named_tail:
+        dense.append("c:content_tail" if len(named_tail) == 1 else "c:contents_tail")
+    if by_content:
+        dense.append("c:content_body" if len(by_content) == 1 else "c:contents_body")
+    if first[:2].rstrip(":.)") in letters and len(first) > 1:
+        dense.append("c:starts_option")
+    # the option's own words, compact symbols and numbers in the last sentence / the tail
+    for name, part in (("last", last), ("tail", tail)):
+        low_part = part.lower()
+        hits: dict[str, int] = {}
+        if distinct:
+            for w in _CONTENT.findall(low_part):
+                k = distinct.get(w)
+                if k is not None:
+                    hits[k] = hits.get(k, 0) + 1
+        if compact:
+            for w in _COMPACT.findall(_SYMBOLS.sub("", low_part)):
+                k = compact.get(w)
+                if k is not None:
+                    hits[k] = hits.get(k, 0) + 2
+        if numbers:
+            for n in _NUM.findall(part):
+                k = numbers.get(n.replace(",", ""))
+                if k is not None:
+                    hits[k] = hits.get(k, 0) + 2
+        strong = [k for k, c in hits.items() if c >= 2]
+        if strong:
+            dense.append(f"c:words_{name}" if len(strong) == 1 else f"c:wordss_{name}")
+            if name == "last" and ctx.current is not None:
+                dense.append("c:words_current" if ctx.current in strong else "c:words_new")
+    # an option-by-option verdict list: how many options it keeps / rejects
+    pos = neg = 0
+    for m in _OPTION_LINE.finditer(text):
+        words = _TOKEN.findall(m.group(2).lower())
+        if not _POSITIVE.isdisjoint(words) or "✓" in m.group(2):
+            pos += 1
+        elif not _NEGATIVE.isdisjoint(words) or "✗" in m.group(2):
+            neg += 1
+    if pos or neg:
+        dense.append("c:list_one_pos" if pos == 1 else ("c:list_pos" if pos else "c:list_no_pos"))
+        if neg >= 2:
+            dense.append("c:list_neg")
 
 
 def features(text: str, ctx: StatesContext) -> list[str]:
     """The step's feature names (module docstring); duplicates count once."""
+    fmt, head_toks, tail_toks, last_toks, dense = _read(text, ctx)
+    out: list[str] = []
+    if head_toks:
+        out.append(f"o:{head_toks[0]}")
+    out += [f"h:{t}" for t in head_toks]
+    out += [f"hh:{a}_{b}" for a, b in pairwise(head_toks)]
+    out += [f"t:{t}" for t in tail_toks]
+    tt = [f"{a}_{b}" for a, b in pairwise(tail_toks)]
+    out += ["tt:" + g for g in tt]
+    out += [f"{fmt}:tt:" + g for g in tt]
+    if last_toks:
+        out.append(f"l:{last_toks[0]}")
+        out.append(f"{fmt}:l:{last_toks[0]}")
+        if len(last_toks) > 1:
+            out.append(f"ll:{last_toks[0]}_{last_toks[1]}")
+            out.append(f"{fmt}:ll:{last_toks[0]}_{last_toks[1]}")
+    out += dense
+    out += [f"{fmt}|{d}" for d in dense]
+    out.append("bias")
+    return out
+
+
+def _read(text: str, ctx: StatesContext
+          ) -> tuple[str, list[str], list[str], list[str], list[str]]:
+    """What ``features`` names, in parts: the format, the head / tail / last-sentence tokens
+    (head and last sentence cut to their first words) and the dense features."""
     fmt = ctx.answer_format
     choice = fmt == "choice" and bool(ctx.options)
     stripped = text.strip()
     nl = stripped.find("\n")
     first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
     tail = stripped[-TAIL_CHARS:]
-    head_toks = _tokens(first, choice)[:HEAD_WORDS]
-    tail_toks = _tokens(tail, choice)
-    out: list[str] = []
-    if head_toks:
-        out.append(f"o:{head_toks[0]}")
-    _grams("h", head_toks, out)
-    _grams("t", tail_toks, out)
-    out += [f"{fmt}:tt:{a}_{b}" for a, b in pairwise(tail_toks)]
+    start = _last_start(tail)
+    last = tail[start:].strip()
+    head_words = _tokens(first[:HEAD_CHARS], choice)
+    head_toks = head_words[:HEAD_WORDS]
+    last_all = _tokens(last, choice)
+    tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
+    last_toks = last_all[:2]
     dense: list[str] = []
     # the reader
     if ctx.strong:
@@ -177,10 +340,23 @@ def features(text: str, ctx: StatesContext) -> list[str]:
     if ctx.current is None:
         dense.append("r:none_yet")
     else:
-        if _has_value(stripped, ctx.current):
+        if _has_value(stripped, ctx.current):  # the tail and the last sentence are in it
             dense.append("r:current_body")
-        if _has_value(tail, ctx.current):
-            dense.append("r:current_tail")
+            if _has_value(tail, ctx.current):
+                dense.append("r:current_tail")
+                if _has_value(last, ctx.current):
+                    dense.append("r:current_last")
+    # the last sentence: a question, a hedge, a conclusion, a negation
+    if last.endswith("?"):
+        dense.append("u:question_last")
+    low_last = last.lower()
+    last_words = set(last_all)  # the cue words are plain words: untouched by the folding
+    if not _HEDGE.isdisjoint(last_words):
+        dense.append("u:hedge_last")
+    if not _DECISIVE.isdisjoint(last_words) or any(w in low_last for w in _DECISIVE_PHRASES):
+        dense.append("u:decisive_last")
+    if not _NEGATIVE.isdisjoint(last_words) or "✗" in last:
+        dense.append("u:negative_last")
     # per format
     if fmt == "math":
         nums = [n.replace(",", "") for n in _NUM.findall(tail)]
@@ -190,7 +366,7 @@ def features(text: str, ctx: StatesContext) -> list[str]:
                 dense.append("m:tail_new_number")
         else:
             dense.append("m:tail_no_number")
-        if _ENDS_NUMBER.search(stripped):
+        if _ENDS_NUMBER.search(tail):
             dense.append("m:ends_number")
         if "\\boxed" in text:
             dense.append("m:boxed")
@@ -215,30 +391,37 @@ def features(text: str, ctx: StatesContext) -> list[str]:
                 dense.append("m:ask_tail")
                 if 2 * named >= len(ctx.ask):
                     dense.append("m:ask_tail_half")
+                if any(w in low_last for w in ctx.ask):
+                    dense.append("m:ask_last")
+                    if _NUM.search(last):
+                        dense.append("m:ask_last_number")
+        last_nums = _NUM.findall(last)
+        if last_nums:
+            dense.append("m:last_number")
+            if last_nums[-1].replace(",", "") not in ctx.numbers:
+                dense.append("m:last_new_number")
     elif choice:
-        letters_tail = {m.group(1) for m in _LETTER.finditer(tail)} & set(ctx.options)
-        letters_all = {m.group(1) for m in _LETTER.finditer(stripped)} & set(ctx.options)
-        if letters_tail:
-            dense.append("c:letter_tail" if len(letters_tail) == 1 else "c:letters_tail")
-        if letters_all:
-            dense.append("c:letter_body" if len(letters_all) == 1 else "c:letters_body")
-        low_tail = " " + " ".join(_WORDS.findall(tail.lower())) + " "
-        low = " " + " ".join(_WORDS.findall(stripped.lower())) + " "
-        named_tail = [k for k, v in ctx.options.items() if f" {v} " in low_tail]
-        by_content = [k for k, v in ctx.options.items() if f" {v} " in low]
-        if named_tail:
-            dense.append("c:content_tail" if len(named_tail) == 1 else "c:contents_tail")
-        if by_content:
-            dense.append("c:content_body" if len(by_content) == 1 else "c:contents_body")
-        if first[:2].rstrip(":.)") in ctx.options and len(first) > 1:
-            dense.append("c:starts_option")
+        _choice(stripped, tail, last, last_all, first, ctx, dense)
     elif fmt == "yesno":
-        if _YES.search(tail):
+        tail_words = set(tail_toks)
+        if "yes" in tail_words:
             dense.append("y:yes_tail")
-        if _NO.search(tail):
+        if "no" in tail_words:
             dense.append("y:no_tail")
-        if _YES.search(first) or _NO.search(first):
+        if not _YES_NO.isdisjoint(head_words):
             dense.append("y:yesno_head")
+        if not _YES_NO.isdisjoint(last_words):
+            dense.append("y:yesno_last")
+    # a candidate of the format (a new number, an option, yes / no) in the last sentence / the
+    # tail, and how the last sentence puts it: the same names for every format
+    cand_last = any(d in _CAND_LAST for d in dense)
+    if cand_last:
+        dense.append("u:cand_last")
+        for d in ("u:question_last", "u:hedge_last", "u:decisive_last", "u:negative_last"):
+            if d in dense:
+                dense.append(f"u:cand_{d[2:]}")
+    if any(d in _CAND_TAIL for d in dense):
+        dense.append("u:cand_tail")
     # position and the previous step
     b = 0
     for k, lo in enumerate(_INDEX_BUCKETS):
@@ -249,12 +432,54 @@ def features(text: str, ctx: StatesContext) -> list[str]:
         dense.append("p:short")
     elif len(stripped) > 1000:
         dense.append("p:long")
-    if ctx.previous and ctx.current is not None and _has_value(ctx.previous[-TAIL_CHARS:],
-                                                                ctx.current):
-        dense.append("v:current_tail")
-    out += dense
-    out += [f"{fmt}|{d}" for d in dense]
-    out.append("bias")
+    if ctx.previous:
+        prev_tail = ctx.previous[-TAIL_CHARS:]
+        if ctx.current is not None and _has_value(prev_tail, ctx.current):
+            dense.append("v:current_tail")
+        if prev_tail.rstrip().endswith("?"):
+            dense.append("v:question")
+    return fmt, head_toks, tail_toks, last_toks, dense
+
+
+#: the gram groups of ``features`` ("h:word"); the last three are also crossed with the format
+_GRAMS = ("o", "h", "hh", "t", "tt", "l", "ll")
+_CROSSED_GRAMS = ("tt", "l", "ll")
+#: one format's weights by group: gram groups keyed by the gram, "d" dense features keyed by
+#: name, each already summed with its format-crossed twin; "bias"
+_Tables = dict[str, dict[Any, float]]
+#: bigram groups: keyed by the pair of tokens (no string built per bigram at run time)
+_PAIRS = ("hh", "tt", "ll")
+_ZERO = itertools.repeat(0.0)
+
+
+def _tables(by_name: Mapping[str, float], fmt: str) -> _Tables:
+    """``by_name`` regrouped for ``fmt`` (``StatesWeights.z``): one lookup per distinct gram
+    or dense feature, no feature name built."""
+    out: _Tables = {g: {} for g in (*_GRAMS, "d")}
+    crossed: list[tuple[str, str, float]] = []
+    formats = {n[:n.find("|")] for n in by_name if "|" in n}
+    for name, w in by_name.items():
+        if name == "bias":
+            continue
+        bar, colon = name.find("|"), name.find(":")
+        if bar >= 0 and (colon < 0 or bar < colon):
+            if name[:bar] == fmt:
+                crossed.append(("d", name[bar + 1:], w))
+            continue
+        group, rest = name[:colon], name[colon + 1:]
+        if group in _GRAMS:
+            out[group][rest] = out[group].get(rest, 0.0) + w
+        elif group in formats and rest.split(":", 1)[0] in _CROSSED_GRAMS:
+            if group == fmt:
+                g, gram = rest.split(":", 1)
+                crossed.append((g, gram, w))
+        else:
+            out["d"][name] = out["d"].get(name, 0.0) + w
+    for g, key, w in crossed:
+        out[g][key] = out[g].get(key, 0.0) + w
+    for g in _PAIRS:  # "a_b" → ("a", "b"): tokens hold no "_"
+        out[g] = {tuple(k.split("_")): w for k, w in out[g].items()}
+    out["bias"] = {"": by_name.get("bias", 0.0)}
     return out
 
 
@@ -267,13 +492,38 @@ class StatesWeights:
     intercept: float
     threshold: float
     names: tuple[str, ...] = ()
-    #: feature name → weight, as Python floats (one dict lookup per feature at run time)
+    #: answer format → its own decision threshold (formats not named use ``threshold``)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: feature name → weight, as Python floats (the evidence; training)
     by_name: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    #: answer format → its weights regrouped (``_tables``), built on first use per format
+    _by_format: dict[str, _Tables] = field(default_factory=dict, init=False, compare=False,
+                                           repr=False)
 
     def __post_init__(self) -> None:
         if not self.by_name:
             coef = self.coef.tolist()
             self.by_name.update((n, float(coef[i])) for n, i in self.vocab.items())
+
+    def z(self, text: str, ctx: StatesContext) -> float:
+        """The logit of one step: the sum of its features' weights, each feature once, as
+        ``features`` names them, without building the names."""
+        fmt, head, tail, last, dense = _read(text, ctx)
+        t = self._by_format.get(fmt)
+        if t is None:
+            t = self._by_format[fmt] = _tables(self.by_name, fmt)
+        z = self.intercept + t["bias"][""]
+        if head:
+            z += t["o"].get(head[0], 0.0)
+            z += sum(map(t["h"].get, set(head), _ZERO))
+            z += sum(map(t["hh"].get, set(pairwise(head)), _ZERO))
+        z += sum(map(t["t"].get, set(tail), _ZERO))
+        z += sum(map(t["tt"].get, set(pairwise(tail)), _ZERO))
+        if last:
+            z += t["l"].get(last[0], 0.0)
+            if len(last) > 1:
+                z += t["ll"].get((last[0], last[1]), 0.0)
+        return z + sum(map(t["d"].get, set(dense), _ZERO))
 
     @classmethod
     def load(cls, path: str | Path) -> StatesWeights:
@@ -283,15 +533,24 @@ class StatesWeights:
                 raise ValueError(f"{path}: states-answer weights version {version}, the code "
                                  f"needs {STATES_VERSION} (retrain: scripts/train_states.py)")
             names = tuple(str(s) for s in z["vocab"])
+            by_format = {str(f): float(t) for f, t in zip(z["formats"], z["format_thresholds"],
+                                                            strict=True)}
             return cls({n: i for i, n in enumerate(names)}, np.asarray(z["coef"], np.float64),
-                       float(z["intercept"]), float(z["threshold"]), names)
+                       float(z["intercept"]), float(z["threshold"]), names, by_format)
+
+    def threshold_for(self, answer_format: str) -> float:
+        """The decision threshold of ``answer_format``'s steps."""
+        return self.thresholds.get(answer_format, self.threshold)
 
     def arrays(self) -> dict[str, Any]:
         """The arrays ``load`` reads back (``np.savez`` them)."""
         names = self.names or tuple(sorted(self.vocab, key=self.vocab.__getitem__))
         return {"version": np.array(STATES_VERSION), "vocab": np.array(names),
                 "coef": self.coef.astype(np.float32), "intercept": np.array(self.intercept),
-                "threshold": np.array(self.threshold)}
+                "threshold": np.array(self.threshold),
+                "formats": np.array(sorted(self.thresholds), dtype=str),
+                "format_thresholds": np.array([self.thresholds[f] for f in sorted(self.thresholds)],
+                                              dtype=np.float64)}
 
 
 _CACHE: dict[str, StatesWeights] = {}
@@ -327,27 +586,29 @@ class StatesHead:
         vocab = self.weights.vocab
         return sorted({vocab[n] for n in names if n in vocab})
 
-    def _z(self, text: str, ctx: StatesContext) -> tuple[float, list[str], list[float]]:
-        w = self.weights
-        get = w.by_name.get
+    def contributions(self, text: str, ctx: StatesContext) -> tuple[list[str], list[float]]:
+        """The step's features in the vocabulary and their weights (the evidence)."""
+        get = self.weights.by_name.get
         names, contrib = [], []
         for n in dict.fromkeys(features(text, ctx)):
             c = get(n)
             if c is not None:
                 names.append(n)
                 contrib.append(c)
-        return w.intercept + sum(contrib), names, contrib
+        return names, contrib
 
     def probability(self, text: str, ctx: StatesContext) -> float:
         """p(the step states an answer)."""
-        z = self._z(text, ctx)[0]
+        z = self.weights.z(text, ctx)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def read(self, text: str, ctx: StatesContext) -> StatesVerdict:
-        """The verdict on one step (its evidence is formatted on first read)."""
-        z, names, contrib = self._z(text, ctx)
+        """The verdict on one step (its evidence is worked out and formatted on first read)."""
+        w = self.weights
+        z = w.z(text, ctx)
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        return StatesVerdict(p >= self.weights.threshold, p, parts=(names, contrib))
+        return StatesVerdict(p >= w.threshold_for(ctx.answer_format), p,
+                             parts=lambda: self.contributions(text, ctx))
 
 
 def states_context(index: int, answer_format: str, strong: bool, stated: str,
