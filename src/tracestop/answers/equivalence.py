@@ -237,8 +237,31 @@ def _fast_verdict(gold: str, pred: str) -> bool | None:
     return None
 
 
+#: one pair per common shape of a math answer (polynomial, rational function, implicit
+#: product, root, pi, interval, tuple, complex number, equation, percent): the first parse of
+#: each shape builds the LaTeX parser's prediction tables and loads the sympy modules it needs
+_WARM_PAIRS = (
+    ("x^2 + 2x + 1", "(x+1)^2"),
+    ("\\frac{x^2 - 1}{x + 1}", "x - 1"),
+    ("3 + (1/2)(4)", "5"),
+    ("2\\sqrt{3}", "\\sqrt{12}"),
+    ("\\frac{\\pi}{4}", "0.785"),
+    ("(-\\infty, 2]", "[0, 1)"),
+    ("(1, 2)", "(2, 1)"),
+    ("3 - 4i", "4 + 3i"),
+    ("y = 2x + 1", "2x + 1"),
+    ("50\\%", "0.5"),
+)
+
+
 def warm_up() -> None:
-    """Pay Math-Verify's one-time costs now (importing it and sympy, and sympy's first symbolic
-    simplification, ~0.8 s together), not in the first request that needs them. A server
-    calls this at startup; the Monitor never needs it."""
-    _verify("x^2 + 2x + 1", "(x+1)^2", _main_thread())
+    """Pay Math-Verify's one-time costs now, not in the first request that needs them:
+    importing it and sympy, sympy's first symbolic simplification, and the first parse of
+    each common answer shape (``_WARM_PAIRS``; about 1 s in all). A server calls this at
+    startup; the Monitor never needs it."""
+    main = _main_thread()
+    for gold, pred in _WARM_PAIRS:
+        try:
+            _verify(gold, pred, main)
+        except Exception:  # noqa: BLE001, S112 - as in equivalent(): odd LaTeX is not an error
+            continue
