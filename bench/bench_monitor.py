@@ -12,6 +12,9 @@ cProfile of the Monitor pass. A second pass over the same traces, with Math-Veri
 full, shows the Monitor's own work apart from parsing new values with sympy; it and the
 segmenter baseline take the fastest of ``--repeat`` passes (a shared machine's noise only
 slows a pass down). The first pass cannot be repeated: its new values are what it measures.
+Before it, ``tracestop.monitor.warm_up()`` loads the weights and Math-Verify, as ``tracestop
+serve`` does at startup. A last line reads the states-answer head's verdicts after every
+delta, as the proxy does.
 """
 
 from __future__ import annotations
@@ -52,12 +55,13 @@ def run_monitor(traces: list[tuple[str, str, str]], delta: int) -> None:
 
 
 def run_monitor_states(traces: list[tuple[str, str, str]], delta: int) -> None:
-    """``run_monitor``, then the states-answer head's verdicts read (what a report costs on
-    top: the head runs when its verdicts are first asked for)."""
+    """``run_monitor`` with the states-answer head's verdicts read after every delta, as the
+    proxy reads them (the head runs on each step as it completes)."""
     for q, bench, text in traces:
         m = Monitor("none", question=q, benchmark=bench)
         for i in range(0, len(text), delta):
             m.feed(text[i : i + delta])
+            m.read_states()
         m.end()
         m.read_states()
 
