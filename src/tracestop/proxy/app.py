@@ -18,7 +18,6 @@ a failed answer request falls back to the best candidate answer, flagged.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import time
@@ -92,7 +91,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.upstream.open()
-        await asyncio.to_thread(_warm_up, state)
+        # before the server listens, on the loop's thread: Math-Verify keeps its own
+        # timeouts there (off the main thread it runs without them, and says so in the log)
+        _warm_up(state)
         try:
             yield
         finally:
