@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from tracestop.tag.linear import LinearTagger
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+def linear_tagger_or_skip() -> LinearTagger:
+    """The linear tagger with its weights loaded; the test is skipped when they are missing."""
+    t = LinearTagger()
+    try:
+        _ = t.weights
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    return t
 
 
 def shared_data() -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import linear_tagger_or_skip
 from tracestop._types import Role, StepType, Tag
 from tracestop.tag import (
     DEFAULT_TAGGER,
@@ -85,20 +86,11 @@ def test_rule_tagger_cases(text: str, context: TagContext, expected: StepType) -
     assert tag.evidence.startswith("cue:")
 
 
-def _linear_or_skip() -> LinearTagger:
-    t = LinearTagger()
-    try:
-        _ = t.weights
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    return t
-
-
 @pytest.mark.parametrize("name", TAGGERS)
 def test_protocol_conformance(name: str) -> None:
     tagger = get_tagger(name)
     if name == "linear":
-        _linear_or_skip()
+        linear_tagger_or_skip()
     assert isinstance(tagger, Tagger)
     assert tagger.name == name
     for text, ctx in [
@@ -129,7 +121,7 @@ def test_get_tagger() -> None:
 
 
 def test_states_answer_probability() -> None:
-    _linear_or_skip()
+    linear_tagger_or_skip()
     from tracestop.tag import states_answer_probability
 
     p_yes = states_answer_probability("So the answer is \\boxed{42}.",
@@ -141,12 +133,12 @@ def test_states_answer_probability() -> None:
 
 
 def test_linear_evidence_names_features() -> None:
-    tag = _linear_or_skip().tag("Wait, let me double-check: 6*6 = 36.", TagContext(index=20))
+    tag = linear_tagger_or_skip().tag("Wait, let me double-check: 6*6 = 36.", TagContext(index=20))
     assert tag.evidence.startswith("features: ")
 
 
 def test_linear_weights_cached() -> None:
-    a, b = _linear_or_skip(), LinearTagger()
+    a, b = linear_tagger_or_skip(), LinearTagger()
     assert a.weights is b.weights
 
 
@@ -249,7 +241,7 @@ def test_fast_paths_match_reference(text: str) -> None:
     for s in (text, text.lower()):
         assert lin._tokens(s) == lin._TOKEN.findall(lin._NUM.sub("#", s))
     assert step_head(text) == _step_head_reference(text)
-    enc = _linear_or_skip().encoder
+    enc = linear_tagger_or_skip().encoder
     pos = {g: i for i, g in enumerate(enc.vocab)}
     want = [pos[g] for g in lin.gram_names(text) if g in pos]
     idx, _ = enc.encode(text, TagContext(index=3, question="Compute the value of x."))
@@ -263,7 +255,7 @@ def test_linear_tag_is_a_tag() -> None:
     import dataclasses
     import pickle
 
-    t = _linear_or_skip()
+    t = linear_tagger_or_skip()
     text, ctx = "Let me verify: 3 * 14 = 42. Yes.", TagContext(index=9)
     tag = t.tag(text, ctx)
     idx, vals = t.encoder.encode(text, ctx)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tracestop.tag import LinearTagger, TagContext
+from tests.conftest import linear_tagger_or_skip
+from tracestop.tag import TagContext
 from tracestop.tag import linear as lin
 from tracestop.tag.rules import RULES, step_head
 
@@ -33,15 +34,6 @@ CONTEXTS = [TagContext(index=0), TagContext(index=2, states_answer=True, questio
             TagContext(index=30, states_answer=True), TagContext(index=9, question=_Q)]
 
 
-def _tagger() -> LinearTagger:
-    t = LinearTagger()
-    try:
-        _ = t.weights
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    return t
-
-
 def _bits(enc: lin.Encoder, target: str) -> int:
     out = 0
     for i in map(enc._ids.__getitem__, lin._WORD.findall(target)):
@@ -64,24 +56,22 @@ def test_gate_pieces_are_necessary() -> None:
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_masked_verdict_is_the_rule_scan(text: str) -> None:
-    """``_masked_verdict`` (gates on token bits) and its unrolled code pick the rule
-    ``Rule.matches`` picks first."""
-    enc = _tagger().encoder
+    """``_masked_verdict`` (gates on token bits) picks the rule ``Rule.matches`` picks
+    first."""
+    enc = linear_tagger_or_skip().encoder
     head, body = step_head(text), text[: lin.BODY_CHARS].lower()
     for ctx in CONTEXTS:
         want = next((lin._LABEL_POS[r.type] for r in RULES if r.matches(head, body, ctx)),
                     lin._NO_VERDICT)
-        assert lin._rule_verdict(head, body, ctx) == want
         hb, bb = _bits(enc, head), _bits(enc, body)
         assert lin._masked_verdict(head, body, ctx, hb, bb) == want
-        assert lin._unrolled_verdict(head, body, ctx, hb, bb) == want
 
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_token_ids_give_the_string_grams(text: str) -> None:
     """The grams looked up by token ids (unigram rows per id, bigrams by id pairs) are the
     vocabulary rows of ``gram_names`` in order, and ``encode`` appends them first."""
-    enc = _tagger().encoder
+    enc = linear_tagger_or_skip().encoder
     pos = {g: i for i, g in enumerate(enc.vocab)}
     want = [pos[g] for g in lin.gram_names(text) if g in pos]
     for ctx in CONTEXTS:
@@ -93,7 +83,7 @@ def test_token_ids_give_the_string_grams(text: str) -> None:
 def test_token_ids_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past ``_TOKENS_MAX`` ids a new token gets id 0: no gram rows, every gate bit; the
     features stay the same as an encoder's with room for it."""
-    t = _tagger()
+    t = linear_tagger_or_skip()
     texts = [*TEXTS, "zzqx checkzz wibble = 3", "so qqq rechecking the flibbertigibbet",
              "so oliver must climbzz 3000 feet in total, the flibbertigibbet said"]
     roomy = lin.Encoder(t.weights.vocab)

@@ -37,8 +37,7 @@ Weights are trained by ``scripts/train_tagger.py`` (``tracestop.lab.train``) and
 read, as the Monitor never reads it. ``Encoder.encode`` is the hot path (p50 budget 50 us per
 step, docs/tagger.md): it tokenizes once where it can and looks each token up once (a small
 id; unigram rows, bigrams, the rule gates' bits and the word-length flag are then read by id);
-the rule scan runs as straight code generated from ``RULES``, each gate tested on the token
-bits; the question's ask words are computed only for ``sa=True``. ``tests/test_tag.py`` and
+the rule scan walks ``RULES`` in order, each gate tested first on the token bits; the question's ask words are computed only for ``sa=True``. ``tests/test_tag.py`` and
 ``tests/tag/test_linear_fast.py`` check it against the plain definitions.
 """
 
@@ -48,7 +47,7 @@ import math
 import operator
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from itertools import pairwise
@@ -201,13 +200,6 @@ _LABEL_POS = {t: i for i, t in enumerate(LABELS)}
 #: The cue rules whose first match is the ``rule:first=`` feature.
 _VERDICT_RULES = RULES
 _NO_VERDICT = len(LABELS)
-#: ``Rule.matches`` unrolled (same checks, same order) for the hot loop of ``Encoder.encode``.
-_VERDICT_SCAN = tuple(
-    (r.where == "head", r.gate, r.pattern.search, _LABEL_POS[r.type],
-     (r.needs_answer, r.max_index, r.max_len)
-     if (r.needs_answer or r.max_index is not None or r.max_len is not None) else None)
-    for r in _VERDICT_RULES
-)
 #: A gate string's "piece": its longest maximal run of a-z letters, else its first ``_WORD``
 #: symbol. Every run of letters of a target lies inside one of its ``_WORD`` tokens and every
 #: symbol of the class is a token of its own, so where a gate string occurs in a target its
@@ -295,7 +287,8 @@ def _gate_test(gate: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | None:
     return bits, tuple(plain)
 
 
-#: ``_VERDICT_SCAN`` with the gates as token bits (``_masked_verdict``).
+#: ``Rule.matches`` unrolled (same checks, same order) for the hot loop of ``Encoder.encode``,
+#: with the gates as token bits (``_masked_verdict``).
 _MASKED_SCAN = tuple(
     (r.where == "head", _gate_test(r.gate), r.pattern.search, _LABEL_POS[r.type],
      (r.needs_answer, r.max_index, r.max_len)
@@ -495,7 +488,7 @@ class Encoder:
                     vals += [_scale(len(tt))] * len(ids_t)
         d = self.dense0
         n_sparse = len(idx)
-        idx.append(d + _VERDICT0 + _unrolled_verdict(head, body, context, head_bits, body_bits))
+        idx.append(d + _VERDICT0 + _masked_verdict(head, body, context, head_bits, body_bits))
         if context.states_answer:
             idx.append(d + _STATES)
         if context.index >= 0:
@@ -591,41 +584,12 @@ class Encoder:
                     vals += [_SCALES[nbt - 1]] * (len(idx) - n0)
 
 
-def _rule_verdict(head: str, body: str, context: TagContext) -> int:
-    """``rule:first``: the label position of the first cue rule that fires (``Rule.matches``
-    unrolled: same checks, same order), ``_NO_VERDICT`` when none does."""
-    states = context.states_answer
-    index = context.index
-    failed = failed_on = None  # the last gate that failed, and on what (rules 3 and 5
-    # share one: no re-check)
-    for on_head, gate, search, pos, cond in _VERDICT_SCAN:
-        if cond is not None:  # (needs_answer, max_index, max_len): a few rules only
-            needs_answer, max_index, max_len = cond
-            if needs_answer and not states:
-                continue
-            if max_index is not None and index > max_index:
-                continue
-            if max_len is not None and len(body) > max_len:
-                continue
-        target = head if on_head else body
-        if gate:
-            if gate is failed and target is failed_on:
-                continue
-            for g in gate:
-                if g in target:
-                    break
-            else:
-                failed, failed_on = gate, target
-                continue
-        if search(target) is not None:
-            return pos
-    return _NO_VERDICT
-
-
 def _masked_verdict(head: str, body: str, context: TagContext, head_bits: int,
                     body_bits: int) -> int:
-    """``_rule_verdict`` with each gate tested on the targets' token bits (``_TokenIds.bits``
-    of the head's and of the body's tokens, OR-ed): the same first firing rule."""
+    """``rule:first``: the label position of the first cue rule that fires (``Rule.matches``:
+    same checks, same order, with each gate tested first on the targets' token bits,
+    ``_TokenIds.bits`` of the head's and of the body's tokens OR-ed), ``_NO_VERDICT`` when
+    none does."""
     states = context.states_answer
     index = context.index
     for on_head, gate, search, pos, cond in _MASKED_SCAN:
@@ -652,41 +616,6 @@ def _masked_verdict(head: str, body: str, context: TagContext, head_bits: int,
         if search(target) is not None:
             return pos
     return _NO_VERDICT
-
-
-def _compile_verdict() -> Callable[[str, str, TagContext, int, int], int]:
-    """``_masked_verdict`` unrolled into straight code, one ``if`` per rule of
-    ``_VERDICT_RULES`` in order (its conditions, its gate on the token bits, then its
-    search), built from the rule table at import: no per-rule tuple unpacking or branching
-    on the rule's kind. ``tests/tag/test_linear_fast.py`` checks it against the rule scan."""
-    env: dict[str, object] = {}
-    lines = ["def verdict(head, body, context, head_bits, body_bits):",
-             "    states = context.states_answer",
-             "    index = context.index",
-             "    n = len(body)"]
-    for k, r in enumerate(_VERDICT_RULES):
-        target = "head" if r.where == "head" else "body"
-        tests = []
-        if r.needs_answer:
-            tests.append("states")
-        if r.max_index is not None:
-            tests.append(f"index <= {int(r.max_index)}")
-        if r.max_len is not None:
-            tests.append(f"n <= {int(r.max_len)}")
-        gate = _gate_test(r.gate)
-        if gate is not None:
-            passes = [f"{target}_bits & {gate[0]}", *(f"{g!r} in {target}" for g in gate[1])]
-            tests.append("(" + " or ".join(passes) + ")")
-        env[f"search{k}"] = r.pattern.search
-        tests.append(f"search{k}({target}) is not None")
-        lines += [f"    if {' and '.join(tests)}:", f"        return {_LABEL_POS[r.type]}"]
-    lines.append(f"    return {_NO_VERDICT}")
-    exec(compile("\n".join(lines), "<tracestop.tag.linear verdict>", "exec"), env)  # noqa: S102
-    verdict: Callable[[str, str, TagContext, int, int], int] = env["verdict"]  # type: ignore[assignment]
-    return verdict
-
-
-_unrolled_verdict = _compile_verdict()
 
 
 def _shape_into(idx: list[int], vals: list[float], d: int, text: str, body: str,
