@@ -34,7 +34,7 @@ from tracestop.errors import (
 from tracestop.evaluate.data import Trace, load_traces
 from tracestop.evaluate.oracle import Oracle
 from tracestop.evaluate.replay import Outcome, TraceResult, replay, replay_many
-from tracestop.monitor import Monitor, MonitorConfig
+from tracestop.monitor import Monitor, MonitorConfig, warm_up
 from tracestop.policies import (
     PRESETS,
     AllOf,
@@ -107,4 +107,5 @@ __all__ = [  # noqa: RUF022 - sorted case-insensitively (tests/test_public_api.p
     "TraceState",
     "TracestopError",
     "UpstreamError",
+    "warm_up",
 ]
