@@ -85,8 +85,16 @@ class Segmenter:
             self._live.append(delta)
             self._live_len += len(delta)
             return []
+        nl = delta.count("\n")
+        if nl < 2:
+            parts = self._live
+            prev = parts[0] if len(parts) == 1 else "".join(parts)
+            if nl + prev.count("\n") < 2:
+                return self._feed_no_boundary(prev + delta if prev else delta, delta)
+            live = prev + delta
+        else:
+            live = "".join(self._live) + delta
         out: list[Step] = []
-        live = "".join(self._live) + delta
         pos = 0
         start = 0  # where the current fragment starts in live; before it: _done
         cut = False  # a fragment was cut: _done is consumed
@@ -106,9 +114,10 @@ class Segmenter:
             if cut:
                 self._fragment(live[start : m.start()], self._tail_start + start, out)
             else:
-                done = "".join(self._done)
-                self._fragment(done + live[: m.start()], self._tail_start, out)
-                self._tail_start += len(done)
+                done = self._done
+                done.append(live[: m.start()])
+                self._fragment("".join(done), self._tail_start, out)  # one copy of the step
+                self._tail_start += self._done_len
                 self._done, self._done_len, cut = [], 0, True
             start = pos = m.end()
         if start:
@@ -122,6 +131,24 @@ class Segmenter:
             out.append(self._emit())
             self._held_released = True
         return out
+
+    def _feed_no_boundary(self, live: str, delta: str) -> list[Step]:
+        """``feed`` where the held whitespace and ``delta`` hold fewer than two line breaks
+        together (most deltas): no boundary, so the text up to its trailing whitespace joins
+        ``_done``, and only the held step's release can change."""
+        body = live.rstrip()  # the same whitespace as ``\s`` and ``str.isspace``
+        self._done.append(body)
+        self._done_len += len(body)
+        rest = len(live) - len(body)
+        self._live = [live[len(body) :]] if rest else []
+        self._live_len = rest
+        # the tail holds all of delta, so its stripped length is at least delta's
+        if self._held is not None and not self._held_released and (
+            len(delta.strip()) >= self.config.min_chars or self._long_tail()
+        ):
+            self._held_released = True
+            return [self._emit()]
+        return []
 
     def _tail(self) -> str:
         return "".join(self._done) + "".join(self._live)
@@ -201,6 +228,7 @@ class ThinkingSplitter:
         self._close = close_markers
         self._hold = max(len(m) for m in close_markers) - 1
         self._marker_firsts = frozenset(m[0] for m in close_markers if m)
+        self._no_empty_marker = all(close_markers)  # an empty marker closes at once
         self._buf = ""
         self._started = False
         self.closed = False
@@ -210,6 +238,12 @@ class ThinkingSplitter:
         """Returns ``(thinking, answer)`` text released by this delta."""
         if self.closed:
             return "", delta
+        if self._started and not self._buf and self._no_empty_marker:
+            for c in self._marker_firsts:
+                if c in delta:
+                    break
+            else:
+                return delta, ""  # no close marker can start in delta: most deltas
         buf = self._buf + delta
         if not self._started:
             stripped = buf.lstrip()
