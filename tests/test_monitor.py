@@ -173,3 +173,32 @@ def test_eval_default_rows_are_what_a_live_request_gets(data_root):
             stopped += 1
         checked += 1
     assert checked >= 30 and stopped >= 3, (checked, stopped)
+
+
+def test_states_read_per_delta_or_once_agree():
+    """The states-answer head's inputs are kept per step and turned into contexts only when
+    read: reading after every delta and once at the end give the same verdicts, one per step,
+    and a step's verdict depends on the step before it (its context is that step's)."""
+    q = "What is 12-5?"
+    raw = R1_TRACE
+    once = Monitor("none", question=q)
+    often = Monitor("none", question=q)
+    for part in chunk(raw, random.Random(3), 40):
+        once.feed(part)
+        often.feed(part)
+        often.read_states()
+    once.end()
+    often.end()
+    a, b = once.read_states(), often.read_states()
+    assert len(a) == len(once.records) > 1
+    assert [(v.flag, v.p, v.evidence) for v in a] == [(v.flag, v.p, v.evidence) for v in b]
+    from tracestop.tag.states import StatesHead, states_context
+    head, recs = StatesHead(), once.records
+    for i, r in enumerate(recs):
+        prev = recs[i - 1] if i else None
+        c = r.tagged.candidate
+        ctx = states_context(i, once.answer_format, once.reader.states_answer(r.tagged.step),
+                             c.kind if c and c.step == i else "",
+                             prev.answer.current if prev else None, once.reader.question,
+                             prev.tagged.step.text if prev else "")
+        assert head.read(r.tagged.step.text, ctx).p == a[i].p

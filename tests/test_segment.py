@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -135,3 +136,71 @@ def test_long_fragment_fed_char_by_char_is_one_step():
     text = "x" * 20000 + "\n\n" + "y" * 30
     steps = _stream_steps(text, list(text))
     assert [len(s.text) for s in steps] == [20000, 30]
+
+
+def _reference_steps(text: str, min_chars: int) -> list[tuple[str, int, int]]:
+    """The documented rule, non-incrementally and slowly: cut at every blank line that has
+    non-space text after it, drop a blank line at the very end, merge each fragment shorter
+    than ``min_chars`` (stripped) into the step before it, drop a leading blank fragment."""
+    frags, pos = [], 0
+    for m in re.finditer(r"\n\s*\n", text):
+        if not text[m.end() :].strip():
+            break
+        frags.append((text[pos : m.start()], pos))
+        pos = m.end()
+    rest = text[pos:]
+    trailing = re.search(r"\n\s*\n\s*\Z", rest)
+    rest = rest[: trailing.start()] if trailing else rest
+    if rest.strip():
+        frags.append((rest, pos))
+    steps: list[list] = []  # [parts, start, end]
+    for t, s in frags:
+        if steps and len(t.strip()) < min_chars:
+            steps[-1][0].append(t)
+            steps[-1][2] = s + len(t)
+        elif steps or t.strip():
+            steps.append([[t], s, s + len(t)])
+    return [("\n\n".join(p), s, e) for p, s, e in steps]
+
+
+# line breaks, Unicode whitespace that ``\s`` and ``str.isspace`` both count (NBSP, U+001C),
+# and line separators that are not ``\n`` (no boundary)
+_PIECES = ["a", "bc", "word ", "x" * 23, " ", "\t", "\n", "\n", "\n\n", "\r\n", "\u00a0", "\x1c",
+           "\u2028", "\x85", "<", "</think>"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_PIECES), max_size=40), seed=st.integers(0, 10**6),
+       min_chars=st.sampled_from([0, 1, 5, 20]), max_len=st.sampled_from([1, 2, 5, 40, 1000]))
+def test_streamed_steps_follow_the_rule_whatever_the_chunking(pieces, seed, min_chars, max_len):
+    """Deltas with fewer than two line breaks take a shortcut in ``Segmenter.feed``; steps,
+    offsets and ``length`` stay those of the rule for any chunking and whitespace."""
+    text = "".join(pieces)
+    seg = Segmenter(SegmenterConfig(min_chars))
+    steps, seen = [], 0
+    for part in chunk(text, random.Random(seed), max_len):
+        steps += seg.feed(part)
+        seen += len(part)
+        assert seg.length == seen
+    steps += seg.end()
+    assert [(s.text, s.start, s.end) for s in steps] == _reference_steps(text, min_chars)
+    assert [s.index for s in steps] == list(range(len(steps)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.sampled_from(["<think>", "</think>", "<channel|>", "<", "</", "</th", "x", " ",
+                                        "\n\n", "<|channel>thought"]), max_size=20),
+       seed=st.integers(0, 10**6), max_len=st.sampled_from([1, 3, 8, 100]))
+def test_splitter_any_chunking_matches_whole_text(pieces, seed, max_len):
+    """Deltas with no character a close marker starts with skip the marker search: the split
+    is still that of the whole text."""
+    raw = "".join(pieces)
+    sp = ThinkingSplitter()
+    think = answer = ""
+    for part in chunk(raw, random.Random(seed), max_len):
+        t, a = sp.feed(part)
+        think += t
+        answer += a
+    t, a = sp.end()
+    want_think, want_answer = split_thinking(raw)
+    assert (think + t, (answer + a) if sp.closed else None) == (want_think, want_answer)

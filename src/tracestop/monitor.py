@@ -15,6 +15,7 @@ from typing import Any
 
 from tracestop._types import Action, Decision, Step, TaggedStep
 from tracestop.answers import AnswerFormat, AnswerReader, AnswerState, CandidateMode, infer_format
+from tracestop.answers.question import QuestionFacts
 from tracestop.answers.reader import check_reader_options
 from tracestop.policies import (
     Policy,
@@ -27,11 +28,15 @@ from tracestop.policies import (
 )
 from tracestop.segment import Segmenter, SegmenterConfig, ThinkingSplitter
 from tracestop.tag.base import TagContext, Tagger
-from tracestop.tag.states import StatesContext, StatesHead, StatesVerdict, states_context
+from tracestop.tag.states import StatesHead, StatesVerdict, states_context
 from tracestop.templates import Template, template_for
 from tracestop.tokens import ApproxCounter, TokenCounter
 
 __all__ = ["Monitor", "MonitorConfig", "warm_up"]
+
+#: ``states_context``'s arguments: index, format, strong, stated kind, current answer,
+#: the question's facts, the previous step's text
+_StatesArgs = tuple[int, str, bool, str, str | None, QuestionFacts, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,9 @@ class Monitor:
         #: when first asked for (``states``, ``report``), off the per-delta path
         self.states_head = StatesHead()
         self._states: list[StatesVerdict] = []
-        self._states_todo: list[tuple[str, StatesContext]] = []
+        #: per step not yet read: its text and the ``states_context`` arguments (immutable
+        #: values), turned into a context only when the verdicts are asked for
+        self._states_todo: list[tuple[str, _StatesArgs]] = []
         #: records that were decided on as they arrived (steps flushed when the thinking
         #: ended get no decision: there is nothing left to save)
         self.n_decided = 0
@@ -138,15 +145,23 @@ class Monitor:
 
     def feed(self, delta: str) -> Decision:
         """Feed raw model output (thinking markers included, as a model writes them)."""
-        if self.stopped:
-            return self._current()
+        if self.decision is not None and not self.observe:
+            return self.decision
         think, answer = self._splitter.feed(delta)
         if think:
-            self._feed_thinking(think, decide=True)
-        if self._splitter.closed and not self.thinking_closed:
-            self.end_thinking()
-        if answer:
-            self._answer.append(answer)
+            # _feed_thinking, inlined: this runs once per delta
+            self._thinking.append(think)
+            steps = self._segmenter.feed(think)
+            if steps:
+                self._add_steps(steps, True)
+        if answer or self._splitter.closed:
+            if not self.thinking_closed:
+                self.end_thinking()
+            if answer:
+                self._answer.append(answer)
+        go_on = self._go_on
+        if self.decision is None and go_on is not None and go_on.step == len(self.records) - 1:
+            return go_on  # no new step and no stop: _current() would return the same
         return self._current()
 
     def feed_thinking(self, delta: str) -> Decision:
@@ -232,11 +247,15 @@ class Monitor:
         )
         reading = self.reader.observe(step, tag.type)
         c = reading.candidate
-        self._states_todo.append((step.text, states_context(
+        self._states_todo.append((step.text, (
             step.index, self.answer_format, strong, c.kind if c and c.step == step.index else "",
             prev.answer.current if prev else None, self.reader.question,
             prev.tagged.step.text if prev else "")))
-        tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
+        count = self.count_tokens
+        if type(count) is ApproxCounter:  # its count of the same text, without joining it
+            tokens = (len(step.text) + (2 if step.index else 0) + 3) // 4
+        else:
+            tokens = count(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, reading.candidate, tokens), reading.answer, prev)
         self.records.append(rec)
         return rec
@@ -256,7 +275,7 @@ class Monitor:
         feeds."""
         if self._states_todo:
             read = self.states_head.read
-            self._states.extend(read(text, ctx) for text, ctx in self._states_todo)
+            self._states.extend(read(text, states_context(*args)) for text, args in self._states_todo)
             self._states_todo.clear()
         return self._states
 
