@@ -84,10 +84,8 @@ _ENDS_NUMBER = re.compile(r"\d[^\w]*$")
 _LAST_WORD = re.compile(r"(?s:.*)\w")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
 _END_CHARS = " \t\n.!?*)"
+#: a sentence end (``_last_start`` finds the last one with ``str.rfind``)
 _SENT_END = re.compile(r"[.!?](?=\s)|\n")
-#: the last ``_SENT_END`` of a string, found from its end (every match is one character, so
-#: the last match of ``finditer`` is the rightmost place it matches)
-_LAST_SENT_END = re.compile(r"(?s:.*)(?:[.!?](?=\s)|\n)")
 _CAND_LAST = frozenset(("m:last_new_number", "c:letter_last", "c:letters_last", "c:words_last",
                         "c:wordss_last", "y:yesno_last"))
 _CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", "c:words_tail",
@@ -208,8 +206,16 @@ def _last_start(tail: str) -> int:
     """Where the tail's last sentence (or line) starts: after the last sentence end before its
     own end (a sentence end is never inside a token: the tail's tokens are those before it
     followed by those after)."""
-    m = _LAST_SENT_END.match(tail.rstrip(_END_CHARS))
-    return m.end() if m is not None else 0
+    body = tail.rstrip(_END_CHARS)
+    start = body.rfind("\n") + 1  # after the last line end
+    n = len(body) - 1  # a sentence end is followed by a space: never the body's last character
+    for c in ".!?":  # the last one followed by a space, after ``start``
+        i = body.rfind(c, start, n)
+        while i >= 0 and not body[i + 1].isspace():  # ``\s`` is ``str.isspace``
+            i = body.rfind(c, start, i)
+        if i >= 0:
+            start = i + 1
+    return start
 
 
 @lru_cache(maxsize=256)
@@ -613,7 +619,10 @@ class StatesHead:
 
     @property
     def weights(self) -> StatesWeights:
-        return self._given if self._given is not None else _weights(self._path)
+        w = self._given
+        if w is None:  # loaded once per path (``_weights``), then kept here
+            w = self._given = _weights(self._path)
+        return w
 
     def columns(self, names: Iterable[str]) -> list[int]:
         """The vocabulary columns of ``names`` (each once, unseen names dropped)."""
@@ -638,10 +647,12 @@ class StatesHead:
 
     def read(self, text: str, ctx: StatesContext) -> StatesVerdict:
         """The verdict on one step (its evidence is worked out and formatted on first read)."""
-        w = self.weights
+        w = self._given
+        if w is None:
+            w = self.weights
         z = w.z(text, ctx)
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        return StatesVerdict(p >= w.threshold_for(ctx.answer_format), p,
+        return StatesVerdict(p >= w.thresholds.get(ctx.answer_format, w.threshold), p,
                              parts=lambda: self.contributions(text, ctx))
 
 
