@@ -75,9 +75,13 @@ DEFAULT_STATES_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "stat
 #: class: the regex engine then skips straight to the next place a match can start
 _TOKEN = re.compile(r"[a-z#=?:](?:(?<=[a-z])[a-z]*(?:'[a-z]+)?)?")
 _NUM = re.compile(r"\d\d*(?:[.,]\d+)*")
-_LETTER = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z_])")  # not C_s, C_2h: symbols
+#: an option letter, not in a word nor a symbol (C_s, C_2h): ``(?<![A-Za-z])([A-J])(?![A-Za-z_])``
+#: written to start with the letter (the regex engine skips to the next one), the look-behind
+#: after it (two characters: the one before is no letter)
+_LETTER = re.compile(r"([A-J])(?<![A-Za-z][A-J])(?![A-Za-z_])")
+_AS_LETTER = {"qqletter": "<L>"}
 _BULLET = re.compile(r"^[\s*\-•#>]+")
-_WORDS = re.compile(r"[a-z0-9%.]+")
+_WORDS = re.compile(r"[a-z0-9%.][a-z0-9%.]*")  # [a-z0-9%.]+, class first
 _ENDS_NUMBER = re.compile(r"\d[^\w]*$")
 #: the last word character of a string, found from its end: ``_ENDS_NUMBER`` matches exactly
 #: when it is a digit (``\d`` is ``str.isdecimal``, a digit is a word character)
@@ -98,7 +102,7 @@ _INDEX_NAMES = tuple(f"p:index{max(lo for lo in _INDEX_BUCKETS if lo <= i)}"
                      for i in range(_INDEX_BUCKETS[-1] + 1))
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _CONTENT = re.compile(r"[a-z][a-z0-9]{2,}")
-_COMPACT = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
+_COMPACT = re.compile(r"[a-z0-9][a-z0-9]*(?:\.[a-z0-9]+)*")  # class first
 _SYMBOLS = re.compile(r"[\\$_{}^*]")
 _STOP = frozenset((
     "the", "and", "for", "with", "that", "this", "are", "was", "were", "not", "but", "from",
@@ -180,7 +184,8 @@ def _tokens(text: str, letters: bool) -> list[str]:
     (``letters``), and ``=`` ``?`` ``:``."""
     if letters:
         low = _NUM.sub(" # ", _LETTER.sub(" qqletter ", text).lower().replace("#", " "))
-        return ["<L>" if t == "qqletter" else t for t in _TOKEN.findall(low)]
+        toks = _TOKEN.findall(low)
+        return list(map(_AS_LETTER.get, toks, toks))  # "qqletter" → "<L>", the rest as is
     return _TOKEN.findall(_NUM.sub(" # ", text.lower().replace("#", " ")))
 
 
@@ -343,16 +348,41 @@ def _read(text: str, ctx: StatesContext
     choice = fmt == "choice" and bool(ctx.options)
     stripped = text.strip()
     nl = stripped.find("\n")
-    first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
+    line = stripped if nl < 0 else stripped[:nl]
+    first = _BULLET.sub("", line)
     tail = stripped[-TAIL_CHARS:]
     start = _last_start(tail)
     last = tail[start:].strip()
-    last_all = _tokens(last, choice)
-    tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
-    # a one-line step of at most HEAD_CHARS characters is its own head and tail: the bullets
-    # cut from the head are no token and touch none (a letter's look-behind sees no letter)
-    head_words = (tail_toks if len(stripped) <= HEAD_CHARS and nl < 0
-                  else _tokens(first[:HEAD_CHARS], choice))
+    n = len(stripped)
+    # the head's tokens are those of the step before ``head_end``: the bullets cut from the
+    # head are no token and touch none (a letter's look-behind sees no letter either way)
+    head_end = min(len(line), len(line) - len(first) + HEAD_CHARS)
+    if head_end >= n and n <= TAIL_CHARS:  # a one-line step, the head and the tail in full
+        last_all = _tokens(last, choice)
+        head_words = tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
+    elif (not choice and n <= TAIL_CHARS and stripped[head_end] in " \t\n"
+          and "\0" not in stripped and len(low := stripped.lower()) == n):
+        # a step that is its own tail, read once: no token spans the head's end (a space or
+        # the line end) nor the last sentence's start, and a lower case that keeps the length
+        # keeps the positions; a NUL is put at each and the tokens read between them
+        cuts = sorted({head_end, start} - {0})
+        low = _NUM.sub(" # ", "\0".join([low[i:j] for i, j in pairwise((0, *cuts, n))])
+                       .replace("#", " "))
+        k = low.index("\0")
+        if len(cuts) == 1:
+            head_words = _TOKEN.findall(low, 0, k)
+            tail_toks = head_words + _TOKEN.findall(low, k + 1)
+            last_all = tail_toks[len(head_words):] if start else tail_toks
+        else:
+            k2 = low.index("\0", k + 1)
+            a, b, c = (_TOKEN.findall(low, 0, k), _TOKEN.findall(low, k + 1, k2),
+                       _TOKEN.findall(low, k2 + 1))
+            tail_toks = a + b + c
+            head_words, last_all = (a, c) if head_end < start else (a + b, b + c)
+    else:
+        last_all = _tokens(last, choice)
+        tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
+        head_words = _tokens(first[:HEAD_CHARS], choice)
     head_toks = head_words[:HEAD_WORDS]
     last_toks = last_all[:2]
     dense: list[str] = []
