@@ -194,3 +194,77 @@ def test_per_format_threshold_round_trip(tmp_path: Path) -> None:
     text = "So the answer is 47."
     assert StatesHead(back).read(text, StatesContext(index=3)).flag
     assert not StatesHead(back).read(text, StatesContext(index=3, answer_format="choice")).flag
+
+
+def _tokens_part_by_part(text: str, letters: bool) -> tuple[list[str], list[str], list[str]]:
+    """The head / tail / last-sentence tokens as ``_read`` reads them, each part on its own
+    (what ``_read`` did before it read the step once where it can)."""
+    from tracestop.tag.states import _BULLET, HEAD_CHARS, HEAD_WORDS, TAIL_CHARS, _tokens
+
+    stripped = text.strip()
+    nl = stripped.find("\n")
+    first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
+    tail = stripped[-TAIL_CHARS:]
+    start = _last_start_by_regex(tail)
+    last_all = _tokens(tail[start:].strip(), letters)
+    tail_toks = _tokens(tail[:start], letters) + last_all if start else last_all
+    return _tokens(first[:HEAD_CHARS], letters)[:HEAD_WORDS], tail_toks, last_all[:2]
+
+
+def _last_start_by_regex(tail: str) -> int:
+    from tracestop.tag.states import _END_CHARS, _SENT_END
+
+    start = 0
+    for m in _SENT_END.finditer(tail.rstrip(_END_CHARS)):
+        start = m.end()
+    return start
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "So the answer is 42.",
+    "First, 3.5 apples. Then 2,000 more! Is it x=4? Yes: it's 7",
+    "- **Step 1**: add 12 and 30.\nThat gives 42. So the answer is 42.",
+    "Line one ends here.\nLine two. And the last sentence names 7 and B.",
+    "word " * 40 + "and then. The end is 9",  # one line, a space at the head's end
+    "abcdefghij" * 20 + " then. Last one 5",  # one line, a word across the head's end
+    "*" * 290 + " " + "Short head after many bullets. The tail is 8",  # bullets: > TAIL_CHARS
+    "- " * 120 + "x\nsecond line. Last 3",
+    "İstanbul has 15 million people. So 15.",  # lower case changes the length
+    "A NUL \0 inside. Still 3.",
+    "Case A. We pick (C).\nSo the answer is C. Not D.",
+    "x. " * 150,
+    "The answer is 12.\n\n\n   ",
+])
+@pytest.mark.parametrize("fmt", ["math", "yesno", "choice"])
+def test_tokens_read_once_equal_part_by_part(text: str, fmt: str) -> None:
+    """``_read`` reads a short step's head, tail and last sentence in one scan where it can:
+    the same tokens as reading each part on its own, the same features and logit."""
+    from tracestop.tag.states import _last_start, _read
+
+    ctx = StatesContext(answer_format=fmt, previous="Before that, 12.", current="12",
+                        options={"A": "taft", "B": "wilson", "C": "debs", "D": "perot"}
+                        if fmt == "choice" else {})
+    for t in (text, text[:150], text[:161], text[-299:]):
+        _, head, tail, last, _ = _read(t, ctx)
+        assert (head, tail, last) == _tokens_part_by_part(t, fmt == "choice")
+        assert _last_start(t) == _last_start_by_regex(t)
+
+
+def test_last_start_and_ends_number_match_their_regexes() -> None:
+    """``_last_start`` (str.rfind) and the ends-on-a-number test (the last word character)
+    agree with the regexes they replace on random strings of the characters that matter."""
+    import random
+    import re
+
+    from tracestop.tag.states import _LAST_WORD, _last_start
+
+    ends_number = re.compile(r"\d[^\w]*$")
+    rng = random.Random(0)
+    alphabet = "ab .!?\n\t\u00a0\u2028)*1_\u0663\u00b2"
+    for _ in range(20000):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert _last_start(s) == _last_start_by_regex(s), repr(s)
+        lw = _LAST_WORD.match(s)
+        assert (lw is not None and s[lw.end() - 1].isdecimal()) == bool(ends_number.search(s)), \
+            repr(s)

@@ -71,22 +71,38 @@ HEAD_CHARS = 160
 TAIL_CHARS = 300
 DEFAULT_STATES_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "states.npz"
 
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[#=?:]")
-_NUM = re.compile(r"\d+(?:[.,]\d+)*")
-_LETTER = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z_])")  # not C_s, C_2h: symbols
+#: ``[a-z]+(?:'[a-z]+)?|[#=?:]`` and ``\d+(?:[.,]\d+)*``, written to start with a character
+#: class: the regex engine then skips straight to the next place a match can start
+_TOKEN = re.compile(r"[a-z#=?:](?:(?<=[a-z])[a-z]*(?:'[a-z]+)?)?")
+_NUM = re.compile(r"\d\d*(?:[.,]\d+)*")
+#: an option letter, not in a word nor a symbol (C_s, C_2h): ``(?<![A-Za-z])([A-J])(?![A-Za-z_])``
+#: written to start with the letter (the regex engine skips to the next one), the look-behind
+#: after it (two characters: the one before is no letter)
+_LETTER = re.compile(r"([A-J])(?<![A-Za-z][A-J])(?![A-Za-z_])")
+_AS_LETTER = {"qqletter": "<L>"}
 _BULLET = re.compile(r"^[\s*\-•#>]+")
-_WORDS = re.compile(r"[a-z0-9%.]+")
+_WORDS = re.compile(r"[a-z0-9%.][a-z0-9%.]*")  # [a-z0-9%.]+, class first
 _ENDS_NUMBER = re.compile(r"\d[^\w]*$")
+#: the last word character of a string, found from its end: ``_ENDS_NUMBER`` matches exactly
+#: when it is a digit (``\d`` is ``str.isdecimal``, a digit is a word character)
+_LAST_WORD = re.compile(r"(?s:.*)\w")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
 _END_CHARS = " \t\n.!?*)"
+#: a sentence end (``_last_start`` finds the last one with ``str.rfind``)
 _SENT_END = re.compile(r"[.!?](?=\s)|\n")
 _CAND_LAST = frozenset(("m:last_new_number", "c:letter_last", "c:letters_last", "c:words_last",
                         "c:wordss_last", "y:yesno_last"))
 _CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", "c:words_tail",
                         "c:wordss_tail", "y:yes_tail", "y:no_tail"))
+#: how the last sentence puts a candidate (``u:cand_*``), in the order they are named
+_CAND_HOW = {d: f"u:cand_{d[2:]}" for d in ("u:question_last", "u:hedge_last", "u:decisive_last",
+                                             "u:negative_last")}
+#: ``p:index*`` by step index, up to the last bucket's start
+_INDEX_NAMES = tuple(f"p:index{max(lo for lo in _INDEX_BUCKETS if lo <= i)}"
+                     for i in range(_INDEX_BUCKETS[-1] + 1))
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _CONTENT = re.compile(r"[a-z][a-z0-9]{2,}")
-_COMPACT = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
+_COMPACT = re.compile(r"[a-z0-9][a-z0-9]*(?:\.[a-z0-9]+)*")  # class first
 _SYMBOLS = re.compile(r"[\\$_{}^*]")
 _STOP = frozenset((
     "the", "and", "for", "with", "that", "this", "are", "was", "were", "not", "but", "from",
@@ -168,7 +184,8 @@ def _tokens(text: str, letters: bool) -> list[str]:
     (``letters``), and ``=`` ``?`` ``:``."""
     if letters:
         low = _NUM.sub(" # ", _LETTER.sub(" qqletter ", text).lower().replace("#", " "))
-        return ["<L>" if t == "qqletter" else t for t in _TOKEN.findall(low)]
+        toks = _TOKEN.findall(low)
+        return list(map(_AS_LETTER.get, toks, toks))  # "qqletter" → "<L>", the rest as is
     return _TOKEN.findall(_NUM.sub(" # ", text.lower().replace("#", " ")))
 
 
@@ -179,10 +196,14 @@ def _has_value(text: str, value: str) -> bool:
     if v.replace(".", "", 1).replace(",", "").lstrip("-").isdigit():
         if v.replace(",", "")[-3:] not in text:  # a quick no: its last 3 characters are
             return False                          # there, unbroken, in any match
-        return any(n.replace(",", "") == v.replace(",", "") for n in _NUM.findall(text))
+        nums = _NUM.findall(text)
+        vv = v.replace(",", "")
+        if "," not in text:  # no number holds a comma
+            return vv in nums
+        return any(n.replace(",", "") == vv for n in nums)
     if len(v) == 1 and v.isalpha():
-        return v.upper() in text and any(m.group(1) == v.upper()
-                                         for m in _LETTER.finditer(text))
+        up = v.upper()
+        return up in text and up in _LETTER.findall(text)
     return v.lower() in text.lower()
 
 
@@ -191,9 +212,14 @@ def _last_start(tail: str) -> int:
     own end (a sentence end is never inside a token: the tail's tokens are those before it
     followed by those after)."""
     body = tail.rstrip(_END_CHARS)
-    start = 0
-    for m in _SENT_END.finditer(body):
-        start = m.end()
+    start = body.rfind("\n") + 1  # after the last line end
+    n = len(body) - 1  # a sentence end is followed by a space: never the body's last character
+    for c in ".!?":  # the last one followed by a space, after ``start``
+        i = body.rfind(c, start, n)
+        while i >= 0 and not body[i + 1].isspace():  # ``\s`` is ``str.isspace``
+            i = body.rfind(c, start, i)
+        if i >= 0:
+            start = i + 1
     return start
 
 
@@ -322,14 +348,42 @@ def _read(text: str, ctx: StatesContext
     choice = fmt == "choice" and bool(ctx.options)
     stripped = text.strip()
     nl = stripped.find("\n")
-    first = _BULLET.sub("", stripped if nl < 0 else stripped[:nl])
+    line = stripped if nl < 0 else stripped[:nl]
+    first = _BULLET.sub("", line)
     tail = stripped[-TAIL_CHARS:]
     start = _last_start(tail)
     last = tail[start:].strip()
-    head_words = _tokens(first[:HEAD_CHARS], choice)
+    n = len(stripped)
+    # the head's tokens are those of the step before ``head_end``: the bullets cut from the
+    # head are no token and touch none (a letter's look-behind sees no letter either way)
+    head_end = min(len(line), len(line) - len(first) + HEAD_CHARS)
+    if head_end >= n and n <= TAIL_CHARS:  # a one-line step, the head and the tail in full
+        last_all = _tokens(last, choice)
+        head_words = tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
+    elif (not choice and n <= TAIL_CHARS and stripped[head_end] in " \t\n"
+          and "\0" not in stripped and len(low := stripped.lower()) == n):
+        # a step that is its own tail, read once: no token spans the head's end (a space or
+        # the line end) nor the last sentence's start, and a lower case that keeps the length
+        # keeps the positions; a NUL is put at each and the tokens read between them
+        cuts = sorted({head_end, start} - {0})
+        low = _NUM.sub(" # ", "\0".join([low[i:j] for i, j in pairwise((0, *cuts, n))])
+                       .replace("#", " "))
+        k = low.index("\0")
+        if len(cuts) == 1:
+            head_words = _TOKEN.findall(low, 0, k)
+            tail_toks = head_words + _TOKEN.findall(low, k + 1)
+            last_all = tail_toks[len(head_words):] if start else tail_toks
+        else:
+            k2 = low.index("\0", k + 1)
+            a, b, c = (_TOKEN.findall(low, 0, k), _TOKEN.findall(low, k + 1, k2),
+                       _TOKEN.findall(low, k2 + 1))
+            tail_toks = a + b + c
+            head_words, last_all = (a, c) if head_end < start else (a + b, b + c)
+    else:
+        last_all = _tokens(last, choice)
+        tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
+        head_words = _tokens(first[:HEAD_CHARS], choice)
     head_toks = head_words[:HEAD_WORDS]
-    last_all = _tokens(last, choice)
-    tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
     last_toks = last_all[:2]
     dense: list[str] = []
     # the reader
@@ -353,20 +407,25 @@ def _read(text: str, ctx: StatesContext
     last_words = set(last_all)  # the cue words are plain words: untouched by the folding
     if not _HEDGE.isdisjoint(last_words):
         dense.append("u:hedge_last")
-    if not _DECISIVE.isdisjoint(last_words) or any(w in low_last for w in _DECISIVE_PHRASES):
+    if (not _DECISIVE.isdisjoint(last_words) or "must be" in low_last or "only one" in low_last
+            or "go with" in low_last):  # _DECISIVE_PHRASES
         dense.append("u:decisive_last")
     if not _NEGATIVE.isdisjoint(last_words) or "✗" in last:
         dense.append("u:negative_last")
     # per format
     if fmt == "math":
-        nums = [n.replace(",", "") for n in _NUM.findall(tail)]
+        # the tail's numbers are those before the last sentence and the last sentence's (no
+        # number spans a sentence end): the last one is the last sentence's when it has one
+        last_nums = _NUM.findall(last)
+        nums = last_nums if last_nums or not start else _NUM.findall(tail[:start])
         if nums:
             dense.append("m:tail_number")
-            if nums[-1] not in ctx.numbers:
+            if nums[-1].replace(",", "") not in ctx.numbers:
                 dense.append("m:tail_new_number")
         else:
             dense.append("m:tail_no_number")
-        if _ENDS_NUMBER.search(tail):
+        lw = _LAST_WORD.match(tail)  # _ENDS_NUMBER.search(tail)
+        if lw is not None and tail[lw.end() - 1].isdecimal():
             dense.append("m:ends_number")
         if "\\boxed" in text:
             dense.append("m:boxed")
@@ -386,16 +445,15 @@ def _read(text: str, ctx: StatesContext
                 dense.append("m:vs_one")
         if ctx.ask:
             low = tail.lower()
-            named = sum(1 for w in ctx.ask if w in low)
+            named = len([w for w in ctx.ask if w in low])
             if named:
                 dense.append("m:ask_tail")
                 if 2 * named >= len(ctx.ask):
                     dense.append("m:ask_tail_half")
                 if any(w in low_last for w in ctx.ask):
                     dense.append("m:ask_last")
-                    if _NUM.search(last):
+                    if last_nums:  # _NUM.search(last)
                         dense.append("m:ask_last_number")
-        last_nums = _NUM.findall(last)
         if last_nums:
             dense.append("m:last_number")
             if last_nums[-1].replace(",", "") not in ctx.numbers:
@@ -414,20 +472,15 @@ def _read(text: str, ctx: StatesContext
             dense.append("y:yesno_last")
     # a candidate of the format (a new number, an option, yes / no) in the last sentence / the
     # tail, and how the last sentence puts it: the same names for every format
-    cand_last = any(d in _CAND_LAST for d in dense)
-    if cand_last:
+    if not _CAND_LAST.isdisjoint(dense):
         dense.append("u:cand_last")
-        for d in ("u:question_last", "u:hedge_last", "u:decisive_last", "u:negative_last"):
-            if d in dense:
-                dense.append(f"u:cand_{d[2:]}")
-    if any(d in _CAND_TAIL for d in dense):
+        dense += [_CAND_HOW[d] for d in _CAND_HOW if d in dense]
+    if not _CAND_TAIL.isdisjoint(dense):
         dense.append("u:cand_tail")
     # position and the previous step
-    b = 0
-    for k, lo in enumerate(_INDEX_BUCKETS):
-        if ctx.index >= lo:
-            b = k
-    dense.append(f"p:index{_INDEX_BUCKETS[b]}")
+    index = ctx.index
+    dense.append(_INDEX_NAMES[index] if 0 <= index < len(_INDEX_NAMES)
+                 else _INDEX_NAMES[-1] if index > 0 else "p:index0")
     if len(stripped) < 80:
         dense.append("p:short")
     elif len(stripped) > 1000:
@@ -450,6 +503,10 @@ _Tables = dict[str, dict[Any, float]]
 #: bigram groups: keyed by the pair of tokens (no string built per bigram at run time)
 _PAIRS = ("hh", "tt", "ll")
 _ZERO = itertools.repeat(0.0)
+#: ``StatesWeights._tables_for``: the intercept plus the bias, then the ``dict.get`` of the
+#: groups o, h, hh, t, tt, l, ll, d
+_Get = Callable[[Any, float], float]
+_Getters = tuple[float, _Get, _Get, _Get, _Get, _Get, _Get, _Get, _Get]
 
 
 def _tables(by_name: Mapping[str, float], fmt: str) -> _Tables:
@@ -499,6 +556,9 @@ class StatesWeights:
     #: answer format → its weights regrouped (``_tables``), built on first use per format
     _by_format: dict[str, _Tables] = field(default_factory=dict, init=False, compare=False,
                                            repr=False)
+    #: answer format → ``_tables_for(format)``, built on first use per format
+    _getters: dict[str, _Getters] = field(default_factory=dict, init=False, compare=False,
+                                          repr=False)
 
     def __post_init__(self) -> None:
         if not self.by_name:
@@ -509,21 +569,31 @@ class StatesWeights:
         """The logit of one step: the sum of its features' weights, each feature once, as
         ``features`` names them, without building the names."""
         fmt, head, tail, last, dense = _read(text, ctx)
+        g = self._getters.get(fmt)
+        if g is None:
+            g = self._getters[fmt] = self._tables_for(fmt)
+        base, o, h, hh, t, tt, lg, ll, d = g
+        z = base
+        if head:
+            z += o(head[0], 0.0)
+            z += sum(map(h, set(head), _ZERO))
+            z += sum(map(hh, set(pairwise(head)), _ZERO))
+        z += sum(map(t, set(tail), _ZERO))
+        z += sum(map(tt, set(pairwise(tail)), _ZERO))
+        if last:
+            z += lg(last[0], 0.0)
+            if len(last) > 1:
+                z += ll((last[0], last[1]), 0.0)
+        return z + sum(map(d, set(dense), _ZERO))
+
+    def _tables_for(self, fmt: str) -> _Getters:
+        """``fmt``'s tables (``_tables``, kept in ``_by_format``) as ``z`` reads them: the
+        intercept plus the bias, then each group's ``dict.get`` in the order ``z`` adds them."""
         t = self._by_format.get(fmt)
         if t is None:
             t = self._by_format[fmt] = _tables(self.by_name, fmt)
-        z = self.intercept + t["bias"][""]
-        if head:
-            z += t["o"].get(head[0], 0.0)
-            z += sum(map(t["h"].get, set(head), _ZERO))
-            z += sum(map(t["hh"].get, set(pairwise(head)), _ZERO))
-        z += sum(map(t["t"].get, set(tail), _ZERO))
-        z += sum(map(t["tt"].get, set(pairwise(tail)), _ZERO))
-        if last:
-            z += t["l"].get(last[0], 0.0)
-            if len(last) > 1:
-                z += t["ll"].get((last[0], last[1]), 0.0)
-        return z + sum(map(t["d"].get, set(dense), _ZERO))
+        return (self.intercept + t["bias"][""], t["o"].get, t["h"].get, t["hh"].get,
+                t["t"].get, t["tt"].get, t["l"].get, t["ll"].get, t["d"].get)
 
     @classmethod
     def load(cls, path: str | Path) -> StatesWeights:
@@ -579,7 +649,10 @@ class StatesHead:
 
     @property
     def weights(self) -> StatesWeights:
-        return self._given if self._given is not None else _weights(self._path)
+        w = self._given
+        if w is None:  # loaded once per path (``_weights``), then kept here
+            w = self._given = _weights(self._path)
+        return w
 
     def columns(self, names: Iterable[str]) -> list[int]:
         """The vocabulary columns of ``names`` (each once, unseen names dropped)."""
@@ -604,10 +677,12 @@ class StatesHead:
 
     def read(self, text: str, ctx: StatesContext) -> StatesVerdict:
         """The verdict on one step (its evidence is worked out and formatted on first read)."""
-        w = self.weights
+        w = self._given
+        if w is None:
+            w = self.weights
         z = w.z(text, ctx)
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        return StatesVerdict(p >= w.threshold_for(ctx.answer_format), p,
+        return StatesVerdict(p >= w.thresholds.get(ctx.answer_format, w.threshold), p,
                              parts=lambda: self.contributions(text, ctx))
 
 
