@@ -4,6 +4,7 @@ honest cross-validation (tracestop.lab.honest.states_cv) runs and learns on a ti
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -212,10 +213,12 @@ def _tokens_part_by_part(text: str, letters: bool) -> tuple[list[str], list[str]
 
 
 def _last_start_by_regex(tail: str) -> int:
-    from tracestop.tag.states import _END_CHARS, _SENT_END
+    """Where the last sentence of ``tail`` starts, by the sentence-end regex ``_last_start``
+    replaces with ``str.rfind``."""
+    from tracestop.tag.states import _END_CHARS
 
     start = 0
-    for m in _SENT_END.finditer(tail.rstrip(_END_CHARS)):
+    for m in re.finditer(r"[.!?](?=\s)|\n", tail.rstrip(_END_CHARS)):
         start = m.end()
     return start
 
@@ -255,7 +258,6 @@ def test_last_start_and_ends_number_match_their_regexes() -> None:
     """``_last_start`` (str.rfind) and the ends-on-a-number test (the last word character)
     agree with the regexes they replace on random strings of the characters that matter."""
     import random
-    import re
 
     from tracestop.tag.states import _LAST_WORD, _last_start
 

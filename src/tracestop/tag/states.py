@@ -82,14 +82,11 @@ _LETTER = re.compile(r"([A-J])(?<![A-Za-z][A-J])(?![A-Za-z_])")
 _AS_LETTER = {"qqletter": "<L>"}
 _BULLET = re.compile(r"^[\s*\-•#>]+")
 _WORDS = re.compile(r"[a-z0-9%.][a-z0-9%.]*")  # [a-z0-9%.]+, class first
-_ENDS_NUMBER = re.compile(r"\d[^\w]*$")
-#: the last word character of a string, found from its end: ``_ENDS_NUMBER`` matches exactly
-#: when it is a digit (``\d`` is ``str.isdecimal``, a digit is a word character)
+#: the last word character of a string, found from its end: the step ends on a number
+#: (``\d[^\w]*$``) exactly when it is a digit (``\d`` is ``str.isdecimal``, a digit is a word character)
 _LAST_WORD = re.compile(r"(?s:.*)\w")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
 _END_CHARS = " \t\n.!?*)"
-#: a sentence end (``_last_start`` finds the last one with ``str.rfind``)
-_SENT_END = re.compile(r"[.!?](?=\s)|\n")
 _CAND_LAST = frozenset(("m:last_new_number", "c:letter_last", "c:letters_last", "c:words_last",
                         "c:wordss_last", "y:yesno_last"))
 _CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", "c:words_tail",
@@ -424,7 +421,7 @@ def _read(text: str, ctx: StatesContext
                 dense.append("m:tail_new_number")
         else:
             dense.append("m:tail_no_number")
-        lw = _LAST_WORD.match(tail)  # _ENDS_NUMBER.search(tail)
+        lw = _LAST_WORD.match(tail)  # as re.search(r"\d[^\w]*$", tail)
         if lw is not None and tail[lw.end() - 1].isdecimal():
             dense.append("m:ends_number")
         if "\\boxed" in text:
