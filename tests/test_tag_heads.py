@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_tag import _linear_or_skip
+from tests.conftest import linear_tagger_or_skip
 from tracestop._types import StepType
 from tracestop.tag import LinearTagger, TagContext
 from tracestop.tag.linear import DENSE_NAMES, LABELS, ROLES, SA_ONLY, LinearWeights
@@ -29,7 +29,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("text,ctx", _TEXTS)
 def test_tag_decodes_the_product_of_type_and_role_heads(text: str, ctx: TagContext) -> None:
-    t = _linear_or_skip()
+    t = linear_tagger_or_skip()
     w = t.weights
     idx, vals = t.encoder.encode(text, ctx)
     v = np.asarray(vals, dtype=np.float64)
@@ -51,7 +51,7 @@ def _dense(t: LinearTagger, text: str, ctx: TagContext, sa: bool = True) -> dict
 
 
 def test_question_number_features() -> None:
-    t = _linear_or_skip()
+    t = linear_tagger_or_skip()
     q = "A bag has 3 red balls and 15 blue balls. What is the probability of red?"
     same = _dense(t, "So there are 3 red and 15 blue balls.", TagContext(index=1, question=q))
     assert same["ctx:question_numbers"] == 1.0 and same["ctx:question_numbers=all"] == 1.0
@@ -79,7 +79,7 @@ def test_weights_check_the_role_head_shape() -> None:
 
 
 def test_ask_tail_feature_and_sa_only_weights() -> None:
-    t = _linear_or_skip()
+    t = linear_tagger_or_skip()
     q = "Stanley is at 10,000 feet. How many feet must Oliver climb to reach the comb?"
     said = _dense(t, "So Oliver must climb 3,000 feet.", TagContext(index=5, question=q))
     # ask words: feet, must, oliver, climb, reach, comb (6); 4 of them named
