@@ -149,19 +149,12 @@ class Monitor:
             return self.decision
         think, answer = self._splitter.feed(delta)
         if think:
-            # _feed_thinking, inlined: this runs once per delta
-            self._thinking.append(think)
-            steps = self._segmenter.feed(think)
-            if steps:
-                self._add_steps(steps, True)
+            self._feed_thinking(think, decide=True)
         if answer or self._splitter.closed:
             if not self.thinking_closed:
                 self.end_thinking()
             if answer:
                 self._answer.append(answer)
-        go_on = self._go_on
-        if self.decision is None and go_on is not None and go_on.step == len(self.records) - 1:
-            return go_on  # no new step and no stop: _current() would return the same
         return self._current()
 
     def feed_thinking(self, delta: str) -> Decision:
@@ -251,11 +244,7 @@ class Monitor:
             step.index, self.answer_format, strong, c.kind if c and c.step == step.index else "",
             prev.answer.current if prev else None, self.reader.question,
             prev.tagged.step.text if prev else "")))
-        count = self.count_tokens
-        if type(count) is ApproxCounter:  # its count of the same text, without joining it
-            tokens = (len(step.text) + (2 if step.index else 0) + 3) // 4
-        else:
-            tokens = count(step.text if step.index == 0 else "\n\n" + step.text)
+        tokens = self.count_tokens(step.text if step.index == 0 else "\n\n" + step.text)
         rec = record_for(TaggedStep(step, tag, reading.candidate, tokens), reading.answer, prev)
         self.records.append(rec)
         return rec
