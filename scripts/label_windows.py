@@ -1,0 +1,80 @@
+"""Draw labelling windows from uncovered dev traces and print them for a labeller.
+
+    python scripts/label_windows.py FILE[,FILE...] --seed S --window W --edge E \
+        --take "id-substring=N[,id-substring=N...]" [--out /tmp/windows.txt]
+
+For each ``id-substring=N`` in order, walks the trace files (``$TRACESTOP_DATA/traces``) in file
+order and takes the first N traces whose id contains the substring, that are in the ``dev``
+split, that no file in ``labels/``, ``labels/agreement/`` or the shared ``labels/`` covers, and
+that have at least ``2·E + W`` steps. Each gets one window of W steps whose start is drawn with
+one ``random.Random(S).randint(E, n − E − W)`` call per trace (one generator for the whole
+run). Steps are cut as ``scripts/show_steps.py`` cuts them. Prints the picked windows; ``--out``
+gets the question, the two steps before each window and the window (trace text, so write it
+outside the repository). Sets 27–28 were drawn with:
+
+    ... deepseek-r1-distill-qwen-32b__aime.jsonl --seed 27 --window 12 --edge 24 \
+        --take "qwen-32b:aime24=5,qwen-32b:aime25=3"
+    ... deepseek-r1-distill-qwen-32b__math500.jsonl --seed 28 --window 12 --edge 24 \
+        --take "qwen-32b:math500:calibration=10"
+    ... qwq-32b__math500.jsonl --seed 28 --window 10 --edge 6 --take "qwq-32b:math500=3"
+
+(run before the set's own file existed: afterwards its traces count as covered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import random
+from pathlib import Path
+
+from tracestop.evaluate.data import data_dir, split_of
+from tracestop.segment import segment, split_thinking
+
+
+def covered() -> set[str]:
+    files = glob.glob("labels/*.jsonl") + glob.glob("labels/agreement/*.jsonl")
+    files += [str(p) for p in (data_dir(None) / "labels").glob("*.jsonl")]
+    return {json.loads(x)["trace_id"] for f in files for x in Path(f).read_text(encoding="utf-8").splitlines() if x}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files")
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--window", type=int, default=12)
+    ap.add_argument("--edge", type=int, default=24)
+    ap.add_argument("--take", required=True)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    old = covered()
+    rng = random.Random(a.seed)
+    picked: list[tuple[dict, list[str], int]] = []
+    for group in a.take.split(","):
+        sub, want = group.rsplit("=", 1)
+        got = 0
+        for name in a.files.split(","):
+            for line in (data_dir(None) / "traces" / name).read_text(encoding="utf-8").splitlines():
+                r = json.loads(line)
+                if got == int(want) or sub not in r["id"] or r["id"] in old or split_of(r["question"]) != "dev":
+                    continue
+                steps = [s.text for s in segment(split_thinking(r["trace"])[0])]
+                if len(steps) < 2 * a.edge + a.window:
+                    continue
+                start = rng.randint(a.edge, len(steps) - a.edge - a.window)
+                picked.append((r, steps, start))
+                got += 1
+    for r, steps, s in picked:
+        print(r["id"], f"n={len(steps)}", f"window {s}..{s + a.window - 1}", f"closed={'</think>' in r['trace']}")
+    if a.out:
+        with Path(a.out).open("w", encoding="utf-8") as f:
+            for r, steps, s in picked:
+                f.write(f"######## TRACE {r['id']} n={len(steps)} window {s}..{s + a.window - 1}\n")
+                f.write(f"QUESTION: {r['question']}\n")
+                f.writelines(f"{'ctx' if j < s else '>>>'} [{j}] {steps[j]}\n" for j in range(max(0, s - 2), s + a.window))
+                f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
