@@ -13,7 +13,7 @@ gets the question, the two steps before each window and the window (trace text, 
 outside the repository). Sets 27–28 were drawn with:
 
     ... deepseek-r1-distill-qwen-32b__aime.jsonl --seed 27 --window 12 --edge 24 \
-        --take "qwen-32b:aime24=5,qwen-32b:aime25=3"
+        --take "qwen-32b:aime24=5,qwen-32b:aime25=10"
     ... deepseek-r1-distill-qwen-32b__math500.jsonl --seed 28 --window 12 --edge 24 \
         --take "qwen-32b:math500:calibration=26"
     ... qwq-32b__math500.jsonl --seed 28 --window 10 --edge 6 --take "qwq-32b:math500=8"
