@@ -3,7 +3,7 @@
     python scripts/audit_sample.py [--seed 27] [--out labels/agreement/audit-set27-sample.jsonl]
     python scripts/audit_sample.py --compare labels/agreement/audit-set27-blind.jsonl
 
-Draws from ``labels/steps-set*.jsonl``: 50 steps labelled case_consideration, 30 verification,
+Draws from ``labels/steps-set{0..26}.jsonl`` (``--max-set``): 50 steps labelled case_consideration, 30 verification,
 20 context_repetition, then 20 steps among the last 3 steps of their trace (any label, not
 already drawn). Writes keys only (trace_id, index), sorted, so the packet of
 ``scripts/label_agreement.py packet --sample`` hides both the labels and the strata.
@@ -33,10 +33,13 @@ def main() -> None:
     ap.add_argument("--last", type=int, default=20)
     ap.add_argument("--out", default="labels/agreement/audit-set27-sample.jsonl")
     ap.add_argument("--compare", default=None)
+    ap.add_argument("--max-set", type=int, default=26, help="audit sets 0..N (26: the sets before this audit)")
     a = ap.parse_args()
     rows: dict[tuple[str, int], str] = {}
     full: dict[tuple[str, int], dict] = {}
-    for f in sorted(glob.glob("labels/steps-set*.jsonl")):
+    files = [f for f in glob.glob("labels/steps-set*.jsonl")
+             if int(Path(f).stem.removeprefix("steps-set")) <= a.max_set]
+    for f in sorted(files):
         for line in Path(f).read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             rows.setdefault((r["trace_id"], r["index"]), r["label"])
