@@ -90,6 +90,15 @@ def compare(full: dict, stratum: dict, path: str) -> None:
     conf = Counter((full[k]["label"], blind[k]["label"]) for k in blind
                    if blind[k]["label"] != full[k]["label"])
     print("confusions (set file -> blind):", conf.most_common())
+    shared = [json.loads(x) for x in (data_dir(None) / "labels" / "reasontype-dev.jsonl")
+              .read_text(encoding="utf-8").splitlines() if x]
+    for name, rows in (("set files", list(full.values())), ("shared labels", shared)):
+        for fam in ("gemma", "other"):
+            sub = [r for r in rows if ("gemma" in r["trace_id"]) == (fam == "gemma")]
+            c = Counter(r["label"] for r in sub)
+            print(f"{name} {fam}: {len(sub)} steps,", ", ".join(
+                f"{t} {c[t] / len(sub):.3f}" for t in
+                ("case_consideration", "verification", "final_conclusion", "context_repetition")))
     sa = [(full[k]["states_answer"], blind[k]["states_answer"]) for k in blind]
     print(f"states_answer: both {sum(x and y for x, y in sa)}, set file only "
           f"{sum(x and not y for x, y in sa)}, blind only {sum(y and not x for x, y in sa)}, "
