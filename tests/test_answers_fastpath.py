@@ -77,6 +77,18 @@ def test_fast_path_agrees_with_math_verify(gold: str, pred: str, fast: bool | No
         assert equivalence._verify(gold, pred, True) is fast
 
 
+def test_expression_reader_work_is_bounded() -> None:
+    import time
+
+    from tracestop.answers.equivalence import _nonconstant
+
+    t0 = time.process_time()
+    assert _nonconstant("((x^9)^9)^9 + 1")
+    assert not _nonconstant("(((((((x^9)^9)^9)^9)^9)^9)^9)^9")  # refused: not evaluated
+    assert not _nonconstant("x + " * 30 + "x")  # past 80 characters
+    assert time.process_time() - t0 < 0.5
+
+
 def test_fast_path_skips_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[tuple[str, str]] = []
 

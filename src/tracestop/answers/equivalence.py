@@ -1,8 +1,9 @@
 """Whether two answers are the same: a cheap normal form first, then Math-Verify.
 
 Between the two, a fast path (``_fast_verdict``) decides the simplest shapes as Math-Verify
-would (numbers in simple syntax, a number against a letter, ``a + bi`` or a bracketed pair or
-interval) without parsing them with sympy; ``scripts/check_equivalence_fastpath.py`` checks it
+would (numbers in simple syntax, a number against a letter, ``a + bi``, a bracketed pair or
+interval, or a polynomial or rational expression that is not constant) without parsing them
+with sympy; ``scripts/check_equivalence_fastpath.py`` checks it
 against Math-Verify. Math-Verify is imported lazily on first use (it pulls in sympy). Its own timeout is built on
 ``signal.alarm`` and fails off the main thread, so off the main thread it is called with its
 timeouts disabled.
@@ -215,6 +216,8 @@ _VARIABLES = frozenset("abfjknpqruvwxyz")
 #: a token of a polynomial or rational expression in plain syntax
 _EXPR_TOKEN = re.compile(r"\s*(?:(?P<num>\d+)|(?P<var>[a-z])|(?P<op>[-+*/^()]))")
 _EXPR_MAX_CHARS = 80
+#: at most this many ``^``: nested, the degree multiplies (three: at most 9^3 = 729)
+_EXPR_MAX_POWERS = 3
 #: the points at which ``_nonconstant`` evaluates an expression: variable k takes the k-th value
 _POINTS = (
     tuple(Fraction(3 + 2 * k, 7) for k in range(len(_VARIABLES))),
@@ -252,6 +255,8 @@ def _expr_tokens(value: str) -> list[tuple[str, str]] | None:
             return None
         out.append((kind, text))
         pos = m.end()
+    if sum(tok == ("op", "^") for tok in out) > _EXPR_MAX_POWERS:
+        return None  # ((((x^9)^9)^9)^9)^9: exact values with millions of digits
     return out
 
 
