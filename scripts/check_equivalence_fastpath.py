@@ -12,7 +12,10 @@ Collects every ``(gold, pred)`` pair that ``equivalent`` is asked for math answe
 
 then adds generated pairs (integers, decimals, ``a/b``, ``\\frac{a}{b}``, signs, the same number
 written two ways, decimals near a fraction, letters against numbers, ``a + bi``, pairs and
-intervals symmetric about 0, bracketed pairs, tuples and intervals of numbers). For every pair that
+intervals symmetric about 0, bracketed pairs, tuples and intervals of numbers; polynomial and
+rational expressions against numbers, with constants in disguise and near misses: ``_expressions``).
+Each generated expression the fast path's expression reader reads is also evaluated through
+Math-Verify's own parse with sympy at the reader's points. For every pair that
 ``_fast_verdict`` decides, Math-Verify (``_verify``, an error read as "different", as
 ``equivalent`` does) is asked too. Prints the counts and each disagreement; exits 1 on any.
 """
@@ -110,11 +113,108 @@ def _generated(n: int, rng: random.Random) -> list[tuple[str, str]]:
     return pairs
 
 
+def _expressions(n: int, rng: random.Random) -> list[str]:
+    """Polynomial and rational expressions in plain syntax (``2x``, ``20 - (x2 +26/x2 )``),
+    some constant in disguise (``x - x + 2``, ``x/x*2``, ``x2 - 2x``), and near misses the reader
+    must leave alone (functions, words, units, ``e``, ``i``, upper case, relations, intervals,
+    sets, exponents it does not read)."""
+    letters = ["x", "y", "k", "n", "a", "b", "p", "z", "x", "x"]
+    others = ["c", "e", "i", "m", "s", "t", "X", "E", "I", "d", "l", "o"]
+
+    def atom(depth: int) -> str:
+        r = rng.random()
+        if r < 0.35:
+            return str(rng.choice([0, 1, 2, 3, 5, 7, 10, 26, rng.randint(0, 99)]))
+        if r < 0.75:
+            return rng.choice(letters if rng.random() < 0.9 else others)
+        if depth > 2:
+            return rng.choice(letters)
+        return f"({expr(depth + 1)})"
+
+    def power(depth: int) -> str:
+        a = atom(depth)
+        if rng.random() < 0.2:
+            a += "^" + rng.choice(["2", "3", "0", "1", "2", "23", "x", "-1", "{2}", "2^2"])
+        return a
+
+    def implicit(depth: int) -> str:
+        out = power(depth)
+        while rng.random() < 0.3:
+            out += rng.choice(["", "", " "]) + power(depth)
+        return out
+
+    def product(depth: int) -> str:
+        out = implicit(depth)
+        while rng.random() < 0.35:
+            out += rng.choice(["*", "/", " / ", "*-"]) + implicit(depth)
+        return out
+
+    def expr(depth: int) -> str:
+        out = ("-" if rng.random() < 0.15 else "") + product(depth)
+        while rng.random() < 0.45:
+            out += rng.choice(["+", "-", " + ", " - "]) + product(depth)
+        return out
+
+    fixed = ["x - x + 2", "x/x*2", "2^x", "x=2", "k=2", "2x", "x2 - 2x", "(x+1)^2 - x^2 - 2x", "2x/2x",
+             "x^2/x - x + 2", "xy - yx + 2", "ab", "f(x)", "x(x+1)", "2c", "2m", "x^23", "x^2^2", "x^-1",
+             "2 3", "(x-x)/(x-x)", "x/0", "X - x + 2", "x < 2", "x \\le 2", "(x, 2)", "[x, 2]", "\\{x\\}",
+             "2x + 1 = 5", "20 - (x2 +26/x2 )", "e - e + 2", "i^2 + 3", "2x^0", "0x + 2", "(x - 1)(x + 1) - x^2 + 3",
+             "x^2(y)", "x^2 (y+1)", "x^1(y+1)", "2(x)(3)", "26(26)x", "(2)x", "1 (0663)x", "x - 07"]
+    return fixed + [expr(0) for _ in range(n)]
+
+
+def _reader_agrees(values: list[str]) -> tuple[int, int, list[str]]:
+    """For each value that ``_nonconstant`` reads, evaluate Math-Verify's parse of it with sympy
+    at each of ``_POINTS``: (read, points compared, disagreements)."""
+    import sympy
+    from math_verify import parse
+
+    from tracestop.answers import equivalence
+
+    read = compared = 0
+    bad: list[str] = []
+    names = sorted(equivalence._VARIABLES)
+    for value in values:
+        tokens = equivalence._expr_tokens(value)
+        if tokens is None:
+            continue
+        parsed = parse(f"${value}$")
+        expr = next((p for p in parsed if isinstance(p, sympy.Basic)), None)
+        for point in equivalence._POINTS:
+            try:
+                mine = equivalence._ExprReader(tokens, point).read()
+            except ZeroDivisionError:
+                continue
+            except equivalence._NotPlain:
+                break
+            if expr is None:
+                bad.append(f"{value!r}: read as {mine}, Math-Verify parses no expression")
+                break
+            subs = {}
+            for sym in expr.free_symbols:
+                if sym.name in names:
+                    x = point[names.index(sym.name)]
+                    subs[sym] = sympy.Rational(x.numerator, x.denominator)
+            if len(subs) != len(expr.free_symbols):
+                bad.append(f"{value!r}: Math-Verify reads other symbols: {expr}")
+                break
+            theirs = expr.doit().subs(subs)
+            compared += 1
+            if sympy.simplify(theirs - sympy.Rational(mine.numerator, mine.denominator)) != 0:
+                bad.append(f"{value!r}: read as {mine} at a point, Math-Verify's {expr} gives {theirs}")
+                break
+        else:
+            read += 1
+    return read, compared, bad
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--data", default=None)
     ap.add_argument("--limit", type=int, default=0, help="only the first N dev traces (0: all)")
     ap.add_argument("--generated", type=int, default=4000, help="generated number pairs")
+    ap.add_argument("--expressions", type=int, default=1500,
+                    help="generated expressions, each against a number both ways")
     args = ap.parse_args()
 
     from tracestop.answers import equivalence
@@ -148,11 +248,25 @@ def main() -> int:
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
     equivalence._equivalent_math = inner
 
-    pairs = list(asked) + _generated(args.generated, random.Random(0))
-    decided = {"dev": [0, 0, 0], "generated": [0, 0, 0]}  # decided, True, False
+    exprs = _expressions(args.expressions, random.Random(1))
+    n_read, n_points, misread = _reader_agrees(exprs)
+    print(f"expressions: {len(exprs)} generated, {n_read} read by the fast path's expression reader, "
+          f"{n_points} point evaluations against Math-Verify's parse, {len(misread)} disagreements")
+    for line in misread:
+        print(f"MISREAD {line}")
+    rng = random.Random(2)
+    numbers = ["0", "1", "2", "3", "-2", "7", "0.5", "1/2", "\\frac{3}{4}", "26", "2.0"]
+    expr_pairs: list[tuple[str, str]] = []
+    for e in exprs:
+        c = rng.choice(numbers)
+        expr_pairs += [(c, e), (e, c)]
+    generated = _generated(args.generated, random.Random(0))
+    pairs = list(asked) + generated + expr_pairs
+    n_gen = n_dev + len(generated)
+    decided = {"dev": [0, 0, 0], "generated": [0, 0, 0], "expressions": [0, 0, 0]}  # decided, True, False
     bad = 0
     for k, (gold, pred) in enumerate(pairs):
-        origin = "dev" if k < n_dev else "generated"
+        origin = "dev" if k < n_dev else "generated" if k < n_gen else "expressions"
         g, p = equivalence.latex_math(gold), equivalence.latex_math(pred)
         fast = equivalence._fast_verdict(g, p)
         if fast is None:
@@ -167,11 +281,11 @@ def main() -> int:
         if fast != slow:
             bad += 1
             print(f"DISAGREE {origin}: {gold!r} vs {pred!r}: fast path {fast}, Math-Verify {slow}")
-    for origin, total in (("dev", n_dev), ("generated", len(pairs) - n_dev)):
+    for origin, total in (("dev", n_dev), ("generated", len(generated)), ("expressions", len(expr_pairs))):
         n, yes, no = decided[origin]
-        print(f"{origin:9s}: {total} pairs, fast path decides {n} ({yes} same, {no} different)")
+        print(f"{origin:11s}: {total} pairs, fast path decides {n} ({yes} same, {no} different)")
     print(f"disagreements with Math-Verify: {bad}")
-    return 1 if bad else 0
+    return 1 if bad or misread else 0
 
 
 if __name__ == "__main__":

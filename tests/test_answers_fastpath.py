@@ -48,6 +48,24 @@ PAIRS = [
     ("1000000", "(1,000,000)", None, False),  # 000 is no simple number: left to Math-Verify
     ("29", "[0, 29, 29/3]", False, False),
     ("29", "(0, 29, 29/3]", None, True),  # Math-Verify reads one number out of "(a, b, c]"
+    # a number against a polynomial or rational expression that is not constant
+    ("2", "20 - (x2 +26/x2 )", False, False),
+    ("20 - (x2 +26/x2 )", "2", False, False),
+    ("2", "2x", False, False),
+    ("0.5", "x^2 - 1", False, False),
+    (r"\frac{3}{4}", "(x+1)(x-1)/y", False, False),
+    ("2", "x - x + 2", None, True),  # constant in disguise: left to Math-Verify
+    ("2", "x/x*2", None, True),
+    ("0", "x2 - 2x", None, True),  # latex2sympy reads x2 as x*2
+    ("2", "2^x", None, False),  # an exponent it does not read
+    ("2", "x=2", None, True),  # a relation: Math-Verify takes its right side
+    ("2", "k=2", None, True),
+    ("2", "x \\le 2", None, False),
+    ("2", "2c", None, True),  # c is a unit for Math-Verify: 2c reads as 2
+    ("2", "f(x)", None, False),  # a function
+    ("52", "26(26)", None, True),  # latex2sympy adds a bracketed number: not a product
+    ("-14", "-7(7)x", None, False),
+    ("2", "X - x + 2", None, True),  # upper case reads as lower case
 ]
 
 
@@ -57,6 +75,18 @@ def test_fast_path_agrees_with_math_verify(gold: str, pred: str, fast: bool | No
     assert equivalent(gold, pred, "math") is same
     if fast is not None:  # what it decides is what Math-Verify decides
         assert equivalence._verify(gold, pred, True) is fast
+
+
+def test_expression_reader_work_is_bounded() -> None:
+    import time
+
+    from tracestop.answers.equivalence import _nonconstant
+
+    t0 = time.process_time()
+    assert _nonconstant("((x^9)^9)^9 + 1")
+    assert not _nonconstant("(((((((x^9)^9)^9)^9)^9)^9)^9)^9")  # refused: not evaluated
+    assert not _nonconstant("x + " * 30 + "x")  # past 80 characters
+    assert time.process_time() - t0 < 0.5
 
 
 def test_fast_path_skips_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -225,3 +225,17 @@ def test_features_are_named_in_weights_file_order():
     dense = {names[i - N_HASH] for i in featurize(x) if i >= N_HASH}
     assert dense == {"type=final_conclusion", "in_question", "last_sentence", "log_index", "cue",
                      "log_mentions", "integer", "bias"}
+
+
+def test_last_ask_is_the_regexs_last_match():
+    import random
+
+    from tracestop.answers.question import _ASK, _last_ask
+
+    rng = random.Random(0)
+    pieces = ["?", ".", "!", " ", "a", "How many", "\n", "??", "3.5", "x", "?!", ".?"]
+    texts = ["", "?", "no question", "Why? Because.", "a.b?c!d?", "What is 12-5?", "How many?? Two.", "x" * 3000,
+             *("".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(3000))]
+    for text in texts:
+        asks = _ASK.findall(text)
+        assert _last_ask(text) == (asks[-1] if asks else None), text

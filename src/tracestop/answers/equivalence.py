@@ -1,8 +1,9 @@
 """Whether two answers are the same: a cheap normal form first, then Math-Verify.
 
 Between the two, a fast path (``_fast_verdict``) decides the simplest shapes as Math-Verify
-would (numbers in simple syntax, a number against a letter, ``a + bi`` or a bracketed pair or
-interval) without parsing them with sympy; ``scripts/check_equivalence_fastpath.py`` checks it
+would (numbers in simple syntax, a number against a letter, ``a + bi``, a bracketed pair or
+interval, or a polynomial or rational expression that is not constant) without parsing them
+with sympy; ``scripts/check_equivalence_fastpath.py`` checks it
 against Math-Verify. Math-Verify is imported lazily on first use (it pulls in sympy). Its own timeout is built on
 ``signal.alarm`` and fails off the main thread, so off the main thread it is called with its
 timeouts disabled.
@@ -207,6 +208,189 @@ def _never_a_number(value: str) -> bool:
     return (m is not None and m["a"] == m["b"]) or _several_numbers(value)
 
 
+#: the letters Math-Verify reads as a plain variable wherever they stand: not ``e`` (Euler's
+#: number), ``i`` (the imaginary unit), nor the ones it strips after a number as units (``2c``,
+#: ``2m`` and ``2s`` read as 2: c d g h l m o s t); upper case is read as lower case, so it is
+#: left out too
+_VARIABLES = frozenset("abfjknpqruvwxyz")
+#: a token of a polynomial or rational expression in plain syntax
+_EXPR_TOKEN = re.compile(r"\s*(?:(?P<num>\d+)|(?P<var>[a-z])|(?P<op>[-+*/^()]))")
+_EXPR_MAX_CHARS = 80
+#: at most this many ``^``: nested, the degree multiplies (three: at most 9^3 = 729)
+_EXPR_MAX_POWERS = 3
+#: the points at which ``_nonconstant`` evaluates an expression: variable k takes the k-th value
+_POINTS = (
+    tuple(Fraction(3 + 2 * k, 7) for k in range(len(_VARIABLES))),
+    tuple(Fraction(-11 - 3 * k, 5) for k in range(len(_VARIABLES))),
+    tuple(Fraction(17 + 5 * k, 3) for k in range(len(_VARIABLES))),
+)
+
+
+class _NotPlain(Exception):
+    """The text is not an expression in the plain syntax ``_nonconstant`` reads."""
+
+
+def _expr_tokens(value: str) -> list[tuple[str, str]] | None:
+    """``value`` as (kind, text) tokens (``num``, ``var``, ``op``), or ``None`` when it holds
+    anything else, or a number right after a number or a ``)`` (Math-Verify adds ``2 3`` and
+    ``(26)2``, as in a mixed number)."""
+    if len(value) > _EXPR_MAX_CHARS:
+        return None
+    out: list[tuple[str, str]] = []
+    pos, end = 0, len(value.rstrip())
+    while pos < end:
+        m = _EXPR_TOKEN.match(value, pos)
+        if m is None or m.lastgroup is None:
+            return None
+        kind = m.lastgroup
+        text = m[kind]
+        after = out[-1] if out else ("op", "")
+        if kind == "num" and (len(text) > _MAX_DIGITS or after[0] == "num" or after == ("op", ")")
+                              or (len(text) > 1 and text[0] == "0")):
+            return None  # "2 3" and "(26)2": Math-Verify adds them, as in a mixed number
+        power_of_var = len(out) >= 3 and out[-3][0] == "var" and out[-2] == ("op", "^")
+        if (kind, text) == ("op", "(") and (after[0] == "var" or power_of_var):
+            return None  # "f(x)", "x^2(y)": a function
+        if kind == "var" and text not in _VARIABLES:
+            return None
+        out.append((kind, text))
+        pos = m.end()
+    if sum(tok == ("op", "^") for tok in out) > _EXPR_MAX_POWERS:
+        return None  # ((((x^9)^9)^9)^9)^9: exact values with millions of digits
+    return out
+
+
+class _ExprReader:
+    """Reads ``_expr_tokens`` as latex2sympy does, and evaluates it exactly at a point.
+
+    The grammar (anything else raises ``_NotPlain``)::
+
+        expr     := ["-"] product (("+" | "-") product)*
+        product  := implicit (("*" | "/") implicit)*          left to right
+        implicit := power power*                              juxtaposition: "2x", "x2", ")(", ")x"
+        power    := atom ["^" DIGIT]                          one digit, not followed by a digit
+        atom     := NUMBER | VARIABLE | "(" expr ")"
+
+    Juxtaposition binds tighter than ``/`` (latex2sympy reads ``26/x2`` as ``26/(2x)``); a
+    variable is never followed by another variable (``ln``, ``ab``: words, units), a variable
+    or its power never by ``(`` (``f(x)``, ``x^2(y)``: a function), and a bracket multiplied by
+    juxtaposition holds a variable (latex2sympy adds ``26(26)``: 52). ``_expr_tokens`` refuses
+    the other shapes it reads its own way.
+    ``scripts/check_equivalence_fastpath.py`` evaluates Math-Verify's parse of generated
+    expressions at the same points."""
+
+    def __init__(self, tokens: list[tuple[str, str]], point: tuple[Fraction, ...]) -> None:
+        self.tokens, self.pos = tokens, 0
+        self.values = dict(zip(sorted(_VARIABLES), point, strict=True))
+        self.variables = 0  # variables read so far
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _take(self, text: str) -> bool:
+        tok = self._peek()
+        if tok is not None and tok[0] == "op" and tok[1] == text:
+            self.pos += 1
+            return True
+        return False
+
+    def read(self) -> Fraction:
+        x = self._expr()
+        if self.pos != len(self.tokens):
+            raise _NotPlain
+        return x
+
+    def _expr(self) -> Fraction:
+        neg = self._take("-")
+        x = self._product()
+        x = -x if neg else x
+        while True:
+            if self._take("+"):
+                x += self._product()
+            elif self._take("-"):
+                x -= self._product()
+            else:
+                return x
+
+    def _product(self) -> Fraction:
+        x = self._implicit()
+        while True:
+            if self._take("*"):
+                x *= self._implicit()
+            elif self._take("/"):
+                y = self._implicit()
+                if y == 0:
+                    raise ZeroDivisionError
+                x /= y
+            else:
+                return x
+
+    def _implicit(self) -> Fraction:
+        x = self._power()
+        while True:
+            tok = self._peek()
+            if tok is None or not (tok[0] != "op" or tok[1] == "("):
+                return x
+            before = self.variables
+            x *= self._power()
+            if tok[1] == "(" and self.variables == before:
+                raise _NotPlain  # "26(26)", "-7(7)": Math-Verify may add a number in brackets
+
+    def _power(self) -> Fraction:
+        x = self._atom()
+        if self._take("^"):
+            tok = self._peek()
+            if tok is None or tok[0] != "num" or len(tok[1]) != 1:
+                raise _NotPlain
+            self.pos += 1
+            x = x ** int(tok[1])
+        tok = self._peek()
+        if tok is not None and tok == ("op", "^"):
+            raise _NotPlain  # x^2^3
+        return x
+
+    def _atom(self) -> Fraction:
+        tok = self._peek()
+        if tok is None:
+            raise _NotPlain
+        self.pos += 1
+        kind, text = tok
+        if kind == "num":
+            return Fraction(int(text))
+        if kind == "var":
+            nxt = self._peek()
+            if nxt is not None and (nxt[0] == "var" or nxt == ("op", "(")):
+                raise _NotPlain
+            self.variables += 1
+            return self.values[text]
+        if text == "(":
+            x = self._expr()
+            if not self._take(")"):
+                raise _NotPlain
+            return x
+        raise _NotPlain
+
+
+def _nonconstant(value: str) -> bool:
+    """Whether ``value`` is a polynomial or rational expression in plain syntax
+    (``_ExprReader``) that takes two different values at two of ``_POINTS``: a function of its
+    variables that no simplification makes a constant, so never the same answer as a number."""
+    tokens = _expr_tokens(value)
+    if tokens is None or not any(kind == "var" for kind, _ in tokens):
+        return False
+    seen: set[Fraction] = set()
+    for point in _POINTS:
+        try:
+            seen.add(_ExprReader(tokens, point).read())
+        except ZeroDivisionError:
+            continue  # undefined at this point: try the next
+        except _NotPlain:
+            return False
+        if len(seen) > 1:
+            return True
+    return False
+
+
 def _fast_verdict(gold: str, pred: str) -> bool | None:
     """What Math-Verify decides for two answers of the simplest shapes, without asking it
     (it parses each new value with sympy: milliseconds, sometimes a tenth of a second);
@@ -216,15 +400,18 @@ def _fast_verdict(gold: str, pred: str) -> bool | None:
     to 6 places: nearer ones are left to it). A number is never a plain letter (an option
     label, a variable), a non-real ``a ± bi``, a pair or interval symmetric about 0, or a
     bracketed pair, tuple or interval of different numbers (``_never_a_number``); two
-    ``a ± bi`` with different parts differ.
+    ``a ± bi`` with different parts differ. Nor is a number ever a polynomial or rational
+    expression that is not constant (``_nonconstant``: ``2`` against ``20 - (x2 + 26/x2)``):
+    Math-Verify finds no structure, rounding or simplification that makes a function of a
+    variable a number.
     ``scripts/check_equivalence_fastpath.py`` checks every verdict against Math-Verify on the
     dev split's pairs and on generated ones."""
     a, b = _simple_number(gold), _simple_number(pred)
     if a is None or b is None:
         if a is not None:
-            return False if _never_a_number(pred) else None
+            return False if _never_a_number(pred) or _nonconstant(pred) else None
         if b is not None:
-            return False if _never_a_number(gold) else None
+            return False if _never_a_number(gold) or _nonconstant(gold) else None
         ca, cb = _complex(gold), _complex(pred)
         return False if ca is not None and cb is not None and ca != cb else None
     (x, x_dec), (y, y_dec) = a, b

@@ -88,6 +88,17 @@ _ASK_STOP = frozenset((
 _ASK = re.compile(r"[^.?!]*\?")
 
 
+def _last_ask(question: str) -> str | None:
+    """``_ASK.findall(question)[-1]``, or ``None`` when it finds nothing, without the regex
+    (it tries every position of a sentence again: quadratic in a long one): each match is
+    the text after the delimiter (``.?!``) before a ``?``, up to that ``?``."""
+    end = question.rfind("?")
+    if end < 0:
+        return None
+    start = max(question.rfind(".", 0, end), question.rfind("!", 0, end), question.rfind("?", 0, end)) + 1
+    return question[start : end + 1]
+
+
 def stem(word: str) -> str:
     """A plural noun's singular, crudely: a trailing ``s`` dropped (not ``ss``)."""
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
@@ -96,8 +107,9 @@ def stem(word: str) -> str:
 def question_ask(question: str) -> frozenset[str]:
     """Content words of what a question asks for ("How many women are left?" → women, left):
     a sentence that names them and states a value is likely the answer."""
-    asks = _ASK.findall(question)
-    ask = asks[-1] if asks else (re.split(r"(?<=[.!])\s+", question.strip())[-1] if question.strip() else "")
+    ask = _last_ask(question)
+    if ask is None:
+        ask = re.split(r"(?<=[.!])\s+", question.strip())[-1] if question.strip() else ""
     return frozenset(stem(w) for w in _WORD.findall(ask.lower()) if w not in _ASK_STOP)
 
 
@@ -113,8 +125,8 @@ _HOW_MANY = re.compile(
 def question_unit(question: str) -> str:
     """The unit a question asks for: ``"%"`` ("what percent"), ``"$"`` ("how much money",
     "how many dollars"), the stemmed noun of "how many <noun>", or ``""`` when it names none."""
-    asks = _ASK.findall(question)
-    ask = (asks[-1] if asks else question).lower()
+    ask = _last_ask(question)
+    ask = (question if ask is None else ask).lower()
     if re.search(r"\bpercent(?:age)?\b|%", ask):
         return "%"
     m = _HOW_MANY.search(ask)
