@@ -363,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{q['total_p99_s']:>8.2f}{q['ttfb_p50_s']:>10.2f}{q['ttfb_p99_s']:>10.2f}"
               f"   ratio of {len(row['runs'])} run(s)")
         print(f"{'':<16}{'range':>8}{'':>6}"
-              + "".join(f"{lo[k]:>{w - 5}.2f}-{hi[k]:<4.2f}" for k, w in
-                        zip(RATIOS, (8, 8, 10, 10), strict=True)))
+              + "".join(f"  {lo[k]:.2f}-{hi[k]:.2f}" for k in RATIOS) + "   (p50, p99, TTFB p50, TTFB p99)")
         print(f"{'':<16}verdict: p50 ratio {q['total_p50_s']:.2f} (median), within "
               f"{row['bar']:g} in {row['runs_within_bar']} of {len(row['runs'])} run(s)")
     print(f"proxy CPU per relayed chunk: {out['cpu_us_per_chunk']:.1f} us median (runs "
