@@ -18,9 +18,16 @@ The fake upstream, each proxy and the client run in separate processes; the prox
 is ``tracestop serve`` itself (``--workers N``: its worker processes). On a shared machine
 the figures move with the load, so run it on a quiet one and compare ratios.
 
+One run of a load row is noisy (a neighbour's burst lands on the direct or the proxy half),
+so each row is measured ``--repeats`` times (direct, then proxy, each time: what one run
+measures is unchanged) and the verdict is the median of the per-run ratios, with their
+range and how many runs kept the p50 ratio within ``--bar``; the CPU figure is the median
+of as many long streams.
+
     .venv/bin/python bench/bench_load.py                 # table
     .venv/bin/python bench/bench_load.py --json          # machine-readable
     .venv/bin/python bench/bench_load.py --workers 2 --no-stall
+    .venv/bin/python bench/bench_load.py --streams 256 --no-stall --repeats 5
 """
 
 from __future__ import annotations
@@ -247,6 +254,20 @@ async def _stall(proxy: str, boxes: int, timeout: float) -> dict[str, Any]:
             "get_p50_s": _pct(lat, 0.5)}
 
 
+RATIOS = ("total_p50_s", "total_p99_s", "ttfb_p50_s", "ttfb_p99_s")
+
+
+def _summary(kind: str, n: int, runs: list[dict[str, Any]], bar: float) -> dict[str, Any]:
+    """One load row over its runs: the median, least and greatest of each proxy/direct ratio,
+    and how many runs kept the p50 ratio within ``bar``."""
+    ratios = {k: [r["ratio"][k] for r in runs] for k in RATIOS}
+    return {"kind": kind, "streams": n, "runs": runs, "bar": bar,
+            "ratio": {k: statistics.median(v) for k, v in ratios.items()},
+            "ratio_min": {k: min(v) for k, v in ratios.items()},
+            "ratio_max": {k: max(v) for k, v in ratios.items()},
+            "runs_within_bar": sum(r <= bar for r in ratios["total_p50_s"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -259,7 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1,
                     help="worker processes of the proxy under load (tracestop serve --workers)")
     ap.add_argument("--no-stall", action="store_true", help="skip the stall part")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each load row and of the CPU stream; the verdict is the median")
+    ap.add_argument("--bar", type=float, default=1.5,
+                    help="the proxy/direct p50 ratio a run must stay within (issue 18)")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
 
     up, px, px_loop = _free_port(), _free_port(), _free_port()
     upstream = f"http://127.0.0.1:{up}"
@@ -281,20 +308,26 @@ def main(argv: list[str] | None = None) -> int:
             httpx.post(f"{base}/v1/chat/completions", json=_payload("stop", 20, 0), timeout=60)
         for kind in ("nostop", "stop"):
             for n in (int(x) for x in args.streams.split(",")):
-                row: dict[str, Any] = {"kind": kind, "streams": n}
-                for name, base in (("direct", upstream), ("proxy", proxy)):
-                    row[name] = asyncio.run(_load(base, n, kind, args.chunks, args.delay,
-                                                  name == "direct", args.phase_timeout))
-                d, p_ = row["direct"], row["proxy"]
-                row["ratio"] = {k: p_[k] / d[k] for k in ("total_p50_s", "total_p99_s",
-                                                          "ttfb_p50_s", "ttfb_p99_s")}
-                out["load"].append(row)
+                runs = []
+                for _ in range(args.repeats):
+                    run: dict[str, Any] = {}
+                    for name, base in (("direct", upstream), ("proxy", proxy)):
+                        run[name] = asyncio.run(_load(base, n, kind, args.chunks, args.delay,
+                                                      name == "direct", args.phase_timeout))
+                    d, p_ = run["direct"], run["proxy"]
+                    run["ratio"] = {k: p_[k] / d[k] for k in RATIOS}
+                    runs.append(run)
+                out["load"].append(_summary(kind, n, runs, args.bar))
         # CPU per relayed chunk: one long stream sent as fast as the fake can
-        c0 = _tree_cpu_seconds(serve.pid)
-        _, _, events = asyncio.run(_one(httpx.AsyncClient(timeout=args.phase_timeout),
-                                        f"{proxy}/v1/chat/completions",
-                                        _payload("nostop", args.cpu_chunks, 0.0)))
-        out["cpu_us_per_chunk"] = (_tree_cpu_seconds(serve.pid) - c0) / max(1, events) * 1e6
+        cpu = []
+        for _ in range(args.repeats):
+            c0 = _tree_cpu_seconds(serve.pid)
+            _, _, events = asyncio.run(_one(httpx.AsyncClient(timeout=args.phase_timeout),
+                                            f"{proxy}/v1/chat/completions",
+                                            _payload("nostop", args.cpu_chunks, 0.0)))
+            cpu.append((_tree_cpu_seconds(serve.pid) - c0) / max(1, events) * 1e6)
+        out["cpu_us_per_chunk"] = statistics.median(cpu)
+        out["cpu_us_per_chunk_runs"] = cpu
         if not args.no_stall:
             out["stall"] = {
                 "thread": asyncio.run(_stall(proxy, args.stall_boxes, args.phase_timeout)),
@@ -312,20 +345,30 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"machine: {out['machine']} (shared machines move these figures); proxy: "
-          f"tracestop serve --workers {args.workers}")
+          f"tracestop serve --workers {args.workers}; {args.repeats} run(s) per row")
     print(f"{'kind':<8}{'streams':>8}{'side':>8}{'ok':>6}{'p50 s':>8}{'p99 s':>8}"
           f"{'TTFB p50':>10}{'TTFB p99':>10}{'events':>8}")
     for row in out["load"]:
-        for side in ("direct", "proxy"):
-            r = row[side]
-            print(f"{row['kind']:<8}{row['streams']:>8}{side:>8}{r['ok']:>6}"
-                  f"{r['total_p50_s']:>8.2f}{r['total_p99_s']:>8.2f}{r['ttfb_p50_s']:>10.3f}"
-                  f"{r['ttfb_p99_s']:>10.3f}{r['events_p50']:>8.0f}")
-        q = row["ratio"]
-        print(f"{'':<16}{'ratio':>8}{'':>6}{q['total_p50_s']:>8.2f}{q['total_p99_s']:>8.2f}"
-              f"{q['ttfb_p50_s']:>10.2f}{q['ttfb_p99_s']:>10.2f}")
-    print(f"proxy CPU per relayed chunk: {out['cpu_us_per_chunk']:.1f} us (Monitor included; "
-          f"one {args.cpu_chunks}-chunk stream at full speed)")
+        for i, run in enumerate(row["runs"]):
+            for side in ("direct", "proxy"):
+                r = run[side]
+                print(f"{row['kind']:<8}{row['streams']:>8}{side:>8}{r['ok']:>6}"
+                      f"{r['total_p50_s']:>8.2f}{r['total_p99_s']:>8.2f}"
+                      f"{r['ttfb_p50_s']:>10.3f}{r['ttfb_p99_s']:>10.3f}{r['events_p50']:>8.0f}")
+            q = run["ratio"]
+            print(f"{'':<8}{'run ' + str(i + 1):>8}{'ratio':>8}{'':>6}{q['total_p50_s']:>8.2f}"
+                  f"{q['total_p99_s']:>8.2f}{q['ttfb_p50_s']:>10.2f}{q['ttfb_p99_s']:>10.2f}")
+        q, lo, hi = row["ratio"], row["ratio_min"], row["ratio_max"]
+        print(f"{row['kind']:<8}{row['streams']:>8}{'median':>8}{'':>6}{q['total_p50_s']:>8.2f}"
+              f"{q['total_p99_s']:>8.2f}{q['ttfb_p50_s']:>10.2f}{q['ttfb_p99_s']:>10.2f}"
+              f"   ratio of {len(row['runs'])} run(s)")
+        print(f"{'':<16}{'range':>8}{'':>6}"
+              + "".join(f"  {lo[k]:.2f}-{hi[k]:.2f}" for k in RATIOS) + "   (p50, p99, TTFB p50, TTFB p99)")
+        print(f"{'':<16}verdict: p50 ratio {q['total_p50_s']:.2f} (median), within "
+              f"{row['bar']:g} in {row['runs_within_bar']} of {len(row['runs'])} run(s)")
+    print(f"proxy CPU per relayed chunk: {out['cpu_us_per_chunk']:.1f} us median (runs "
+          + ", ".join(f"{c:.1f}" for c in out["cpu_us_per_chunk_runs"])
+          + f"; Monitor included; one {args.cpu_chunks}-chunk stream at full speed each)")
     for mode, s in out.get("stall", {}).items():
         print(f"stall, Monitor heavy steps on the {mode}: {s['boxes']} boxes, stream "
               f"{s['stream_s']:.2f} s; GET /v1/models p50 {s['get_p50_s'] * 1e3:.1f} ms, "

@@ -62,3 +62,20 @@ def test_a_failing_warm_up_is_logged_and_the_proxy_serves(
     assert r.status_code == 200
     assert any("warm-up failed" in rec.getMessage() and "weights unreadable" in rec.getMessage()
                for rec in caplog.records)
+
+
+def test_what_the_warm_up_loaded_is_frozen_while_the_proxy_serves(
+        monkeypatch: pytest.MonkeyPatch, upstream_url: str) -> None:
+    # the loaded objects leave the collector's sight for the server's lifetime (a full
+    # collection under load then scans only the requests' objects), and return at shutdown
+    import gc
+
+    import tracestop.proxy.app as app_mod
+
+    loaded: list[object] = []
+    monkeypatch.setattr(app_mod, "warm_up", lambda policy, tagger: loaded.append([{}] * 3))
+    assert gc.get_freeze_count() == 0
+    with ServerThread(app_mod.create_app(upstream_url)) as url:
+        assert gc.get_freeze_count() > 0
+        assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 200
+    assert gc.get_freeze_count() == 0
