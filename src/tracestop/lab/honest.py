@@ -394,13 +394,18 @@ def save_states(path: Path | str, weights: StatesWeights, meta: dict[str, Any] |
 
 def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "problem",
               folds: int = 5, seed: int = 0, log: Any = None,
-              rows: Sequence[StatesRow] | None = None) -> dict[str, Any]:
+              rows: Sequence[StatesRow] | None = None, credited: bool = False) -> dict[str, Any]:
     """Honest CV of states-answer detection: per source and overall, P / R / F1 of the
     tracker (the Monitor's candidates), the head (fit on the other folds' rows, threshold by
-    inner CV) and their OR. ``rows``: precomputed ``states_rows`` (tests)."""
+    inner CV) and their OR. ``rows``: precomputed ``states_rows`` (tests). ``credited``: the
+    head also reads whether the tracker credited a candidate to the step
+    (``StatesContext.credited``), which is known one step late (a head that gives each
+    verdict once the next step is read; the shipped head does not)."""
     if rows is None:
         examples, traces = load_runtime_examples(data, extra)
         rows = states_rows(examples, traces)
+    if credited:
+        rows = [(t, x, replace(c, credited=trk), g, trk) for t, x, c, g, trk in rows]
     plan = _folds([r[0] for r in rows], scheme, folds, seed)
     acc: dict[str, list[list[bool]]] = defaultdict(lambda: [[], [], [], []])
     thresholds = []
@@ -421,7 +426,8 @@ def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
         if log is not None:
             log(f"states: {fold_name} done ({len(test)} test traces, {len(train)} train)")
     out: dict[str, Any] = {"scheme": scheme, "folds": [p[0] for p in plan], "seed": seed,
-                           "thresholds": thresholds, "n_steps": len(rows), "rows": {}}
+                           "thresholds": thresholds, "n_steps": len(rows), "rows": {},
+                           "credited": credited}
     for key, (gold, trk, hd, both) in sorted(acc.items()):
         out["rows"][key] = {"n": len(gold), "support": sum(gold),
                             "tracker": binary_metrics(gold, trk),
@@ -433,7 +439,9 @@ def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
 def format_states(report: dict[str, Any]) -> str:
     """A markdown table of ``states_cv``: P / R / F1 of tracker, head and OR per source."""
     title = (f"states-answer CV, scheme={report['scheme']} ({len(report['folds'])} folds, seed "
-             f"{report['seed']}), {report['n_steps']} steps; head thresholds "
+             f"{report['seed']}), {report['n_steps']} steps"
+             + ("; the head reads the tracker's credit (one step late)"
+                if report.get("credited") else "") + "; head thresholds "
              + ", ".join(f"{t:.2f}" for t in report["thresholds"]))
     head = "| source | steps | gold + | tracker F1 (P/R) | head F1 (P/R) | OR F1 (P/R) |"
     out = [title, "", head, "|---|---|---|---|---|---|"]
@@ -497,11 +505,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tagger", action="append", choices=("rules", "linear"))
     ap.add_argument("--states", action="store_true",
                     help="states-answer detection only: tracker, head and their OR")
+    ap.add_argument("--credited", action="store_true",
+                    help="with --states: the head also reads the tracker's credit of the step, "
+                         "known one step late (not what the shipped head does)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if a.states:
         sr = states_cv(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,
-                       log=lambda s: print(s, file=sys.stderr, flush=True))
+                       log=lambda s: print(s, file=sys.stderr, flush=True), credited=a.credited)
         print(json.dumps(sr, indent=1) if a.json else format_states(sr))
         return 0
     report = honest_cv(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,
