@@ -201,6 +201,18 @@ def test_last_sentence_cues_with_a_candidate() -> None:
     assert "u:check_last" in chk and "u:cand_current" not in chk  # no candidate yet
 
 
+def test_yes_no_comparison_is_a_candidate() -> None:
+    """For "is X faster than Y?", a last sentence that compares a thing the question names is
+    a candidate (``y:compare_last``, ``u:cand_last``); one that names no comparison is not."""
+    ask = frozenset({"typhoon", "eurofighter", "blackbird", "faster"})
+    ctx = StatesContext(index=7, answer_format="yesno", ask=ask)
+    f = set(features("The speeds are close. This suggests that the Typhoon is slightly faster.",
+                     ctx))
+    assert {"y:ask_last", "y:compare_last", "u:cand_last"} <= f
+    g = set(features("Let me look up the top speed of the Typhoon.", ctx))
+    assert "y:ask_last" in g and "y:compare_last" not in g and "u:cand_last" not in g
+
+
 def test_credited_is_read_only_when_known() -> None:
     """``credited`` (the tracker's credit, known one step late) is a feature only when set:
     the shipped head, read as each step is added, never sees it."""

@@ -88,7 +88,7 @@ _LAST_WORD = re.compile(r"(?s:.*)\w")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
 _END_CHARS = " \t\n.!?*)"
 _CAND_LAST = frozenset(("m:last_new_number", "c:letter_last", "c:letters_last", "c:words_last",
-                        "c:wordss_last", "y:yesno_last"))
+                        "c:wordss_last", "y:yesno_last", "y:compare_last"))
 _CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", "c:words_tail",
                         "c:wordss_tail", "y:yes_tail", "y:no_tail"))
 #: how the last sentence puts a candidate (``u:cand_*``), in the order they are named
@@ -119,6 +119,12 @@ _DECISIVE = frozenset(("so", "therefore", "thus", "hence", "answer", "final", "c
                        "correct", "choose", "pick", "select"))
 _DECISIVE_PHRASES = ("must be", "only one", "go with")
 _YES_NO = frozenset(("yes", "no"))
+#: the words of a comparison (a yes / no question such as "is X faster than Y?")
+_COMPARE = frozenset((
+    "faster", "slower", "larger", "smaller", "bigger", "higher", "lower", "longer", "shorter",
+    "more", "less", "earlier", "later", "before", "after", "older", "younger", "heavier",
+    "lighter", "denser", "greater", "fewer", "further", "farther", "closer", "taller", "deeper",
+    "wider", "hotter", "colder", "stronger", "weaker", "north", "south", "east", "west"))
 #: what a source says ("the source says J"), a supposition ("if ... would be"), a check
 _SOURCE = frozenset(("source", "sources", "says", "said", "according", "found", "search",
                      "searching", "reference", "references", "bank", "key", "provided", "given",
@@ -526,6 +532,12 @@ def _read(text: str, ctx: StatesContext
             dense.append("y:yesno_head")
         if not _YES_NO.isdisjoint(last_words):
             dense.append("y:yesno_last")
+        # a comparison that answers a comparative question ("so the Typhoon is faster")
+        if ctx.ask and not ctx.ask.isdisjoint(last_words):
+            dense.append("y:ask_last")
+            if not _COMPARE.isdisjoint(last_words) and not ctx.ask.isdisjoint(
+                    last_words - _COMPARE):
+                dense.append("y:compare_last")
     # a candidate of the format (a new number, an option, yes / no) in the last sentence / the
     # tail, and how the last sentence puts it: the same names for every format
     if not _CAND_LAST.isdisjoint(dense):
