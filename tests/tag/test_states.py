@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tracestop.lab.honest import StatesRow, fit_states, save_states, states_cv
+from tracestop.lab.honest import (
+    StatesRow,
+    fit_states,
+    save_states,
+    states_cause,
+    states_cv,
+    states_errors,
+)
 from tracestop.monitor import Monitor
 from tracestop.tag.states import (
     DEFAULT_STATES_WEIGHTS,
@@ -109,6 +116,22 @@ def test_states_cv_runs_and_learns_on_a_tiny_set() -> None:
     assert overall["head"]["f1"] > 0.9
     assert overall["tracker"]["f1"] == 0.0  # the toy tracker never fires
     assert overall["or"]["recall"] >= overall["head"]["recall"]
+
+
+def test_states_errors_group_by_cause() -> None:
+    """The error table counts each out-of-fold error once under its format, kind and cause,
+    and shows the asked number of examples with the step and p."""
+    rows = _toy_rows()
+    # two steps that read like an answer but are not, two answers put as questions
+    rows[1] = (rows[1][0], "So the answer is 99.", rows[1][2], False, False)
+    rows[9] = (rows[9][0], "Is the answer 51?", rows[9][2], True, False)
+    text = states_errors(None, None, "problem", folds=3, examples=1, rows=rows)
+    table = [ln for ln in text.splitlines() if ln.startswith("| math |")]
+    assert sum(int(ln.split("|")[4]) for ln in table) >= 1
+    assert "| math | false flag | a decisive candidate (so, must be) |" in text
+    assert text.count("\n  step: ") == len({ln.split("|")[2] for ln in table})
+    assert states_cause("Is it 51?", StatesContext()) == "a candidate in a question"
+    assert states_cause("Let me think.", StatesContext()) == "no candidate in the step's tail"
 
 
 def test_fit_and_save_round_trip(tmp_path: Path) -> None:

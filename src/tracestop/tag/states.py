@@ -16,21 +16,28 @@ weights without building the names, and the evidence names them on first read):
   tail (the last ``TAIL_CHARS`` characters), ``l:`` / ``ll:`` the first word / two words of the
   tail's last sentence, and ``FORMAT:tt:`` / ``FORMAT:l:`` / ``FORMAT:ll:`` those crossed with
   the answer format; numbers fold to ``#``, option letters of a multiple-choice question to
-  ``<L>``;
+  ``<L>`` and the words found in one of its options only (cue words aside) to ``<W>``, a run
+  of them as one ("so <W> must be the answer" carries to a question never seen);
 - ``r:`` the reader: an explicit statement (``r:strong``), a candidate credited to the step
   (``r:stated``, by kind), the current candidate named in the step / its tail / its last
   sentence, no candidate yet (``r:none_yet``);
-- ``u:`` the last sentence: a question, a hedge, a conclusion, a negation; ``u:cand_*`` a
-  candidate of the format (a new number, an option, yes / no) in the last sentence / the tail
-  and how the last sentence puts it, the same names for every format;
+- ``u:`` the last sentence: a question, a hedge, a conclusion, a negation, a source ("the
+  source says"), a supposition ("if", "would"), a check ("verify", "indeed"); ``u:cand_*`` a
+  candidate of the format (a new number, an option, yes / no, a comparison) in the last
+  sentence / the tail and how the last sentence puts it, and whether it is the current
+  candidate or another, the same names for every format;
 - ``m:`` math: the tail's / the last sentence's last number new to the question, the step
   ending on a number, boxed, the last value sentence, the question's ask words named in the
   tail / the last sentence; ``c:`` choice: option letters (``cl:`` / ``cr:`` the words around
-  each letter of the last sentence), option contents, an option's own words, compact symbol or
-  leading number named in the last sentence / tail / body, option-by-option verdict lists;
-  ``y:`` yes / no in the tail, head or last sentence;
+  each letter of the last sentence), option contents, an option's own words, a phrase of its
+  own (two consecutive content words in that option only), compact symbol or leading number
+  named in the last sentence / tail / body, option-by-option verdict lists; ``y:`` yes / no in
+  the tail, head or last sentence, the question's ask words in the last sentence, with a
+  comparison word ("so the Typhoon is faster");
 - ``p:`` position (index buckets, short / long step), ``v:`` the previous step (current
-  candidate named in its tail, ending on a question);
+  candidate named in its tail, ending on a question); ``r:credited`` / ``r:not_credited``
+  only when ``StatesContext.credited`` is known (one step late; the shipped head never sees
+  it);
 - all of the above but the grams also crossed with the answer format (``FORMAT|name``).
 """
 
