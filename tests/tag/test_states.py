@@ -236,6 +236,15 @@ def test_yes_no_comparison_is_a_candidate() -> None:
     assert "y:ask_last" in g and "y:compare_last" not in g and "u:cand_last" not in g
 
 
+def test_math_last_number_shape() -> None:
+    """The last sentence's last number: integer or decimal, inside an expression, one of
+    several (arithmetic)."""
+    f = set(features("So the answer is 42.", StatesContext()))
+    assert "m:last_integer" in f and not {"m:last_expression", "m:last_arithmetic"} & f
+    g = set(features("Then 3 * 4 + 2 = 14, over \\sqrt{2} gives 9.9.", StatesContext()))
+    assert {"m:last_decimal", "m:last_expression", "m:last_arithmetic"} <= g
+
+
 def test_credited_is_read_only_when_known() -> None:
     """``credited`` (the tracker's credit, known one step late) is a feature only when set:
     the shipped head, read as each step is added, never sees it."""

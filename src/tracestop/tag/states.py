@@ -27,8 +27,9 @@ weights without building the names, and the evidence names them on first read):
   sentence / the tail and how the last sentence puts it, and whether it is the current
   candidate or another, the same names for every format;
 - ``m:`` math: the tail's / the last sentence's last number new to the question, the step
-  ending on a number, boxed, the last value sentence, the question's ask words named in the
-  tail / the last sentence; ``c:`` choice: option letters (``cl:`` / ``cr:`` the words around
+  ending on a number, boxed, the last sentence's last number an integer or a decimal, in an
+  expression (√, /, ^, \\frac), one of three or more, the last value sentence, the
+  question's ask words named in the tail / the last sentence; ``c:`` choice: option letters (``cl:`` / ``cr:`` the words around
   each letter of the last sentence), option contents, an option's own words, a phrase of its
   own (two consecutive content words in that option only), compact symbol or leading number
   named in the last sentence / tail / body, option-by-option verdict lists; ``y:`` yes / no in
@@ -527,6 +528,11 @@ def _read(text: str, ctx: StatesContext
             dense.append("m:last_number")
             if last_nums[-1].replace(",", "") not in ctx.numbers:
                 dense.append("m:last_new_number")
+            dense.append("m:last_decimal" if "." in last_nums[-1] else "m:last_integer")
+            if any(c in last for c in "√/^π") or "\\frac" in last or "\\sqrt" in last:
+                dense.append("m:last_expression")
+            if len(last_nums) >= 3:
+                dense.append("m:last_arithmetic")
     elif choice:
         _choice(stripped, tail, last, last_all, first, ctx, dense)
     elif fmt == "yesno":
