@@ -29,12 +29,13 @@ weights without building the names, and the evidence names them on first read):
 - ``m:`` math: the tail's / the last sentence's last number new to the question, the step
   ending on a number, boxed, the last sentence's last number an integer or a decimal, in an
   expression (√, /, ^, \\frac), one of three or more, the last value sentence, the
-  question's ask words named in the tail / the last sentence; ``c:`` choice: option letters (``cl:`` / ``cr:`` the words around
-  each letter of the last sentence), option contents, an option's own words, a phrase of its
-  own (two consecutive content words in that option only), compact symbol or leading number
-  named in the last sentence / tail / body, option-by-option verdict lists; ``y:`` yes / no in
-  the tail, head or last sentence, the question's ask words in the last sentence, with a
-  comparison word ("so the Typhoon is faster");
+  question's ask words named in the tail / the last sentence; ``c:`` choice: option letters
+  (``cl:`` / ``cr:`` the words around each letter of the last sentence), option contents, an
+  option's own words, a phrase of its own (two consecutive content words in that option
+  only), compact symbol or leading number named in the last sentence / tail / body,
+  option-by-option verdict lists; ``y:`` yes / no in the tail, head or last sentence, the
+  question's ask words in the last sentence, with a comparison word ("so the Typhoon is
+  faster");
 - ``p:`` position (index buckets, short / long step), ``v:`` the previous step (current
   candidate named in its tail, ending on a question); ``r:credited`` / ``r:not_credited``
   only when ``StatesContext.credited`` is known (one step late; the shipped head never sees
