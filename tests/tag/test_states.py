@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tracestop.lab.honest import StatesRow, fit_states, save_states, states_cv
+from tracestop.lab.honest import (
+    StatesRow,
+    fit_states,
+    save_states,
+    states_cause,
+    states_cv,
+    states_errors,
+)
 from tracestop.monitor import Monitor
 from tracestop.tag.states import (
     DEFAULT_STATES_WEIGHTS,
@@ -111,6 +118,22 @@ def test_states_cv_runs_and_learns_on_a_tiny_set() -> None:
     assert overall["or"]["recall"] >= overall["head"]["recall"]
 
 
+def test_states_errors_group_by_cause() -> None:
+    """The error table counts each out-of-fold error once under its format, kind and cause,
+    and shows the asked number of examples with the step and p."""
+    rows = _toy_rows()
+    # two steps that read like an answer but are not, two answers put as questions
+    rows[1] = (rows[1][0], "So the answer is 99.", rows[1][2], False, False)
+    rows[9] = (rows[9][0], "Is the answer 51?", rows[9][2], True, False)
+    text = states_errors(None, None, "problem", folds=3, examples=1, rows=rows)
+    table = [ln for ln in text.splitlines() if ln.startswith("| math |")]
+    assert sum(int(ln.split("|")[4]) for ln in table) >= 1
+    assert "| math | false flag | a decisive candidate (so, must be) |" in text
+    assert text.count("\n  step: ") == len({ln.split("|")[2] for ln in table})
+    assert states_cause("Is it 51?", StatesContext()) == "a candidate in a question"
+    assert states_cause("Let me think.", StatesContext()) == "no candidate in the step's tail"
+
+
 def test_fit_and_save_round_trip(tmp_path: Path) -> None:
     w = fit_states(_toy_rows(), inner_folds=3, min_count=2)
     a = save_states(tmp_path / "a.npz", w)
@@ -160,6 +183,81 @@ def test_option_verdict_list() -> None:
     assert {"c:list_one_pos", "c:list_neg"} <= f
 
 
+LAW_OPTS = {"A": "contingent remainder pur autre vie.", "B": "vested remainder absolute.",
+            "D": "shifting executory interest pur autre vie.",
+            "G": "contingent executory interest pur autre vie.",
+            "I": "vested executory interest pur autre vie."}
+
+
+def test_option_named_by_a_phrase_of_its_own() -> None:
+    """"contingent executory" is in option G only, though each word is in several options:
+    the step names G by its words; words in no option, or in several, name none."""
+    ctx = StatesContext(index=16, answer_format="choice", options=LAW_OPTS)
+    f = set(features("Since the uncle might move, it's a contingent executory interest.", ctx))
+    assert {"c:phrase_last", "c:words_last", "u:cand_last"} <= f
+    g = set(features("Since the uncle might move, it's an executory interest.", ctx))
+    assert not {"c:phrase_last", "c:words_last"} & g
+
+
+def test_option_words_fold_to_one_token() -> None:
+    """An option's own words are read as ``<W>`` (what a step says about an option carries to
+    a question never seen), a run of them as one; cue words stay themselves even when one
+    option holds them."""
+    ctx = replace(CHOICE_CTX, options={**CHOICE_CTX.options, "J": "nader likely"})
+    f = set(features("So Perot must be it. Nader likely not.", ctx))
+    assert {"tt:so_<W>", "tt:<W>_must", "tt:<W>_likely", "l:<W>"} <= f
+    assert not any("perot" in n or "nader" in n for n in f)
+    two = set(features("It is La Follette Perot.", ctx))
+    assert "tt:is_la" in two and "tt:la_<W>" in two and "tt:<W>_<W>" not in two
+
+
+def test_last_sentence_cues_with_a_candidate() -> None:
+    """A source's answer, a supposition and a check are named, and with a candidate in the
+    last sentence also as ``u:cand_*``; a candidate is the current one or another."""
+    src = set(features("I found a source: it says the answer was H.",
+                       replace(CHOICE_CTX, current="B")))
+    assert {"u:source_last", "u:cand_source_last", "u:cand_other"} <= src
+    hyp = set(features("If the rate were 5%, the total would be 140.",
+                       StatesContext(answer_format="math", current="140")))
+    assert {"u:if_last", "u:cand_if_last", "u:cand_current"} <= hyp
+    chk = set(features("Let me check again: 7 * 6 = 42.", StatesContext()))
+    assert "u:check_last" in chk and "u:cand_current" not in chk  # no candidate yet
+
+
+def test_yes_no_comparison_is_a_candidate() -> None:
+    """For "is X faster than Y?", a last sentence that compares a thing the question names is
+    a candidate (``y:compare_last``, ``u:cand_last``); one that names no comparison is not."""
+    ask = frozenset({"typhoon", "eurofighter", "blackbird", "faster"})
+    ctx = StatesContext(index=7, answer_format="yesno", ask=ask)
+    f = set(features("The speeds are close. This suggests that the Typhoon is slightly faster.",
+                     ctx))
+    assert {"y:ask_last", "y:compare_last", "u:cand_last"} <= f
+    g = set(features("Let me look up the top speed of the Typhoon.", ctx))
+    assert "y:ask_last" in g and "y:compare_last" not in g and "u:cand_last" not in g
+
+
+def test_math_last_number_shape() -> None:
+    """The last sentence's last number: integer or decimal, inside an expression, one of
+    several (arithmetic)."""
+    f = set(features("So the answer is 42.", StatesContext()))
+    assert "m:last_integer" in f and not {"m:last_expression", "m:last_arithmetic"} & f
+    g = set(features("Then 3 * 4 + 2 = 14, over \\sqrt{2} gives 9.9.", StatesContext()))
+    assert {"m:last_decimal", "m:last_expression", "m:last_arithmetic"} <= g
+
+
+def test_credited_is_read_only_when_known() -> None:
+    """``credited`` (the tracker's credit, known one step late) is a feature only when set:
+    the shipped head, read as each step is added, never sees it."""
+    assert not any(n.startswith("r:") and "credited" in n
+                   for n in features("So 42.", StatesContext()))
+    assert "r:credited" in features("So 42.", StatesContext(credited=True))
+    assert "r:not_credited" in features("So 42.", StatesContext(credited=False))
+    assert not any("credited" in n for n in StatesHead().weights.vocab)
+    rows = [(t, x, c, g, g and i % 2 == 0) for i, (t, x, c, g, _) in enumerate(_toy_rows())]
+    report = states_cv(None, None, "problem", folds=3, rows=rows, credited=True)
+    assert report["credited"] and report["rows"]["all"]["head"]["f1"] > 0.9
+
+
 def test_fast_logit_is_the_sum_of_the_named_features() -> None:
     """``StatesWeights.z`` (no names built) gives the logit of ``features`` + the weights."""
     head = StatesHead()
@@ -174,6 +272,10 @@ def test_fast_logit_is_the_sum_of_the_named_features() -> None:
         ("* H seems like the most plausible.\n* Not B: Taft ran as a Republican.",
          replace(CHOICE_CTX, current="H", previous="Let me weigh B and H.")),
         ("A: Roosevelt - No.\nH: Perot - Yes.\nSo the answer is (H).", CHOICE_CTX),
+        ("Wait, La Follette fits; the source says Perot, but I'd go with La Follette.",
+         replace(CHOICE_CTX, current="H")),
+        ("So it's a contingent executory interest pur autre vie.",
+         StatesContext(index=16, answer_format="choice", options=LAW_OPTS)),
         ("No, the claim does not hold. So the answer is NO.",
          StatesContext(index=2, answer_format="yesno")),
         ("Some text in a format the head was never trained on: 12.",

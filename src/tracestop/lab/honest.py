@@ -2,6 +2,8 @@
 
     python -m tracestop.lab.honest [--scheme problem|family] [--folds 5] [--json]
     python -m tracestop.lab.honest --states [--scheme problem|family]   # states-answer only
+    python -m tracestop.lab.honest --states --errors N   # its out-of-fold errors by cause
+    python -m tracestop.lab.honest --states --credited   # a head told the tracker's credit
 
 - **Data**: every hand-labelled step, the shared labels (``data/labels/reasontype-dev.jsonl``)
   and the repository's ``labels/*.jsonl`` (mid-trace sets included), pooled.
@@ -394,34 +396,33 @@ def save_states(path: Path | str, weights: StatesWeights, meta: dict[str, Any] |
 
 def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "problem",
               folds: int = 5, seed: int = 0, log: Any = None,
-              rows: Sequence[StatesRow] | None = None) -> dict[str, Any]:
+              rows: Sequence[StatesRow] | None = None, credited: bool = False) -> dict[str, Any]:
     """Honest CV of states-answer detection: per source and overall, P / R / F1 of the
     tracker (the Monitor's candidates), the head (fit on the other folds' rows, threshold by
-    inner CV) and their OR. ``rows``: precomputed ``states_rows`` (tests)."""
+    inner CV) and their OR. ``rows``: precomputed ``states_rows`` (tests). ``credited``: the
+    head also reads whether the tracker credited a candidate to the step
+    (``StatesContext.credited``), which is known one step late (a head that gives each
+    verdict once the next step is read; the shipped head does not)."""
     if rows is None:
         examples, traces = load_runtime_examples(data, extra)
         rows = states_rows(examples, traces)
-    plan = _folds([r[0] for r in rows], scheme, folds, seed)
+    if credited:
+        rows = [(t, x, replace(c, credited=trk), g, trk) for t, x, c, g, trk in rows]
+    plan, thresholds, oof = _states_oof(rows, scheme, folds, seed, log)
     acc: dict[str, list[list[bool]]] = defaultdict(lambda: [[], [], [], []])
-    thresholds = []
-    for fold_name, test, train in plan:
-        tr = [r for r in rows if r[0] in train]
-        head = StatesHead(fit_states(tr, seed=seed))
-        thresholds.append(head.weights.threshold)
-        for r in rows:
-            if r[0] not in test:
-                continue
-            h = head.probability(r[1], r[2]) >= head.weights.threshold_for(r[2].answer_format)
-            for key in ("all", f"{r[2].answer_format} (format)", source_of(r[0])):
-                a = acc[key]
-                a[0].append(r[3])
-                a[1].append(r[4])
-                a[2].append(h)
-                a[3].append(h or r[4])
-        if log is not None:
-            log(f"states: {fold_name} done ({len(test)} test traces, {len(train)} train)")
+    for r, po in zip(rows, oof, strict=True):
+        if po is None:
+            continue
+        h = po[1]
+        for key in ("all", f"{r[2].answer_format} (format)", source_of(r[0])):
+            a = acc[key]
+            a[0].append(r[3])
+            a[1].append(r[4])
+            a[2].append(h)
+            a[3].append(h or r[4])
     out: dict[str, Any] = {"scheme": scheme, "folds": [p[0] for p in plan], "seed": seed,
-                           "thresholds": thresholds, "n_steps": len(rows), "rows": {}}
+                           "thresholds": thresholds, "n_steps": len(rows), "rows": {},
+                           "credited": credited}
     for key, (gold, trk, hd, both) in sorted(acc.items()):
         out["rows"][key] = {"n": len(gold), "support": sum(gold),
                             "tracker": binary_metrics(gold, trk),
@@ -430,10 +431,102 @@ def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
     return out
 
 
+def _states_oof(rows: Sequence[StatesRow], scheme: Scheme, folds: int, seed: int, log: Any = None
+                ) -> tuple[list[tuple[str, set[str], set[str]]], list[float],
+                           list[tuple[float, bool] | None]]:
+    """The folds, each fold's head threshold, and per row its out-of-fold (p, flag) (None:
+    the row is in no test fold)."""
+    plan = _folds([r[0] for r in rows], scheme, folds, seed)
+    thresholds = []
+    oof: list[tuple[float, bool] | None] = [None] * len(rows)
+    for fold_name, test, train in plan:
+        tr = [r for r in rows if r[0] in train]
+        head = StatesHead(fit_states(tr, seed=seed))
+        thresholds.append(head.weights.threshold)
+        for j, r in enumerate(rows):
+            if r[0] in test:
+                p = head.probability(r[1], r[2])
+                oof[j] = (p, p >= head.weights.threshold_for(r[2].answer_format))
+        if log is not None:
+            log(f"states: {fold_name} done ({len(test)} test traces, {len(train)} train)")
+    return plan, thresholds, oof
+
+
+#: the causes of ``states_cause``, in the order they are tested: the first that holds
+_CAUSES = (
+    ("u:cand_source_last", "a source's answer"),
+    ("u:cand_if_last", "a supposition (if / would)"),
+    ("u:cand_question_last", "a candidate in a question"),
+    ("u:cand_current", "the current candidate again"),
+    ("u:cand_hedge_last", "a hedged candidate"),
+    ("u:cand_negative_last", "a candidate with a negation"),
+    ("u:cand_decisive_last", "a decisive candidate (so, must be)"),
+)
+
+
+def states_cause(text: str, ctx: StatesContext) -> str:
+    """How a step puts its candidate, read off the head's features (the error table's groups):
+    no candidate in the last sentence (one earlier in the tail or none), else the first of
+    ``_CAUSES`` that holds, else a plain candidate."""
+    f = set(features(text, ctx))
+    if "u:cand_last" not in f:
+        return ("no candidate in the last sentence, one earlier in the tail" if "u:cand_tail" in f
+                else "no candidate in the step's tail")
+    return next((c for n, c in _CAUSES if n in f), "a plain candidate")
+
+
+def states_errors(data: Path | str, extra: Path | str | None, scheme: Scheme = "problem",
+                  folds: int = 5, seed: int = 0, examples: int = 0, log: Any = None,
+                  rows: Sequence[StatesRow] | None = None) -> str:
+    """The head's out-of-fold errors (the folds of ``states_cv``) grouped by answer format and
+    cause (``states_cause``), each count with how many the tracker credits one step late (a
+    miss) or never credits (a false flag), then ``examples`` errors per format and kind with
+    the step, the end of the previous step, gold and p."""
+    import random
+
+    if rows is None:
+        ex, traces = load_runtime_examples(data, extra)
+        rows = states_rows(ex, traces)
+    _, _, oof = _states_oof(rows, scheme, folds, seed, log)
+    count: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    errors: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for j, (r, po) in enumerate(zip(rows, oof, strict=True)):
+        if po is None or po[1] == r[3]:
+            continue
+        kind = "miss" if r[3] else "false flag"
+        fmt = r[2].answer_format
+        c = count[(fmt, kind, states_cause(r[1], r[2]))]
+        c[0] += 1
+        c[1] += (r[4] and not r[2].stated) if r[3] else not r[4]
+        errors[(fmt, kind)].append(j)
+    out = [(f"states-answer head, out-of-fold errors, scheme={scheme} (seed {seed}), "
+           f"{len(rows)} steps"), "",
+           ("| format | error | cause | steps | tracker: credits one step late (miss) / "
+           "never credits (false flag) |"), "|---|---|---|---|---|"]
+    for (fmt, kind, cause), (n, t) in sorted(count.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], -kv[1][0])):
+        out.append(f"| {fmt} | {kind} | {cause} | {n} | {t} |")
+    rng = random.Random(seed)
+    for (fmt, kind), js in sorted(errors.items()):
+        for j in sorted(rng.sample(js, min(examples, len(js)))):
+            r = rows[j]
+            po = oof[j]
+            assert po is not None
+            text = " / ".join(r[1].strip().splitlines())
+            prev = " / ".join(r[2].previous.strip().splitlines())
+            out += ["", (f"{fmt} {kind}: {r[0]} step {r[2].index}, p {po[0]:.2f}, gold "
+                    f"{r[3]}, tracker {r[4]}, cause: {states_cause(r[1], r[2])}"),
+                    f"  previous: …{prev[-200:]}",
+                    f"  step: {text if len(text) <= 500 else text[:150] + ' … ' + text[-340:]}"]
+    return "\n".join(out)
+
+
 def format_states(report: dict[str, Any]) -> str:
     """A markdown table of ``states_cv``: P / R / F1 of tracker, head and OR per source."""
     title = (f"states-answer CV, scheme={report['scheme']} ({len(report['folds'])} folds, seed "
-             f"{report['seed']}), {report['n_steps']} steps; head thresholds "
+             f"{report['seed']}), {report['n_steps']} steps"
+             + ("; the head reads the tracker's credit (one step late)"
+                if report.get("credited") else "") + "; head thresholds "
              + ", ".join(f"{t:.2f}" for t in report["thresholds"]))
     head = "| source | steps | gold + | tracker F1 (P/R) | head F1 (P/R) | OR F1 (P/R) |"
     out = [title, "", head, "|---|---|---|---|---|---|"]
@@ -497,11 +590,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tagger", action="append", choices=("rules", "linear"))
     ap.add_argument("--states", action="store_true",
                     help="states-answer detection only: tracker, head and their OR")
+    ap.add_argument("--credited", action="store_true",
+                    help="with --states: the head also reads the tracker's credit of the step, "
+                         "known one step late (not what the shipped head does)")
+    ap.add_argument("--errors", type=int, metavar="N", default=None,
+                    help="with --states: the head's out-of-fold errors by format and cause, "
+                         "and N examples per format and kind")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    if a.states and a.errors is not None:
+        print(states_errors(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,
+                            a.errors, log=lambda s: print(s, file=sys.stderr, flush=True)))
+        return 0
     if a.states:
         sr = states_cv(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,
-                       log=lambda s: print(s, file=sys.stderr, flush=True))
+                       log=lambda s: print(s, file=sys.stderr, flush=True), credited=a.credited)
         print(json.dumps(sr, indent=1) if a.json else format_states(sr))
         return 0
     report = honest_cv(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,

@@ -16,21 +16,30 @@ weights without building the names, and the evidence names them on first read):
   tail (the last ``TAIL_CHARS`` characters), ``l:`` / ``ll:`` the first word / two words of the
   tail's last sentence, and ``FORMAT:tt:`` / ``FORMAT:l:`` / ``FORMAT:ll:`` those crossed with
   the answer format; numbers fold to ``#``, option letters of a multiple-choice question to
-  ``<L>``;
+  ``<L>`` and the words found in one of its options only (cue words aside) to ``<W>``, a run
+  of them as one ("so <W> must be the answer" carries to a question never seen);
 - ``r:`` the reader: an explicit statement (``r:strong``), a candidate credited to the step
   (``r:stated``, by kind), the current candidate named in the step / its tail / its last
   sentence, no candidate yet (``r:none_yet``);
-- ``u:`` the last sentence: a question, a hedge, a conclusion, a negation; ``u:cand_*`` a
-  candidate of the format (a new number, an option, yes / no) in the last sentence / the tail
-  and how the last sentence puts it, the same names for every format;
+- ``u:`` the last sentence: a question, a hedge, a conclusion, a negation, a source ("the
+  source says"), a supposition ("if", "would"), a check ("verify", "indeed"); ``u:cand_*`` a
+  candidate of the format (a new number, an option, yes / no, a comparison) in the last
+  sentence / the tail and how the last sentence puts it, and whether it is the current
+  candidate or another, the same names for every format;
 - ``m:`` math: the tail's / the last sentence's last number new to the question, the step
-  ending on a number, boxed, the last value sentence, the question's ask words named in the
-  tail / the last sentence; ``c:`` choice: option letters (``cl:`` / ``cr:`` the words around
-  each letter of the last sentence), option contents, an option's own words, compact symbol or
-  leading number named in the last sentence / tail / body, option-by-option verdict lists;
-  ``y:`` yes / no in the tail, head or last sentence;
+  ending on a number, boxed, the last sentence's last number an integer or a decimal, in an
+  expression (√, /, ^, \\frac), one of three or more, the last value sentence, the
+  question's ask words named in the tail / the last sentence; ``c:`` choice: option letters
+  (``cl:`` / ``cr:`` the words around each letter of the last sentence), option contents, an
+  option's own words, a phrase of its own (two consecutive content words in that option
+  only), compact symbol or leading number named in the last sentence / tail / body,
+  option-by-option verdict lists; ``y:`` yes / no in the tail, head or last sentence, the
+  question's ask words in the last sentence, with a comparison word ("so the Typhoon is
+  faster");
 - ``p:`` position (index buckets, short / long step), ``v:`` the previous step (current
-  candidate named in its tail, ending on a question);
+  candidate named in its tail, ending on a question); ``r:credited`` / ``r:not_credited``
+  only when ``StatesContext.credited`` is known (one step late; the shipped head never sees
+  it);
 - all of the above but the grams also crossed with the answer format (``FORMAT|name``).
 """
 
@@ -64,7 +73,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-STATES_VERSION = 2
+STATES_VERSION = 3
 HEAD_WORDS = 8
 #: the head's words are read from its first characters only
 HEAD_CHARS = 160
@@ -88,12 +97,13 @@ _LAST_WORD = re.compile(r"(?s:.*)\w")
 _INDEX_BUCKETS = (0, 1, 3, 6, 11, 21, 41, 81)
 _END_CHARS = " \t\n.!?*)"
 _CAND_LAST = frozenset(("m:last_new_number", "c:letter_last", "c:letters_last", "c:words_last",
-                        "c:wordss_last", "y:yesno_last"))
+                        "c:wordss_last", "y:yesno_last", "y:compare_last"))
 _CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", "c:words_tail",
                         "c:wordss_tail", "y:yes_tail", "y:no_tail"))
 #: how the last sentence puts a candidate (``u:cand_*``), in the order they are named
 _CAND_HOW = {d: f"u:cand_{d[2:]}" for d in ("u:question_last", "u:hedge_last", "u:decisive_last",
-                                             "u:negative_last")}
+                                             "u:negative_last", "u:source_last", "u:if_last",
+                                             "u:check_last")}
 #: ``p:index*`` by step index, up to the last bucket's start
 _INDEX_NAMES = tuple(f"p:index{max(lo for lo in _INDEX_BUCKETS if lo <= i)}"
                      for i in range(_INDEX_BUCKETS[-1] + 1))
@@ -118,6 +128,23 @@ _DECISIVE = frozenset(("so", "therefore", "thus", "hence", "answer", "final", "c
                        "correct", "choose", "pick", "select"))
 _DECISIVE_PHRASES = ("must be", "only one", "go with")
 _YES_NO = frozenset(("yes", "no"))
+#: the words of a comparison (a yes / no question such as "is X faster than Y?")
+_COMPARE = frozenset((
+    "faster", "slower", "larger", "smaller", "bigger", "higher", "lower", "longer", "shorter",
+    "more", "less", "earlier", "later", "before", "after", "older", "younger", "heavier",
+    "lighter", "denser", "greater", "fewer", "further", "farther", "closer", "taller", "deeper",
+    "wider", "hotter", "colder", "stronger", "weaker", "north", "south", "east", "west"))
+#: what a source says ("the source says J"), a supposition ("if ... would be"), a check
+_SOURCE = frozenset(("source", "sources", "says", "said", "according", "found", "search",
+                     "searching", "reference", "references", "bank", "key", "provided", "given",
+                     "website", "textbook"))
+_CUES_EXTRA = ("answer", "option", "options", "choice", "question", "because", "which", "about",
+               "then", "correct", "best", "most", "likely")
+_IF = frozenset(("if", "would", "suppose", "assume", "assuming", "what"))
+_CHECK = frozenset(("check", "checks", "verify", "verifies", "verified", "confirm", "confirms",
+                    "confirmed", "indeed", "again", "recheck", "double"))
+_CUES = (_HEDGE | _DECISIVE | _NEGATIVE | _POSITIVE | _SOURCE | _IF | _CHECK
+         | frozenset(_CUES_EXTRA))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +166,10 @@ class StatesContext:
     numbers: frozenset[str] = frozenset()
     ask: frozenset[str] = frozenset()
     previous: str = ""
+    #: whether the answer tracker credited a candidate to this step, known once the next step
+    #: is read (``tracestop.policies.candidates_by_step``); None: not known (the Monitor reads
+    #: the head as each step is added, so the shipped head is trained without it)
+    credited: bool | None = None
 
 
 class StatesVerdict:
@@ -222,15 +253,23 @@ def _last_start(tail: str) -> int:
 
 @lru_cache(maxsize=256)
 def _option_facts(options: tuple[tuple[str, str], ...]
-                  ) -> tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[str]]:
+                  ) -> tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[str],
+                             dict[tuple[str, str], str], frozenset[str]]:
     """Per question, once: word → letter for content words in one option only; compact short
-    option text ("c2h", "cs") → letter; leading number → letter; the letters."""
+    option text ("c2h", "cs") → letter; leading number → letter; the letters; phrase → letter
+    for pairs of consecutive content words in one option only ("contingent executory" when
+    "executory" and "contingent" are each in several)."""
     words: dict[str, set[str]] = {}
+    pairs: dict[tuple[str, str], set[str]] = {}
     for k, v in options:
-        for w in set(_CONTENT.findall(v)):
-            if w not in _STOP:
-                words.setdefault(w, set()).add(k)
+        content = _content(v)
+        for w in set(content):
+            words.setdefault(w, set()).add(k)
+        for pr in set(pairwise(content)):
+            pairs.setdefault(pr, set()).add(k)
     distinct = {w: next(iter(ks)) for w, ks in words.items() if len(ks) == 1}
+    phrases = {pr: next(iter(ks)) for pr, ks in pairs.items() if len(ks) == 1
+               and pr[0] not in distinct and pr[1] not in distinct}  # else the words tell
     compact: dict[str, set[str]] = {}
     numbers: dict[str, set[str]] = {}
     for k, v in options:
@@ -242,14 +281,32 @@ def _option_facts(options: tuple[tuple[str, str], ...]
             numbers.setdefault(m.group().replace(",", ""), set()).add(k)
     one_c = {c: next(iter(ks)) for c, ks in compact.items() if len(ks) == 1}  # ambiguous out
     one_n = {n: next(iter(ks)) for n, ks in numbers.items() if len(ks) == 1}
-    return distinct, one_c, one_n, frozenset(k for k, _ in options)
+    fold = frozenset(w for w in distinct if w not in _CUES)  # not "likely", "correct"
+    return distinct, one_c, one_n, frozenset(k for k, _ in options), phrases, fold
+
+
+def _fold(toks: list[str], fold: frozenset[str]) -> list[str]:
+    """``toks`` with the options' own words as ``<W>``, a run of them as one."""
+    out: list[str] = []
+    for t in toks:
+        if t in fold:
+            if out and out[-1] == "<W>":
+                continue
+            t = "<W>"
+        out.append(t)
+    return out
+
+
+def _content(text: str) -> list[str]:
+    """The content words of a lower-case text, in order (``_CONTENT``, not in ``_STOP``)."""
+    return [w for w in _CONTENT.findall(text) if w not in _STOP]
 
 
 def _choice(text: str, tail: str, last: str, toks: list[str], first: str, ctx: StatesContext,
             dense: list[str]) -> None:
     """The multiple-choice features (module docstring, ``c:``); ``toks``: the last
     sentence's tokens."""
-    distinct, compact, numbers, letters = _option_facts(tuple(ctx.options.items()))
+    distinct, compact, numbers, letters, phrases, _ = _option_facts(tuple(ctx.options.items()))
     letters_all = letters.intersection(_LETTER.findall(text))
     letters_tail = letters.intersection(_LETTER.findall(tail)) if letters_all else letters_all
     letters_last = letters.intersection(_LETTER.findall(last)) if letters_tail else letters_tail
@@ -279,11 +336,17 @@ def _choice(text: str, tail: str, last: str, toks: list[str], first: str, ctx: S
     for name, part in (("last", last), ("tail", tail)):
         low_part = part.lower()
         hits: dict[str, int] = {}
-        if distinct:
-            for w in _CONTENT.findall(low_part):
+        if distinct or phrases:
+            content = _content(low_part)
+            for w in content:
                 k = distinct.get(w)
                 if k is not None:
                     hits[k] = hits.get(k, 0) + 1
+            said = [phrases[pr] for pr in pairwise(content) if pr in phrases] if phrases else []
+            if said:
+                dense.append(f"c:phrase_{name}")
+                for k in said:
+                    hits[k] = hits.get(k, 0) + 2
         if compact:
             for w in _COMPACT.findall(_SYMBOLS.sub("", low_part)):
                 k = compact.get(w)
@@ -380,6 +443,11 @@ def _read(text: str, ctx: StatesContext
         last_all = _tokens(last, choice)
         tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
         head_words = _tokens(first[:HEAD_CHARS], choice)
+    if choice:
+        fold = _option_facts(tuple(ctx.options.items()))[5]
+        if fold:
+            head_words, tail_toks, last_all = (_fold(head_words, fold), _fold(tail_toks, fold),
+                                               _fold(last_all, fold))
     head_toks = head_words[:HEAD_WORDS]
     last_toks = last_all[:2]
     dense: list[str] = []
@@ -409,6 +477,12 @@ def _read(text: str, ctx: StatesContext
         dense.append("u:decisive_last")
     if not _NEGATIVE.isdisjoint(last_words) or "✗" in last:
         dense.append("u:negative_last")
+    if not _SOURCE.isdisjoint(last_words):
+        dense.append("u:source_last")
+    if not _IF.isdisjoint(last_words):
+        dense.append("u:if_last")
+    if not _CHECK.isdisjoint(last_words):
+        dense.append("u:check_last")
     # per format
     if fmt == "math":
         # the tail's numbers are those before the last sentence and the last sentence's (no
@@ -455,6 +529,11 @@ def _read(text: str, ctx: StatesContext
             dense.append("m:last_number")
             if last_nums[-1].replace(",", "") not in ctx.numbers:
                 dense.append("m:last_new_number")
+            dense.append("m:last_decimal" if "." in last_nums[-1] else "m:last_integer")
+            if any(c in last for c in "√/^π") or "\\frac" in last or "\\sqrt" in last:
+                dense.append("m:last_expression")
+            if len(last_nums) >= 3:
+                dense.append("m:last_arithmetic")
     elif choice:
         _choice(stripped, tail, last, last_all, first, ctx, dense)
     elif fmt == "yesno":
@@ -467,11 +546,19 @@ def _read(text: str, ctx: StatesContext
             dense.append("y:yesno_head")
         if not _YES_NO.isdisjoint(last_words):
             dense.append("y:yesno_last")
+        # a comparison that answers a comparative question ("so the Typhoon is faster")
+        if ctx.ask and not ctx.ask.isdisjoint(last_words):
+            dense.append("y:ask_last")
+            if not _COMPARE.isdisjoint(last_words) and not ctx.ask.isdisjoint(
+                    last_words - _COMPARE):
+                dense.append("y:compare_last")
     # a candidate of the format (a new number, an option, yes / no) in the last sentence / the
     # tail, and how the last sentence puts it: the same names for every format
     if not _CAND_LAST.isdisjoint(dense):
         dense.append("u:cand_last")
         dense += [_CAND_HOW[d] for d in _CAND_HOW if d in dense]
+        if ctx.current is not None:
+            dense.append("u:cand_current" if "r:current_last" in dense else "u:cand_other")
     if not _CAND_TAIL.isdisjoint(dense):
         dense.append("u:cand_tail")
     # position and the previous step
@@ -482,6 +569,8 @@ def _read(text: str, ctx: StatesContext
         dense.append("p:short")
     elif len(stripped) > 1000:
         dense.append("p:long")
+    if ctx.credited is not None:
+        dense.append("r:credited" if ctx.credited else "r:not_credited")
     if ctx.previous:
         prev_tail = ctx.previous[-TAIL_CHARS:]
         if ctx.current is not None and _has_value(prev_tail, ctx.current):
