@@ -173,7 +173,6 @@ def _reader_agrees(values: list[str]) -> tuple[int, int, list[str]]:
 
     read = compared = 0
     bad: list[str] = []
-    names = sorted(equivalence._VARIABLES)
     for value in values:
         tokens = equivalence._expr_tokens(value)
         if tokens is None:
@@ -192,8 +191,8 @@ def _reader_agrees(values: list[str]) -> tuple[int, int, list[str]]:
                 break
             subs = {}
             for sym in expr.free_symbols:
-                if sym.name in names:
-                    x = point[names.index(sym.name)]
+                if sym.name in point:
+                    x = point[sym.name]
                     subs[sym] = sympy.Rational(x.numerator, x.denominator)
             if len(subs) != len(expr.free_symbols):
                 bad.append(f"{value!r}: Math-Verify reads other symbols: {expr}")

@@ -219,11 +219,8 @@ _EXPR_MAX_CHARS = 80
 #: at most this many ``^``: nested, the degree multiplies (three: at most 9^3 = 729)
 _EXPR_MAX_POWERS = 3
 #: the points at which ``_nonconstant`` evaluates an expression: variable k takes the k-th value
-_POINTS = (
-    tuple(Fraction(3 + 2 * k, 7) for k in range(len(_VARIABLES))),
-    tuple(Fraction(-11 - 3 * k, 5) for k in range(len(_VARIABLES))),
-    tuple(Fraction(17 + 5 * k, 3) for k in range(len(_VARIABLES))),
-)
+_POINTS = tuple({v: Fraction(a + d * k, q) for k, v in enumerate(sorted(_VARIABLES))}
+                for a, d, q in ((3, 2, 7), (-11, -3, 5), (17, 5, 3)))
 
 
 class _NotPlain(Exception):
@@ -279,9 +276,9 @@ class _ExprReader:
     ``scripts/check_equivalence_fastpath.py`` evaluates Math-Verify's parse of generated
     expressions at the same points."""
 
-    def __init__(self, tokens: list[tuple[str, str]], point: tuple[Fraction, ...]) -> None:
+    def __init__(self, tokens: list[tuple[str, str]], point: dict[str, Fraction]) -> None:
         self.tokens, self.pos = tokens, 0
-        self.values = dict(zip(sorted(_VARIABLES), point, strict=True))
+        self.values = point
         self.variables = 0  # variables read so far
 
     def _peek(self) -> tuple[str, str] | None:
@@ -358,8 +355,8 @@ class _ExprReader:
         if kind == "num":
             return Fraction(int(text))
         if kind == "var":
-            nxt = self._peek()
-            if nxt is not None and (nxt[0] == "var" or nxt == ("op", "(")):
+            nxt = self._peek()  # "f(x)" never gets here: _expr_tokens refuses it
+            if nxt is not None and nxt[0] == "var":
                 raise _NotPlain
             self.variables += 1
             return self.values[text]

@@ -251,10 +251,14 @@ def _last_start(tail: str) -> int:
     return start
 
 
+#: ``_option_facts``: distinct word, compact text and leading number → letter, the letters,
+#: phrase → letter, the words folded to ``<W>``
+_OptionFacts = tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[str],
+                     dict[tuple[str, str], str], frozenset[str]]
+
+
 @lru_cache(maxsize=256)
-def _option_facts(options: tuple[tuple[str, str], ...]
-                  ) -> tuple[dict[str, str], dict[str, str], dict[str, str], frozenset[str],
-                             dict[tuple[str, str], str], frozenset[str]]:
+def _option_facts(options: tuple[tuple[str, str], ...]) -> _OptionFacts:
     """Per question, once: word → letter for content words in one option only; compact short
     option text ("c2h", "cs") → letter; leading number → letter; the letters; phrase → letter
     for pairs of consecutive content words in one option only ("contingent executory" when
@@ -303,10 +307,10 @@ def _content(text: str) -> list[str]:
 
 
 def _choice(text: str, tail: str, last: str, toks: list[str], first: str, ctx: StatesContext,
-            dense: list[str]) -> None:
+            facts: _OptionFacts, dense: list[str]) -> None:
     """The multiple-choice features (module docstring, ``c:``); ``toks``: the last
     sentence's tokens."""
-    distinct, compact, numbers, letters, phrases, _ = _option_facts(tuple(ctx.options.items()))
+    distinct, compact, numbers, letters, phrases, _ = facts
     letters_all = letters.intersection(_LETTER.findall(text))
     letters_tail = letters.intersection(_LETTER.findall(tail)) if letters_all else letters_all
     letters_last = letters.intersection(_LETTER.findall(last)) if letters_tail else letters_tail
@@ -443,8 +447,9 @@ def _read(text: str, ctx: StatesContext
         last_all = _tokens(last, choice)
         tail_toks = _tokens(tail[:start], choice) + last_all if start else last_all
         head_words = _tokens(first[:HEAD_CHARS], choice)
-    if choice:
-        fold = _option_facts(tuple(ctx.options.items()))[5]
+    facts = _option_facts(tuple(ctx.options.items())) if choice else None
+    if facts is not None:
+        fold = facts[5]
         if fold:
             head_words, tail_toks, last_all = (_fold(head_words, fold), _fold(tail_toks, fold),
                                                _fold(last_all, fold))
@@ -534,8 +539,8 @@ def _read(text: str, ctx: StatesContext
                 dense.append("m:last_expression")
             if len(last_nums) >= 3:
                 dense.append("m:last_arithmetic")
-    elif choice:
-        _choice(stripped, tail, last, last_all, first, ctx, dense)
+    elif facts is not None:  # choice
+        _choice(stripped, tail, last, last_all, first, ctx, facts, dense)
     elif fmt == "yesno":
         tail_words = set(tail_toks)
         if "yes" in tail_words:
