@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-STATES_VERSION = 3
+STATES_VERSION = 4
 HEAD_WORDS = 8
 #: the head's words are read from its first characters only
 HEAD_CHARS = 160
@@ -103,7 +103,7 @@ _CAND_TAIL = frozenset(("m:tail_new_number", "c:letter_tail", "c:letters_tail", 
 #: how the last sentence puts a candidate (``u:cand_*``), in the order they are named
 _CAND_HOW = {d: f"u:cand_{d[2:]}" for d in ("u:question_last", "u:hedge_last", "u:decisive_last",
                                              "u:negative_last", "u:source_last", "u:if_last",
-                                             "u:check_last")}
+                                             "u:check_last", "u:endorse_last")}
 #: ``p:index*`` by step index, up to the last bucket's start
 _INDEX_NAMES = tuple(f"p:index{max(lo for lo in _INDEX_BUCKETS if lo <= i)}"
                      for i in range(_INDEX_BUCKETS[-1] + 1))
@@ -143,8 +143,19 @@ _CUES_EXTRA = ("answer", "option", "options", "choice", "question", "because", "
 _IF = frozenset(("if", "would", "suppose", "assume", "assuming", "what"))
 _CHECK = frozenset(("check", "checks", "verify", "verifies", "verified", "confirm", "confirms",
                     "confirmed", "indeed", "again", "recheck", "double"))
-_CUES = (_HEDGE | _DECISIVE | _NEGATIVE | _POSITIVE | _SOURCE | _IF | _CHECK
+#: a candidate endorsed ("fits", "the closest", "most likely", "I'm confident it's H")
+_ENDORSE = frozenset(("fits", "fit", "matches", "match", "aligns", "align", "closest",
+                      "confident", "leaning", "lean", "standard", "perfectly", "best",
+                      "plausible", "consistent", "strongest", "accurate", "appropriate",
+                      "suitable", "ideal", "remaining", "left", "sure"))
+_CUES = (_HEDGE | _DECISIVE | _NEGATIVE | _POSITIVE | _SOURCE | _IF | _CHECK | _ENDORSE
          | frozenset(_CUES_EXTRA))
+#: a sentence end in a tail: ``.!?`` before a space, or a line end
+_SENT_END = re.compile(r"[.!?](?=\s)|\n")
+_YES_NO_WORD = re.compile(r"\b(?:yes|no)\b", re.IGNORECASE)
+#: the cue groups of the sentence that holds the tail's last candidate (``k:``)
+_K_CUES = (("k:hedge", _HEDGE), ("k:decisive", _DECISIVE), ("k:negative", _NEGATIVE),
+           ("k:source", _SOURCE), ("k:if", _IF), ("k:check", _CHECK), ("k:endorse", _ENDORSE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +391,39 @@ def _choice(text: str, tail: str, last: str, toks: list[str], first: str, ctx: S
             dense.append("c:list_neg")
 
 
+def _cand_sentence(tail: str, start: int, fmt: str, ctx: StatesContext,
+                   facts: _OptionFacts | None, dense: list[str]) -> None:
+    """``k:`` how the sentence that holds the tail's last candidate (before the last sentence:
+    a new number, an option letter, yes / no) puts it, and how far before the end it is."""
+    before = tail[:start]
+    pos = -1
+    if fmt == "math":
+        for m in _NUM.finditer(before):
+            if m.group().replace(",", "") not in ctx.numbers:
+                pos = m.start()
+    elif facts is not None:
+        letters = facts[3]
+        for m in _LETTER.finditer(before):
+            if m.group(1) in letters:
+                pos = m.start()
+    else:
+        for m in _YES_NO_WORD.finditer(before):
+            pos = m.start()
+    if pos < 0:
+        return
+    e = _SENT_END.search(before, pos)
+    end = e.end() if e is not None else start
+    seg = before[:end]
+    sent = seg[_last_start(seg):].strip()
+    words = set(_TOKEN.findall(sent.lower()))
+    dense.append("k:cand")
+    dense += [name for name, cues in _K_CUES if not cues.isdisjoint(words)]
+    if sent.endswith("?"):
+        dense.append("k:question")
+    if len(tail) - end < 80:
+        dense.append("k:near_end")
+
+
 def features(text: str, ctx: StatesContext) -> list[str]:
     """The step's feature names (module docstring); duplicates count once."""
     fmt, head_toks, tail_toks, last_toks, dense = _read(text, ctx)
@@ -488,6 +532,8 @@ def _read(text: str, ctx: StatesContext
         dense.append("u:if_last")
     if not _CHECK.isdisjoint(last_words):
         dense.append("u:check_last")
+    if not _ENDORSE.isdisjoint(last_words) or "most likely" in low_last:
+        dense.append("u:endorse_last")
     # per format
     if fmt == "math":
         # the tail's numbers are those before the last sentence and the last sentence's (no
@@ -566,6 +612,8 @@ def _read(text: str, ctx: StatesContext
             dense.append("u:cand_current" if "r:current_last" in dense else "u:cand_other")
     if not _CAND_TAIL.isdisjoint(dense):
         dense.append("u:cand_tail")
+        if start and "u:cand_last" not in dense:
+            _cand_sentence(tail, start, fmt, ctx, facts, dense)
     # position and the previous step
     index = ctx.index
     dense.append(_INDEX_NAMES[index] if 0 <= index < len(_INDEX_NAMES)
