@@ -224,6 +224,31 @@ def test_last_sentence_cues_with_a_candidate() -> None:
     assert "u:check_last" in chk and "u:cand_current" not in chk  # no candidate yet
 
 
+def test_candidate_sentence_before_the_last() -> None:
+    """When the last sentence names no candidate but an earlier one of the tail does, that
+    sentence's cues are read (``k:``): "Maybe the answer is B? Let's think." is a candidate in
+    a hedged question, "So the answer is B. Let me go on." a decisive one near the end."""
+    f = set(features("Maybe the answer is B (2.4)? Let's think.", CHOICE_CTX))
+    assert "u:cand_last" not in f and "u:cand_tail" in f
+    assert {"k:cand", "k:hedge", "k:question", "k:near_end"} <= f
+    g = set(features("So the answer is 42. Let me go on.", StatesContext()))
+    assert {"k:cand", "k:decisive", "k:near_end"} <= g and "k:hedge" not in g
+    # a candidate in the last sentence: no ``k:``; an old number (the question's): none either
+    assert not any(n.startswith("k:") for n in features("So the answer is 42.", StatesContext()))
+    old = StatesContext(numbers=frozenset({"6"}))
+    assert not any(n.startswith("k:") for n in features("Take 6 first. Then go on.", old))
+
+
+def test_endorsed_candidate() -> None:
+    """Gemma's endorsements ("A is the closest", "I'm confident it's H") are cues of the last
+    sentence, and with a candidate in it ``u:cand_endorse_last``."""
+    f = set(features("But among all the options, A is the closest.", CHOICE_CTX))
+    assert {"u:endorse_last", "u:cand_endorse_last"} <= f
+    g = set(features("Okay, I'm reasonably confident it's H.", CHOICE_CTX))
+    assert "u:cand_endorse_last" in g
+    assert "u:endorse_last" not in features("Let me look at the options again.", CHOICE_CTX)
+
+
 def test_yes_no_comparison_is_a_candidate() -> None:
     """For "is X faster than Y?", a last sentence that compares a thing the question names is
     a candidate (``y:compare_last``, ``u:cand_last``); one that names no comparison is not."""
