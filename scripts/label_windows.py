@@ -23,7 +23,8 @@ outside the repository). Sets 27–28 were drawn with:
 ``--free`` (sets 29-30) also takes traces that label files already cover, as long as a window
 fits that overlaps no labelled index of that trace: the start is then drawn with one
 ``rng.choice`` over the starts in ``[E, n − E − W]`` whose window holds no labelled step (traces
-with no such start are skipped); ``--min-steps M`` skips traces shorter than M steps. Sets 29-30:
+with no such start are skipped); ``--min-steps M`` skips traces shorter than M steps.
+Set 29 (run before sets 29-30 existed):
 
     ... deepseek-r1-distill-llama-70b__aime.jsonl --seed 29 --window 22 --edge 24 --free \
         --min-steps 100 --take "llama-70b:aime25=3"
@@ -33,6 +34,15 @@ with no such start are skipped); ``--min-steps M`` skips traces shorter than M s
         --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns=1,gpqa-diamond=1"
     ... deepseek-r1-distill-qwen-1.5b__aime.jsonl --seed 30 --window 22 --edge 24 --free \
         --min-steps 100 --take "qwen-1.5b:aime25=1"
+
+and then, with set 29 present (its windows count as labelled) and set 30 not yet:
+
+    ... deepseek-r1-distill-llama-70b__aime.jsonl --seed 31 --window 22 --edge 24 --free \
+        --min-steps 100 --take "llama-70b:aime25:2=3"
+    ... qwq-32b__aime.jsonl --seed 31 --window 22 --edge 24 --free --min-steps 100 \
+        --take "qwq-32b:aime25:2=2"
+    ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 31 --window 20 \
+        --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns:2199=1,gpqa-diamond-070=1"
 """
 
 from __future__ import annotations
@@ -68,7 +78,7 @@ def main() -> None:
     ap.add_argument("--edge", type=int, default=24)
     ap.add_argument("--take", required=True)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--free", action="store_true", help="covered traces too; windows avoid labelled indices")
+    ap.add_argument("--free", action="store_true", help="covered traces too; avoid labelled indices")
     ap.add_argument("--min-steps", type=int, default=0)
     a = ap.parse_args()
     old = labelled()
