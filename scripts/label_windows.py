@@ -19,6 +19,30 @@ outside the repository). Sets 27–28 were drawn with:
     ... qwq-32b__math500.jsonl --seed 28 --window 10 --edge 6 --take "qwq-32b:math500=8"
 
 (run before the set's own file existed: afterwards its traces count as covered).
+
+``--free`` (sets 29-30) also takes traces that label files already cover, as long as a window
+fits that overlaps no labelled index of that trace: the start is then drawn with one
+``rng.choice`` over the starts in ``[E, n − E − W]`` whose window holds no labelled step (traces
+with no such start are skipped); ``--min-steps M`` skips traces shorter than M steps.
+Set 29 (run before sets 29-30 existed):
+
+    ... deepseek-r1-distill-llama-70b__aime.jsonl --seed 29 --window 22 --edge 24 --free \
+        --min-steps 100 --take "llama-70b:aime25=3"
+    ... qwq-32b__aime.jsonl --seed 29 --window 22 --edge 24 --free --min-steps 100 \
+        --take "qwq-32b:aime25=3"
+    ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 30 --window 20 \
+        --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns=1,gpqa-diamond=1"
+    ... deepseek-r1-distill-qwen-1.5b__aime.jsonl --seed 30 --window 22 --edge 24 --free \
+        --min-steps 100 --take "qwen-1.5b:aime25=1"
+
+and then, with set 29 present (its windows count as labelled) and set 30 not yet:
+
+    ... deepseek-r1-distill-llama-70b__aime.jsonl --seed 31 --window 22 --edge 24 --free \
+        --min-steps 100 --take "llama-70b:aime25:2=3"
+    ... qwq-32b__aime.jsonl --seed 31 --window 22 --edge 24 --free --min-steps 100 \
+        --take "qwq-32b:aime25:2=2"
+    ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 31 --window 20 \
+        --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns:2199=1,gpqa-diamond-070=1"
 """
 
 from __future__ import annotations
@@ -33,10 +57,17 @@ from tracestop.evaluate.data import data_dir, split_of
 from tracestop.segment import segment, split_thinking
 
 
-def covered() -> set[str]:
+def labelled() -> dict[str, set[int]]:
+    """Every labelled (trace_id -> indices) in labels/, labels/agreement/ and the shared labels."""
     files = glob.glob("labels/*.jsonl") + glob.glob("labels/agreement/*.jsonl")
     files += [str(p) for p in (data_dir(None) / "labels").glob("*.jsonl")]
-    return {json.loads(x)["trace_id"] for f in files for x in Path(f).read_text(encoding="utf-8").splitlines() if x}
+    out: dict[str, set[int]] = {}
+    for f in files:
+        for x in Path(f).read_text(encoding="utf-8").splitlines():
+            if x:
+                r = json.loads(x)
+                out.setdefault(r["trace_id"], set()).add(int(r["index"]))
+    return out
 
 
 def main() -> None:
@@ -47,8 +78,10 @@ def main() -> None:
     ap.add_argument("--edge", type=int, default=24)
     ap.add_argument("--take", required=True)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--free", action="store_true", help="covered traces too; avoid labelled indices")
+    ap.add_argument("--min-steps", type=int, default=0)
     a = ap.parse_args()
-    old = covered()
+    old = labelled()
     rng = random.Random(a.seed)
     picked: list[tuple[dict, list[str], int]] = []
     for group in a.take.split(","):
@@ -57,12 +90,25 @@ def main() -> None:
         for name in a.files.split(","):
             for line in (data_dir(None) / "traces" / name).read_text(encoding="utf-8").splitlines():
                 r = json.loads(line)
-                if got == int(want) or sub not in r["id"] or r["id"] in old or split_of(r["question"]) != "dev":
+                if got == int(want) or sub not in r["id"] or split_of(r["question"]) != "dev":
+                    continue
+                if r["id"] in old and not a.free:
                     continue
                 steps = [s.text for s in segment(split_thinking(r["trace"])[0])]
-                if len(steps) < 2 * a.edge + a.window:
+                if len(steps) < max(2 * a.edge + a.window, a.min_steps):
                     continue
-                start = rng.randint(a.edge, len(steps) - a.edge - a.window)
+                if a.free:
+                    done = old.get(r["id"], set())
+                    starts = [
+                        b
+                        for b in range(a.edge, len(steps) - a.edge - a.window + 1)
+                        if not done.intersection(range(b, b + a.window))
+                    ]
+                    if not starts:
+                        continue
+                    start = rng.choice(starts)
+                else:
+                    start = rng.randint(a.edge, len(steps) - a.edge - a.window)
                 picked.append((r, steps, start))
                 got += 1
     for r, steps, s in picked:
