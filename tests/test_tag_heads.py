@@ -47,7 +47,8 @@ def test_tag_decodes_the_product_of_type_and_role_heads(text: str, ctx: TagConte
 def _dense(t: LinearTagger, text: str, ctx: TagContext, sa: bool = True) -> dict[str, float]:
     idx, vals = t.encoder.encode(text, ctx, sa=sa)
     d0 = t.encoder.dense0
-    return {DENSE_NAMES[i - d0]: v for i, v in zip(idx, vals, strict=True) if i >= d0}
+    return {DENSE_NAMES[i - d0]: v for i, v in zip(idx, vals, strict=True)
+            if d0 <= i < t.encoder.emb0}  # the encoder's ``emb:`` rows come after
 
 
 def test_question_number_features() -> None:
@@ -120,3 +121,24 @@ def test_feature_table_orders_the_rows_and_matches_the_docs() -> None:
         assert f"`{g.prefix}:` {g.what} | {g.value} |" in row
     for row, f in zip(rows[len(GRAM_FEATURES):], DENSE_FEATURES, strict=True):
         assert f"`{f.names[0]}`" in row and f"`{f.names[-1]}`" in row and f.how in row
+
+
+def test_cue_features() -> None:
+    """Feature version 6: cue-word groups (capped body counts, the head's groups), one-letter
+    variables and LaTeX."""
+    t = linear_tagger_or_skip()
+    check = _dense(t, "Wait, let me check this: if n = 3, then f(3) = 9, which matches.\n"
+                      "  a_1 = 3 so it is correct.",
+                   TagContext(index=4, previous=T.CASE_CONSIDERATION), sa=False)
+    assert check["cue:verify"] == 1.0  # check, matches, correct: 3 of the group (the cap)
+    assert check["cue:head=verify"] == 1.0 and check["cue:head=meta"] == 1.0
+    assert check["cue:case"] == pytest.approx(1 / 3) and "cue:head=case" not in check
+    assert check["math:variables"] == pytest.approx(2 / 5)  # n, f (a_1 is "a": a word)
+    assert "math:latex" not in check and "cue:conclude" not in check
+    final = _dense(t, "So the answer is $\\boxed{42}$.", TagContext(index=9), sa=False)
+    assert final["math:latex"] == 1.0 and "math:variables" not in final
+    assert final["cue:conclude"] == pytest.approx(2 / 3)  # answer, boxed
+    assert final["cue:head=conclude"] == 1.0  # "answer" is in the head
+    # the head's groups read its first words only
+    late = _dense(t, "one two three four five six seven check", TagContext(index=2), sa=False)
+    assert "cue:head=verify" not in late and late["cue:verify"] == pytest.approx(1 / 3)

@@ -4,6 +4,7 @@
     python -m tracestop.lab.honest --states [--scheme problem|family]   # states-answer only
     python -m tracestop.lab.honest --states --errors N   # its out-of-fold errors by cause
     python -m tracestop.lab.honest --states --credited   # a head told the tracker's credit
+    python -m tracestop.lab.honest --tagger linear --embed   # with the offline encoder, per fold
 
 - **Data**: every hand-labelled step, the shared labels (``data/labels/reasontype-dev.jsonl``)
   and the repository's ``labels/*.jsonl`` (mid-trace sets included), pooled.
@@ -199,10 +200,16 @@ def _row(gold_t: list[str], pred_t: list[str], gold_sa: list[bool], pred_sa: lis
 
 def honest_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "problem",
               folds: int = 5, seed: int = 0, taggers: Sequence[str] = ("rules", "linear"),
-              fit_kwargs: dict[str, Any] | None = None, log: Any = None) -> dict[str, Any]:
+              fit_kwargs: dict[str, Any] | None = None, log: Any = None,
+              embed: bool | None = None) -> dict[str, Any]:
     """Honest CV (module docstring). Returns per tagger: ``overall`` and ``sources`` rows
-    (n, type_acc, role_acc, sa_f1 / precision / recall / support) and the ``folds``."""
-    from tracestop.lab.train import DEFAULT_C, fit
+    (n, type_acc, role_acc, sa_f1 / precision / recall / support) and the ``folds``.
+
+    ``embed`` (default ``tracestop.lab.train.USE_EMBED``): the linear tagger with the offline
+    encoder, built per fold from the dev traces outside the test fold's problems (and, by
+    family, outside its family), as ``scripts/build_embed.py`` builds it from all of them."""
+    from tracestop.evaluate.data import load_traces
+    from tracestop.lab.train import DEFAULT_C, USE_EMBED, build_embedding, embed_texts, fit
     from tracestop.tag.linear import LinearTagger
     from tracestop.tag.rules import RuleTagger
 
@@ -211,9 +218,12 @@ def honest_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
     for ex in examples:
         by_trace[ex.trace_id].append(ex)
     plan = _folds([ex.trace_id for ex in examples], scheme, folds, seed)
+    use_embed = USE_EMBED if embed is None else embed
     report: dict[str, Any] = {"scheme": scheme, "folds": [p[0] for p in plan], "seed": seed,
                               "n_steps": len(examples), "n_traces": len(by_trace),
-                              "taggers": {}}
+                              "embed": use_embed, "taggers": {}}
+    dev = (load_traces(Path(data), split="dev", require_gold=False).traces
+           if use_embed and "linear" in taggers else [])
     for name in taggers:
         rows: dict[str, list[Any]] = defaultdict(lambda: [[], [], [], []])
         for fold_name, test, train in plan:
@@ -221,7 +231,14 @@ def honest_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
                 model: Tagger = RuleTagger()
             else:
                 tr = [ex for ex in examples if ex.trace_id in train]
-                model = LinearTagger(weights=fit(tr, c=DEFAULT_C, seed=seed, **(fit_kwargs or {})))
+                emb = None
+                if use_embed:
+                    probs = {problem_of(t) for t in test}
+                    fams = {family_of(t) for t in test} if scheme == "family" else set()
+                    emb = build_embedding(embed_texts(dev, lambda t, p=probs, f=fams, x=test: (
+                        t in x or problem_of(t) in p or family_of(t) in f)))
+                model = LinearTagger(weights=fit(tr, c=DEFAULT_C, seed=seed, embed=emb,
+                                                 **(fit_kwargs or {})))
             for tid in sorted(test):
                 types, stated = monitor_predictions(model, traces[tid])
                 for ex in by_trace[tid]:
@@ -600,6 +617,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--errors", type=int, metavar="N", default=None,
                     help="with --states: the head's out-of-fold errors by format and cause, "
                          "and N examples per format and kind")
+    ap.add_argument("--embed", action=argparse.BooleanOptionalAction, default=None,
+                    help="the linear tagger with (--embed) or without (--no-embed) the offline "
+                         "encoder, built per fold (default: tracestop.lab.train.USE_EMBED, off; "
+                         "docs/tagger.md, \"Offline encoder\")")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if a.states and a.errors is not None:
@@ -613,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = honest_cv(a.data, None if a.no_extra else a.extra, a.scheme, a.folds, a.seed,
                        a.tagger or ("rules", "linear"),
-                       log=lambda s: print(s, file=sys.stderr, flush=True))
+                       log=lambda s: print(s, file=sys.stderr, flush=True),
+                       embed=a.embed)
     print(json.dumps(report, indent=1) if a.json else format_report(report))
     return 0
 

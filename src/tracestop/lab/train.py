@@ -88,7 +88,7 @@ def design(examples: Sequence[Example], encoder: Encoder, sa: bool = False) -> A
 def fit(examples: Sequence[Example], c: float = DEFAULT_C, seed: int = 0,
         max_iter: int = 2000, min_count: int = 1,
         sa_class_weight: str | None = SA_CLASS_WEIGHT,
-        class_weight: str | None = TYPE_CLASS_WEIGHT) -> LinearWeights:
+        class_weight: str | None = TYPE_CLASS_WEIGHT, embed: Any = None) -> LinearWeights:
     """Train the three heads (type, role, states-answer) on ``examples`` (vocabulary: grams
     seen ``min_count`` times in them); ``class_weight``: the type head's.
 
@@ -96,7 +96,8 @@ def fit(examples: Sequence[Example], c: float = DEFAULT_C, seed: int = 0,
     on one BLAS thread (faster on a shared machine, and the same sums every run).
     """
     with _one_thread():
-        return _fit(examples, c, seed, max_iter, min_count, sa_class_weight, class_weight)
+        return _fit(examples, c, seed, max_iter, min_count, sa_class_weight, class_weight,
+                    embed)
 
 
 def _one_thread() -> Any:
@@ -110,9 +111,10 @@ def _one_thread() -> Any:
 
 
 def _fit(examples: Sequence[Example], c: float, seed: int, max_iter: int, min_count: int,
-         sa_class_weight: str | None, class_weight: str | None) -> LinearWeights:
+         sa_class_weight: str | None, class_weight: str | None, embed: Any = None
+         ) -> LinearWeights:
     logreg = _sklearn()
-    encoder = Encoder(build_vocab((ex.text for ex in examples), min_count))
+    encoder = Encoder(build_vocab((ex.text for ex in examples), min_count), embed)
     n = encoder.n_features
     x = design(examples, encoder)  # without the SA_ONLY features: their weights stay 0
     y = np.asarray([LABELS.index(ex.label) for ex in examples])
@@ -147,7 +149,7 @@ def _fit(examples: Sequence[Example], c: float, seed: int, max_iter: int, min_co
     elif ys.max() == 1:
         sa_intercept = 20.0
     return LinearWeights(coef, intercept, encoder.vocab, sa_coef, sa_intercept,
-                         role_coef, role_intercept)
+                         role_coef, role_intercept, embed)
 
 
 def _class_weight(y: np.ndarray, how: str | dict[int, float] | None
@@ -180,8 +182,11 @@ def _softmax_weights(model: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray
 
 
 def save_weights(path: Path | str, weights: LinearWeights,
-                 meta: dict[str, Any] | None = None) -> Path:
-    """Write an ``.npz`` (deflated, fixed timestamps: same arrays → same bytes)."""
+                 meta: dict[str, Any] | None = None, embed_file: str | None = None) -> Path:
+    """Write an ``.npz`` (deflated, fixed timestamps: same arrays → same bytes);
+    ``embed_file``: the name of the encoder's file next to it (weights with an encoder)."""
+    if (embed_file is None) != (weights.embed is None):
+        raise ValueError("embed_file names the encoder's file exactly when the weights have one")
     arrays: dict[str, np.ndarray] = {
         "coef": np.ascontiguousarray(weights.coef, dtype=np.float32),
         "intercept": np.ascontiguousarray(weights.intercept, dtype=np.float32),
@@ -194,6 +199,8 @@ def save_weights(path: Path | str, weights: LinearWeights,
         "feature_version": np.asarray(FEATURE_VERSION),
         "meta": np.asarray(json.dumps(meta or {}, sort_keys=True)),
     }
+    if embed_file is not None:
+        arrays["embed"] = np.asarray(embed_file)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -210,3 +217,130 @@ def save_weights(path: Path | str, weights: LinearWeights,
 def iter_traces(examples: Iterable[Example]) -> list[str]:
     """Distinct trace ids, in first-seen order."""
     return list(dict.fromkeys(ex.trace_id for ex in examples))
+
+
+# --- the offline word encoder (tracestop.tag.embed) ------------------------------------------
+
+#: The encoder's recipe (docs/tagger.md, "Offline encoder").
+EMBED_WORDS = 8000
+EMBED_DIM = 32
+EMBED_WINDOW = 4
+EMBED_MIN_COUNT = 5
+#: context-distribution smoothing of the PMI (Levy et al. 2015) and the SIF weight's a
+EMBED_ALPHA = 0.75
+EMBED_SIF_A = 1e-3
+#: the stored vectors are multiplied by it, so a step's mean vector has a norm of ~1 (median
+#: 0.24 before) like the other feature groups; the L2 penalty then lets the heads use them
+EMBED_SCALE = 4.0
+#: whether ``scripts/train_tagger.py`` and the honest CV use the encoder by default: no, the
+#: honest CV on sets 0-30 gained by family but not by problem (docs/tagger.md, "Offline
+#: encoder"); ``--embed`` on both turns it on
+USE_EMBED = False
+
+
+def embed_texts(traces: Iterable[Any], skip: Any = None) -> list[str]:
+    """The thinking text of the **dev** traces among ``traces`` (what the encoder is built
+    from), leaving out those for which ``skip(trace_id)`` is true (the honest CV's test
+    problems and family)."""
+    from tracestop.segment import split_thinking
+
+    return [split_thinking(t.trace)[0] for t in traces
+            if t.split == "dev" and (skip is None or not skip(t.id))]
+
+
+def build_embedding(texts: Iterable[str], words: int = EMBED_WORDS, dim: int = EMBED_DIM,
+                    window: int = EMBED_WINDOW, min_count: int = EMBED_MIN_COUNT,
+                    alpha: float = EMBED_ALPHA, sif_a: float = EMBED_SIF_A,
+                    scale: float = EMBED_SCALE, seed: int = 0) -> Any:
+    """Word vectors (``tracestop.tag.embed.Embedding``) from ``texts``: the ``words`` most
+    frequent words (tokens of the linear tagger's word pattern, letters only, seen at least
+    ``min_count`` times), co-occurrence counts within ``window`` words weighted 1/distance,
+    positive PMI with the context counts raised to ``alpha``, a rank-``dim`` truncated SVD
+    (U * sqrt(S)), rows scaled to unit norm, then by the SIF weight a / (a + p(word)) and by
+    ``scale``.
+    Deterministic (fixed ARPACK start vector, ties in frequency broken by the word)."""
+    import re
+    from collections import Counter
+
+    from scipy.sparse import coo_matrix, csr_matrix
+    from scipy.sparse.linalg import svds
+
+    from tracestop.tag.embed import Embedding
+
+    letters = re.compile(r"[a-z]+(?:'[a-z]+)?")
+    streams = [letters.findall(t.lower()) for t in texts]
+    counts: Counter[str] = Counter()
+    for s in streams:
+        counts.update(s)
+    vocab = sorted((w for w, n in counts.items() if n >= min_count),
+                   key=lambda w: (-counts[w], w))[:words]
+    row = {w: i for i, w in enumerate(vocab)}
+    v = len(vocab)
+    m = csr_matrix((v, v), dtype=np.float64)
+    parts_a: list[np.ndarray] = []
+    parts_b: list[np.ndarray] = []
+    parts_w: list[np.ndarray] = []
+    held = 0
+
+    def flush(m: Any) -> Any:
+        if not parts_a:
+            return m
+        a, b, w = np.concatenate(parts_a), np.concatenate(parts_b), np.concatenate(parts_w)
+        parts_a.clear()
+        parts_b.clear()
+        parts_w.clear()
+        return m + coo_matrix((w, (a, b)), shape=(v, v)).tocsr()
+
+    for s in streams:
+        ids = np.asarray([row.get(w, -1) for w in s], dtype=np.int64)
+        for d in range(1, window + 1):
+            if len(ids) <= d:
+                break
+            a, b = ids[:-d], ids[d:]
+            keep = (a >= 0) & (b >= 0)
+            parts_a.append(a[keep])
+            parts_b.append(b[keep])
+            parts_w.append(np.full(int(keep.sum()), 1.0 / d))
+            held += int(keep.sum())
+        if held > 4_000_000:
+            m = flush(m)
+            held = 0
+    m = flush(m)
+    m = (m + m.T).tocsr()
+    rows_sum = np.asarray(m.sum(1)).ravel()
+    ctx = np.asarray(m.sum(0)).ravel() ** alpha
+    ctx_total = float(ctx.sum())
+    coo = m.tocoo()
+    pmi = np.log(coo.data * ctx_total / (rows_sum[coo.row] * ctx[coo.col]))
+    keep = pmi > 0
+    ppmi = csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=(v, v))
+    v0 = np.random.default_rng(seed).standard_normal(v)
+    u, sv, _ = svds(ppmi, k=dim, v0=v0)
+    order = np.argsort(-sv)
+    vec = u[:, order] * np.sqrt(sv[order])
+    # a fixed sign per dimension (ARPACK's is arbitrary): the largest entry positive
+    flip = np.sign(vec[np.abs(vec).argmax(0), np.arange(dim)])
+    vec = vec * np.where(flip == 0, 1.0, flip)
+    vec /= np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    n_tok = sum(counts[w] for w in counts)
+    p = np.asarray([counts[w] / n_tok for w in vocab])
+    vec *= (scale * sif_a / (sif_a + p))[:, None]
+    return Embedding(tuple(vocab), vec.astype(np.float32))
+
+
+def save_embedding(path: Path | str, emb: Any, meta: dict[str, Any] | None = None) -> Path:
+    """Write the encoder's ``.npz`` (words, float16 vectors; fixed timestamps)."""
+    arrays = {"words": np.asarray(emb.words, dtype=str),
+              "vectors": np.asarray(emb.vectors, dtype=np.float16),
+              "meta": np.asarray(json.dumps(meta or {}, sort_keys=True))}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arr, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, buf.getvalue())
+    return path

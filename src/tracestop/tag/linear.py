@@ -17,6 +17,10 @@ Features (all sparse; the table, in row order, is ``GRAM_FEATURES`` + ``DENSE_FE
 - ``shape:`` length, lines, digits, ``=`` signs, bullets, a trailing colon, a question mark,
   overlap with the question's words; ``ctx:`` whether the step writes no number, and the
   share of its numbers already written in the question (all of them: a flag of its own);
+- ``cue:`` (feature version 6) per-type cue-word groups (``CUE_WORDS``: verify, conclude,
+  meta, case, ...): a capped count in the body and whether the head names one, so a group's
+  weight carries over to wordings a model family in the training data never used; ``math:``
+  one-letter variables and LaTeX;
 - ``ctx:ask_tail`` (states-answer head only, ``SA_ONLY``): the share of the words of what the
   question asks for ("How many feet must Oliver climb?" → feet, oliver, climb, ...) named in
   the step's last ~200 characters, where a step states its answer ("so he must climb 3,000
@@ -58,6 +62,7 @@ import numpy as np
 from tracestop._types import StepType, Tag
 from tracestop.answers.question import question_ask
 from tracestop.tag.base import TagContext
+from tracestop.tag.embed import Embedding, load_embedding
 from tracestop.tag.rules import RULES, step_head
 
 #: The default context (a frozen value, shared).
@@ -77,7 +82,7 @@ __all__ = [
 ]
 
 #: Bump when the features change; the weights file records it and a mismatch is an error.
-FEATURE_VERSION = 5
+FEATURE_VERSION = 6
 MAX_TOKENS = 80
 HEAD_TOKENS = 6
 BODY_CHARS = 600
@@ -137,6 +142,40 @@ def _one(name: str, how: str) -> DenseFeature:
     return DenseFeature(name, (name,), how)
 
 
+#: Per-type cue words (feature version 6): what a step does, in words most model families
+#: use, pooled per group so a group's weight carries over to wordings a family in the training
+#: data never used. A word belongs to one group; the body's tokens are counted.
+CUE_WORDS: dict[str, tuple[str, ...]] = {
+    "verify": ("check", "checking", "checked", "checks", "verify", "verifying", "verification",
+               "verified", "confirm", "confirms", "confirmed", "plug", "plugging", "sanity",
+               "double", "consistent", "matches", "correct", "indeed"),
+    "conclude": ("therefore", "thus", "hence", "final", "answer", "boxed", "conclude",
+                 "conclusion"),
+    "meta": ("wait", "hmm", "mistake", "confused", "confusing", "actually", "oops", "misread",
+             "reconsider", "overthinking", "overcomplicating"),
+    "case": ("case", "cases", "suppose", "if", "consider", "example", "instance", "scenario"),
+    "pattern": ("pattern", "patterns", "notice", "noticed", "symmetry", "symmetric", "cycle",
+                "cycles", "period", "periodic", "repeat", "repeats", "repeating", "every",
+                "similarly", "always", "regularity"),
+    "define": ("recall", "remember", "defined", "definition", "formula", "known", "theorem",
+               "property", "law", "principle", "means", "refers"),
+    "restate": ("problem", "question", "asks", "given", "options", "statement"),
+    "alternative": ("alternatively", "another", "different", "instead", "approach", "method",
+                    "alternative"),
+    "numeric": ("approximately", "roughly", "about", "units", "estimate", "around", "approx"),
+    "recap": ("far", "recap", "summarize", "summary", "earlier", "found", "previously"),
+    "symbolic": ("simplify", "simplifies", "factor", "expand", "rewrite", "solve", "solving",
+                 "substitute", "substituting", "equation", "equations", "express"),
+}
+_CUE_GROUPS = tuple(CUE_WORDS)
+#: word -> its group's position + 1 (so ``filter(None, ...)`` keeps every hit)
+_CUE_OF1 = {w: j + 1 for j, k in enumerate(_CUE_GROUPS) for w in CUE_WORDS[k]}
+#: min(3, count) / 3
+_CUE_VALUE = tuple(min(c, 3) / 3.0 for c in range(MAX_TOKENS + 1))
+#: one-letter tokens that count as variables (a and i are words)
+_VARIABLE_TOKENS = frozenset("bcdefghjklmnopqrstuvwxyz")
+
+
 #: The dense features, in row order after the grams (``Encoder.dense0``). Every offset
 #: ``Encoder.encode`` writes to is derived from this table; docs/tagger.md lists it.
 DENSE_FEATURES: tuple[DenseFeature, ...] = (
@@ -167,6 +206,12 @@ DENSE_FEATURES: tuple[DenseFeature, ...] = (
     _one("ctx:question_numbers=all", "1 when all of them are"),
     _one("ctx:ask_tail", "states-answer head only (SA_ONLY): min(1, 2 x the question's ask "
                          "words named in the step's tail / the ask words, s-forms included)"),
+    DenseFeature("cue:body", tuple(f"cue:{k}" for k in _CUE_GROUPS),
+                 "min(3, body tokens in the group's word list (CUE_WORDS)) / 3"),
+    DenseFeature("cue:head", tuple(f"cue:head={k}" for k in _CUE_GROUPS),
+                 "1 when one of the head's words is in the group's word list"),
+    _one("math:variables", "min(10, one-letter body tokens other than a and i) / 5"),
+    _one("math:latex", "1 when the body holds a backslash (LaTeX)"),
 )
 DENSE_NAMES: tuple[str, ...] = tuple(n for f in DENSE_FEATURES for n in f.names)
 #: Dense features only the states-answer head uses (``Encoder.encode(..., sa=True)``; the type
@@ -196,6 +241,10 @@ _NO_NUMBERS = _ROW["ctx:no_numbers"]
 _Q_NUMBERS = _ROW["ctx:question_numbers"]
 _Q_NUMBERS_ALL = _ROW["ctx:question_numbers=all"]
 _ASK_TAIL = _ROW["ctx:ask_tail"]
+_CUE_BODY0 = _FIRST["cue:body"]
+_CUE_HEAD0 = _FIRST["cue:head"]
+_VARIABLES = _ROW["math:variables"]
+_LATEX = _ROW["math:latex"]
 _LABEL_POS = {t: i for i, t in enumerate(LABELS)}
 #: The cue rules whose first match is the ``rule:first=`` feature.
 _VERDICT_RULES = RULES
@@ -398,8 +447,9 @@ class Encoder:
     token pairs (no string joins at run time).
     """
 
-    def __init__(self, vocab: Sequence[str]) -> None:
+    def __init__(self, vocab: Sequence[str], embed: Embedding | None = None) -> None:
         self.vocab = tuple(vocab)
+        self.embed = embed
         maps: dict[str, dict[object, int]] = {s: {} for s in _SPACES}
         for i, name in enumerate(self.vocab):
             space, _, gram = name.partition(":")
@@ -407,7 +457,15 @@ class Encoder:
             maps[space][key] = i
         self._maps = tuple(maps[s] for s in _SPACES)
         #: every token of the vocabulary gets an id; the bigram spaces are keyed by id pairs
-        self._ids = ids = _TokenIds(self._maps[0::2])  # o h b t
+        #: the encoder's words folded into rows of their own (``encode(..., fold=True)``):
+        #: word -> its row among the head words' and among the body words' (after the
+        #: ``emb:`` rows; ``LinearWeights.joint`` holds each word's vector times the weights)
+        words = embed.words if embed is not None else ()
+        self.n_dense = len(self.vocab) + len(DENSE_NAMES) + 2 * (embed.dim if embed else 0)
+        self._fold_head: dict[object, int] = {w: self.n_dense + j for j, w in enumerate(words)}
+        self._fold_body: dict[object, int] = {
+            w: self.n_dense + len(words) + j for j, w in enumerate(words)}
+        self._ids = ids = _TokenIds((*self._maps[0::2], self._fold_head, self._fold_body))
         pairs: dict[str, dict[tuple[int, int], int]] = {s: {} for s in _PAIR_SPACES}
         for i, name in enumerate(self.vocab):
             space, _, gram = name.partition(":")
@@ -416,6 +474,8 @@ class Encoder:
                 pairs[space][ids[a], ids[b]] = i
             else:
                 ids[gram]  # gives the token its id
+        for w in words:
+            ids[w]  # every word with a vector gets an id (never past the cap)
         self._pairs = (pairs["oo"], pairs["hh"], pairs["bb"])
         for follow, space in zip(ids.follow, ("hh", "bb"), strict=True):
             for (first, second), i in pairs[space].items():
@@ -423,7 +483,12 @@ class Encoder:
                     follow[first] = {}
                 follow[first][second] = i
         self.dense0 = len(self.vocab)
-        self.n_features = self.dense0 + len(DENSE_NAMES)
+        #: the encoder's rows (``emb:h0`` ..., ``emb:b0`` ...) come after ``DENSE_NAMES``
+        self.emb0 = self.dense0 + len(DENSE_NAMES)
+        k = embed.dim if embed is not None else 0
+        self._emb_head = list(range(self.emb0, self.emb0 + k))
+        self._emb_body = list(range(self.emb0 + k, self.emb0 + 2 * k))
+        self.n_features = self.emb0 + 2 * k
         #: index -> the rows of its ``ctx:index>=`` buckets (indices past the last are equal)
         self._buckets = tuple(
             tuple(self.dense0 + _INDEX0 + k for k, lo in enumerate(_INDEX_BUCKETS) if i >= lo)
@@ -432,12 +497,26 @@ class Encoder:
 
     def name(self, i: int) -> str:
         """The readable name of feature row ``i``."""
-        return self.vocab[i] if i < self.dense0 else DENSE_NAMES[i - self.dense0]
+        if i < self.dense0:
+            return self.vocab[i]
+        if i < self.emb0:
+            return DENSE_NAMES[i - self.dense0]
+        if i >= self.n_dense:  # a folded word row
+            j = i - self.n_dense
+            assert self.embed is not None
+            n = len(self.embed.words)
+            return f"emb:head={self.embed.words[j]}" if j < n else f"emb:body={self.embed.words[j - n]}"
+        k = (self.n_features - self.emb0) // 2
+        j = i - self.emb0
+        return f"emb:h{j}" if j < k else f"emb:b{j - k}"
 
     def encode(self, text: str, context: TagContext = _NO_CONTEXT,
-               sa: bool = False) -> tuple[list[int], list[float]]:
+               sa: bool = False, fold: bool = False) -> tuple[list[int], list[float]]:
         """Parallel lists of feature rows and values (a row may repeat; consumers sum);
-        ``sa``: with the ``SA_ONLY`` features (the states-answer head's view).
+        ``sa``: with the ``SA_ONLY`` features (the states-answer head's view); ``fold``: the
+        encoder's mean vectors as their words' rows (each known head word 1 / known head
+        words, each known body word likewise), rows of ``LinearWeights.joint`` only: the same
+        logits, without summing vectors per step.
 
         The rows come in a fixed order: the grams (``GRAM_FEATURES``), then the dense
         features in ``DENSE_FEATURES`` order (zero values left out)."""
@@ -537,6 +616,26 @@ class Encoder:
             if hits:
                 idx.append(d + _ASK_TAIL)
                 vals.append(min(1.0, hits * asks[2]))
+        _cues_into(idx, vals, d, ht, bt, body)
+        emb = self.embed
+        if emb is not None and fold:
+            rows = ids.rows
+            for rw, tok in ((rows[4], hids[:HEAD_TOKENS]), (rows[5], bids)):
+                hit = [r for r in map(rw.__getitem__, tok) if r is not None]
+                if hit:
+                    idx += hit
+                    vals += [1.0 / len(hit)] * len(hit)
+        elif emb is not None:
+            # the offline encoder (optional; docs/tagger.md): the mean word vector of the head and of
+            # the body (tracestop.tag.embed)
+            hv = emb.mean(ht[:HEAD_TOKENS])
+            if hv is not None:
+                idx += self._emb_head
+                vals += hv
+            bv = emb.mean(bt)
+            if bv is not None:
+                idx += self._emb_body
+                vals += bv
         return idx, vals
 
     def _grams_into(self, idx: list[int], vals: list[float], hids: list[int],
@@ -545,7 +644,7 @@ class Encoder:
         the token ids of the head (its first ``HEAD_TOKENS``) and of the body (its first
         ``MAX_TOKENS``); ``zero``: row 0 may be among the body's unigrams (its gram holds
         ``$``), so they are not filtered by truth."""
-        ro, rh, rb, _ = self._ids.rows
+        ro, rh, rb = self._ids.rows[:3]
         moo = self._pairs[0]
         fhh, fbb = self._ids.follow  # bigrams: (first token's pairs).get(second token)
         nh = len(hids)
@@ -618,6 +717,33 @@ def _masked_verdict(head: str, body: str, context: TagContext, head_bits: int,
     return _NO_VERDICT
 
 
+def _cues_into(idx: list[int], vals: list[float], d: int, ht: list[str], bt: list[str],
+               body: str) -> None:
+    """Append the ``cue:`` features and ``math:variables`` / ``math:latex`` (``DENSE_FEATURES``
+    order, zero values left out): per-group counts of ``CUE_WORDS`` in the body's tokens, the
+    groups named in the head, one-letter variables and LaTeX."""
+    hits = [*filter(None, map(_CUE_OF1.get, bt))]  # group position + 1 of each cue word
+    if hits:
+        base = d + _CUE_BODY0 - 1
+        for j in sorted(set(hits)):
+            idx.append(base + j)
+            vals.append(_CUE_VALUE[hits.count(j)])
+    if ht:
+        seen = [*filter(None, map(_CUE_OF1.get, ht[:HEAD_TOKENS]))]
+        if seen:
+            base = d + _CUE_HEAD0 - 1
+            for j in sorted(set(seen)):
+                idx.append(base + j)
+                vals.append(1.0)
+    variables = sum(map(_VARIABLE_TOKENS.__contains__, bt))
+    if variables:
+        idx.append(d + _VARIABLES)
+        vals.append(min(variables, 10) / 5.0)
+    if "\\" in body:
+        idx.append(d + _LATEX)
+        vals.append(1.0)
+
+
 def _shape_into(idx: list[int], vals: list[float], d: int, text: str, body: str,
                 nums: list[str]) -> None:
     """Append the ``shape:`` features (``DENSE_FEATURES`` order; zero values left out)."""
@@ -677,14 +803,18 @@ class LinearWeights:
     sa_intercept: float
     role_coef: np.ndarray
     role_intercept: np.ndarray
+    #: the offline encoder whose ``emb:`` rows follow ``DENSE_NAMES`` (None: no such rows)
+    embed: Embedding | None = None
     #: The decoder's weights (n_features, 14), derived, not stored: the type head plus the
     #: role head's column of each type's role, both intercepts folded into the always-on
     #: ``shape:bias`` row, so ``x @ joint`` is log p(type) + log p(role of the type) up to a
     #: constant (the product of the two heads).
     joint: np.ndarray = field(init=False, repr=False, compare=False)
+    #: ``coef`` with the folded word rows (the evidence of a ``tag``), derived
+    explain_coef: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        n = len(self.vocab) + len(DENSE_NAMES)
+        n = len(self.vocab) + len(DENSE_NAMES) + (2 * self.embed.dim if self.embed else 0)
         k = len(ROLES)
         if (self.coef.shape != (n, len(LABELS)) or self.sa_coef.shape != (n,)
                 or self.role_coef.shape != (n, k) or self.role_intercept.shape != (k,)):
@@ -694,7 +824,21 @@ class LinearWeights:
         cols = [ROLES.index(t.role) for t in LABELS]
         joint = np.ascontiguousarray(self.coef + self.role_coef[:, cols], dtype=np.float32)
         joint[len(self.vocab) + _BIAS] += self.intercept + self.role_intercept[cols]
+        coef = self.coef
+        if self.embed is not None:
+            # the folded word rows (``Encoder.encode(..., fold=True)``): each word's vector
+            # times the ``emb:h`` / ``emb:b`` weights, so a mean of rows is the mean vector's
+            # contribution
+            e0, k = len(self.vocab) + len(DENSE_NAMES), self.embed.dim
+            vec = self.embed.vectors.astype(np.float64)
+
+            def folded(m: np.ndarray) -> np.ndarray:
+                return np.vstack([m, vec @ m[e0:e0 + k], vec @ m[e0 + k:e0 + 2 * k]])
+
+            joint = np.ascontiguousarray(folded(joint.astype(np.float64)), dtype=np.float32)
+            coef = np.ascontiguousarray(folded(coef.astype(np.float64)), dtype=np.float32)
         object.__setattr__(self, "joint", joint)
+        object.__setattr__(self, "explain_coef", coef)
 
 
 _TYPE_SLOT = Tag.__dict__["type"]
@@ -797,6 +941,8 @@ def _load(path: Path) -> LinearWeights:
                     float(z["sa_intercept"]),
                     np.ascontiguousarray(z["role_coef"], dtype=np.float32),
                     np.ascontiguousarray(z["role_intercept"], dtype=np.float32),
+                    # the offline encoder, a file next to this one (``embed``: its name)
+                    load_embedding(key.parent / str(z["embed"])) if "embed" in z else None,
                 )
     return _CACHE[key]
 
@@ -808,7 +954,7 @@ def _encoder(w: LinearWeights) -> Encoder:
     hit = _ENCODERS.get(id(w))
     if hit is not None and hit[0] is w:
         return hit[1]
-    enc = Encoder(w.vocab)
+    enc = Encoder(w.vocab, w.embed)
     _ENCODERS[id(w)] = (w, enc)
     return enc
 
@@ -885,7 +1031,7 @@ class LinearTagger:
     def tag(self, text: str, context: TagContext = _NO_CONTEXT) -> Tag:
         w = self._weights or self.weights
         enc = self._enc or self.encoder
-        idx, vals = enc.encode(text, context)
+        idx, vals = enc.encode(text, context, fold=True)
         v = np.array(vals, dtype=np.float32)
         # the product of the two heads, p(type) * p(role of the type): the type head is trained
         # with balanced class weights (it ranks the types), the unweighted role head brings the
@@ -894,4 +1040,5 @@ class LinearTagger:
         top = max(zl)
         c = zl.index(top)
         conf = 1.0 / sum([_exp(x - top) for x in zl])
-        return LinearTag(LABELS[c], min(max(conf, 0.0), 1.0), None, (enc, w.coef, idx, v, c))
+        return LinearTag(LABELS[c], min(max(conf, 0.0), 1.0), None,
+                         (enc, w.explain_coef, idx, v, c))
