@@ -8,10 +8,9 @@ TS=.venv/bin/tracestop
 OUT=${OUT:-artifacts/results}
 mkdir -p "$OUT"
 
-# Tagger weights are NOT retrained here: the shipped linear.npz (v5) was trained on the gold
-# states-answer flag and sets 0-19; scripts/train_tagger.py now trains on the run-time flag and
-# all label sets, a recipe not yet shown better by the honest CV (docs/tagger.md). Run it by hand
-# and compare `python -m tracestop.lab.honest` before shipping its weights.
+# Tagger weights are NOT retrained here: `$PY scripts/train_tagger.py` reproduces the shipped
+# linear.npz (version 6, run-time flags, every label set) byte for byte; the honest
+# CV below measures that recipe fold by fold.
 $PY scripts/train_answer_scorer.py | tee "$OUT/answer_scorer.txt"   # answer scorer (dev)
 $PY -m tracestop.lab.quality --tagger rules | tee "$OUT/tagger_rules.txt"
 $PY -m tracestop.lab.quality --tagger linear | tee "$OUT/tagger_linear.txt"
