@@ -75,6 +75,16 @@ def test_calibrate_prints_progress(tmp_path):
                      re.MULTILINE), r.stderr
 
 
+def test_calibrate_net_search_counts_configurations(tmp_path):
+    root = make_data(tmp_path, [rec(i) for i in range(1, 7)])
+    r = run("calibrate", "--max-loss", "1", "--data", str(root), "--grid", "traces-count:k=2",
+            "--grid", "traces-count:k=3", "--workers", "1",
+            "--presets-file", str(tmp_path / "presets.json"))
+    assert r.exit_code == 0, r.output
+    assert re.search(r"^searching configurations: (\d+)/\1 configurations \(100%\), \d+ s$",
+                     r.stderr, re.MULTILINE), r.stderr
+
+
 def test_compare_prints_progress(tmp_path):
     root = make_data(tmp_path, [rec(1), rec(2)])
     r = run("compare", "--data", str(root), "--split", "all", "--workers", "1")

@@ -95,7 +95,8 @@ def calibrate_ltt(data: str | None, benchmarks: tuple[str, ...], models: tuple[s
         p.forced = forced.get(p.result.id)
     n_groups = len({p.result.format_live for p in preps if not p.result.excluded})
     half = {t.id: half_of(t.question) for t in ts.traces} if split_half else None
-    with progress_bar(len(specs) * n_groups, "searching configurations") as advance:
+    with progress_bar(len(specs) * n_groups, "searching configurations",
+                      unit="configurations") as advance:
         choices, scores = calibrate_net(preps, answer=answer, alpha_pts=alpha, delta=delta,
                                         max_stated_loss=max_loss, grid=specs, progress=advance,
                                         half=half, per_benchmark=per_benchmark)
