@@ -203,6 +203,21 @@ def test_a_modulus_or_a_label_is_not_the_value_stated(text, value):
     assert extract_candidate("So it takes 4 steps.") == ("4", "conclusion")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a dev AIME trace (R1-Qwen-7B) stated this four times and was stopped on "1 ton}(2 + E[I_i])"
+        "Therefore, E(k)=4 + sum_{i=1 ton}(2 + E[I_i]).",
+        "Therefore, the number of regions is 4 + sum_{i=1 to25}(1 + E[I_i]).",
+        "So the total is \\sum_{k=1}^{n} k^2.",
+    ],
+)
+def test_an_equals_sign_inside_a_brace_group_states_no_value(text):
+    assert extract_candidate(text) is None
+    assert extract_candidate("So $\\sum_{i=1}^{10} i = 55$.") == ("55", "conclusion")
+    assert extract_candidate("So a_{n=3} = 5.") == ("5", "conclusion")
+
+
 def test_adjacent_boxed_values_are_one_answer():
     assert extract_candidates("The integers are \\boxed{-2} and \\boxed{1}.") == [("-2, 1", "boxed")]
     assert extract_candidates("So, the final answer is \\boxed{-2}, \\boxed{1}.") == [("-2, 1", "boxed")]

@@ -233,7 +233,15 @@ def _math_value(sentence: str) -> str | None:
         got = _balanced(s, m.end() - 1)
         if got:
             return _clean(got[0])
-    expr = _stated_expression(s)
+    copula = None
+    for copula in _COPULA.finditer(s):
+        pass
+    if copula is not None and _closes_a_group(s, copula.end()):
+        # the last "=" sits inside a brace group (an index or a bound: "sum_{i=1 to n}(2 +
+        # E[I_i])"): the sentence writes a formula, and neither its tail nor its last number
+        # is a value it states
+        return None
+    expr = _stated_expression(s, copula)
     if expr:
         expr = _MOD_TAIL.sub("", expr) or expr  # "4 mod 7" states 4
         mixed = _MIXED.fullmatch(expr)
@@ -277,13 +285,24 @@ _MATHY = re.compile(r"^[-+()\[\]{}\\_^.,/*\d\s√πa-zA-Z°%$]+$")
 _TRAILING_WORDS = re.compile(r"(?:\s+[a-zA-Z]+\.?)+$")
 
 
-def _stated_expression(sentence: str) -> str | None:
-    """A compound value after the last "is"/"=": ``204_5``, ``(-1, 6)``, ``\\frac{3}{4}``, ``2\\sqrt{3}``.
+def _closes_a_group(s: str, start: int) -> bool:
+    """Whether ``s[start:]`` closes a brace group it did not open (one pass)."""
+    depth = 0
+    for ch in s[start:]:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth < 0:
+                return True
+    return False
+
+
+def _stated_expression(sentence: str, last: re.Match[str] | None) -> str | None:
+    """A compound value after the last "is"/"=" (``last``, ``_COPULA``'s last match):
+    ``204_5``, ``(-1, 6)``, ``\\frac{3}{4}``, ``2\\sqrt{3}``.
 
     Plain numbers are left to the last-number rule; this catches what it would cut apart."""
-    last = None
-    for m in _COPULA.finditer(sentence):
-        last = m
     if last is None:
         return None
     tail = sentence[last.end() :].strip().rstrip(".")
