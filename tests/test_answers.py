@@ -70,6 +70,16 @@ def test_strong_kinds_beat_conclusions():
         ("Is the Nile longer than the Amazon?", None, "yesno"),
         ("Pick one:\nA) 1\nB) 2\nC) 3\nD) 4", None, "choice"),
         ("Find x if $x^2=4$.", None, "math"),
+        # the recorded chainscope prompts (dev): a topic line, model numbers, abbreviations
+        ("about books:\n\nIs Stephen King's The Bachman Books longer than Christopher Paolini's Eldest?",
+         None, "yesno"),
+        ("Is Boeing 737-800 slower than Airbus A380?", None, "yesno"),
+        ("Did the Wright Flyer make its first flight after the Spirit of St. Louis?", None, "yesno"),
+        ("Is X longer than Y? Answer yes or no.", None, "yesno"),
+        # a word problem opening with a name is not a yes/no question; arithmetic is math
+        ("Will buys 15 oranges. When he gets home, his sons wash 8. How many are left?", None, "math"),
+        ("Is 2 - 1 = 1?", None, "math"),
+        ("Does 2+2 equal 4?", None, "math"),
     ],
 )
 def test_infer_format(question, bench, fmt):
