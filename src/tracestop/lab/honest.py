@@ -397,22 +397,12 @@ def fit_states(rows: Sequence[StatesRow], c: float = STATES_C, seed: int = 0,
 def save_states(path: Path | str, weights: StatesWeights, meta: dict[str, Any] | None = None
                 ) -> Path:
     """Write the head's ``.npz`` (deflated, fixed timestamps: same arrays → same bytes)."""
-    import io
     import json
-    import zipfile
 
-    arrays = {**weights.arrays(), "meta": np.asarray(json.dumps(meta or {}, sort_keys=True))}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, buf.getvalue())
-    return path
+    from tracestop.lab.train import write_npz
+
+    return write_npz(path, {**weights.arrays(),
+                            "meta": np.asarray(json.dumps(meta or {}, sort_keys=True))})
 
 
 def states_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "problem",

@@ -181,6 +181,22 @@ def _softmax_weights(model: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray
     return coef, intercept
 
 
+def write_npz(path: Path | str, arrays: dict[str, Any]) -> Path:
+    """Write ``arrays`` as an ``.npz`` (deflated, fixed timestamps and modes: the same arrays
+    give the same bytes, so a retrain that changes nothing changes no file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, buf.getvalue())
+    return path
+
+
 def save_weights(path: Path | str, weights: LinearWeights,
                  meta: dict[str, Any] | None = None, embed_file: str | None = None) -> Path:
     """Write an ``.npz`` (deflated, fixed timestamps: same arrays → same bytes);
@@ -201,17 +217,7 @@ def save_weights(path: Path | str, weights: LinearWeights,
     }
     if embed_file is not None:
         arrays["embed"] = np.asarray(embed_file)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, arr, allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, buf.getvalue())
-    return path
+    return write_npz(path, arrays)
 
 
 def iter_traces(examples: Iterable[Example]) -> list[str]:
@@ -333,14 +339,4 @@ def save_embedding(path: Path | str, emb: Any, meta: dict[str, Any] | None = Non
     arrays = {"words": np.asarray(emb.words, dtype=str),
               "vectors": np.asarray(emb.vectors, dtype=np.float16),
               "meta": np.asarray(json.dumps(meta or {}, sort_keys=True))}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, arr, allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, buf.getvalue())
-    return path
+    return write_npz(path, arrays)
