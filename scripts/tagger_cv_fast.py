@@ -8,6 +8,12 @@ command's figures for anything shipped.
 
 ``--by-labeller`` also splits the steps by who labelled them: the shared labels' careful
 annotators (``data/labels/reasontype-dev.jsonl``) or this project's label sets (``labels/``).
+
+``--self-train TAU,W,N,PER_SOURCE`` (docs/tagger.md, "Self-training"): in each fold, the fitted
+tagger tags unlabelled dev traces through a Monitor (run-time contexts), at most PER_SOURCE
+traces per model x benchmark drawn with seed 0, none of a test trace's problem (and, by
+family, none of its family); its steps tagged with confidence >= TAU join the training steps
+with weight W (at most N of them) for a second fit.
 """
 
 from __future__ import annotations
@@ -37,12 +43,66 @@ def fast_solver() -> None:
     train._sklearn = lambda: Fast
 
 
+def self_training(data: Path, scheme: str, labelled: set[str], tau: float, weight: float,
+                  cap: int, per_source: int) -> Any:
+    """The ``augment`` hook of ``honest_cv`` for ``--self-train``."""
+    import random
+
+    from tracestop.answers import infer_format
+    from tracestop.evaluate.data import load_traces
+    from tracestop.lab import honest
+    from tracestop.lab.labels import Example
+    from tracestop.monitor import Monitor
+    from tracestop.policies import Never
+    from tracestop.tag import TagContext
+
+    dev = [t for t in load_traces(data, split="dev", require_gold=False).traces
+           if t.id not in labelled]
+
+    def augment(tagger: Any, test: set[str]) -> list[Example]:
+        probs = {honest.problem_of(t) for t in test}
+        fams = {honest.family_of(t) for t in test} if scheme == "family" else set()
+        pool = [t for t in dev if honest.problem_of(t.id) not in probs
+                and honest.family_of(t.id) not in fams]
+        rng = random.Random(0)
+        rng.shuffle(pool)
+        taken: dict[str, int] = defaultdict(int)
+        out: list[Example] = []
+        for t in pool:
+            src = honest.source_of(t.id)
+            if taken[src] >= per_source:
+                continue
+            taken[src] += 1
+            seen: list[tuple[str, TagContext, Any]] = []
+
+            class Recorder:
+                name = "recorder"
+
+                def tag(self, text: str, ctx: TagContext, _s: Any = seen) -> Any:
+                    got = tagger.tag(text, ctx)
+                    _s.append((text, ctx, got))
+                    return got
+
+            fmt = infer_format(t.question, t.benchmark)
+            m = Monitor(Never(), tagger=Recorder(), question=honest._runtime_question(t, fmt),
+                        answer_format=fmt, model=t.model)
+            m.feed(t.trace)
+            m.end()
+            out += [Example(text, tag.type, ctx, t.id, weight, sa_label=ctx.states_answer)
+                    for text, ctx, tag in seen if tag.confidence >= tau]
+        rng.shuffle(out)
+        return out[:cap]
+
+    return augment
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scheme", choices=("problem", "family"), default="problem")
     ap.add_argument("--data", default=None, help="data directory (default: $TRACESTOP_DATA)")
     ap.add_argument("--by-labeller", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--self-train", metavar="TAU,W,N,PER_SOURCE", default=None)
     args = ap.parse_args(argv)
 
     from tracestop.evaluate.data import data_dir
@@ -55,7 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         shared = {json.loads(line)["trace_id"] for line in shared_file.open(encoding="utf-8")}
         source = honest.source_of
         honest.source_of = lambda tid: ("shared:" if tid in shared else "ours:") + source(tid)
-    report = honest.honest_cv(data, ROOT / "labels", scheme=args.scheme, taggers=("linear",))
+    augment = None
+    if args.self_train:
+        tau, weight, cap, per_source = args.self_train.split(",")
+        labelled = {ex.trace_id for ex in honest.load_runtime_examples(data, ROOT / "labels")[0]}
+        augment = self_training(data, args.scheme, labelled, float(tau), float(weight),
+                                int(cap), int(per_source))
+    report = honest.honest_cv(data, ROOT / "labels", scheme=args.scheme, taggers=("linear",),
+                              augment=augment)
     rows: dict[str, dict[str, Any]] = report["taggers"]["linear"]
     groups: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     for key, row in rows.items():

@@ -37,7 +37,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -201,13 +201,18 @@ def _row(gold_t: list[str], pred_t: list[str], gold_sa: list[bool], pred_sa: lis
 def honest_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "problem",
               folds: int = 5, seed: int = 0, taggers: Sequence[str] = ("rules", "linear"),
               fit_kwargs: dict[str, Any] | None = None, log: Any = None,
-              embed: bool | None = None) -> dict[str, Any]:
+              embed: bool | None = None,
+              augment: Callable[[Tagger, set[str]], list[Example]] | None = None
+              ) -> dict[str, Any]:
     """Honest CV (module docstring). Returns per tagger: ``overall`` and ``sources`` rows
     (n, type_acc, role_acc, sa_f1 / precision / recall / support) and the ``folds``.
 
     ``embed`` (default ``tracestop.lab.train.USE_EMBED``): the linear tagger with the offline
     encoder, built per fold from the dev traces outside the test fold's problems (and, by
-    family, outside its family), as ``scripts/build_embed.py`` builds it from all of them."""
+    family, outside its family), as ``scripts/build_embed.py`` builds it from all of them.
+    ``augment(tagger, test)``: extra training steps made with the fold's fitted linear tagger
+    (self-training: ``scripts/tagger_cv_fast.py --self-train``), added before a second fit; it
+    must keep away from the ``test`` traces' problems (and, by family, their family)."""
     from tracestop.evaluate.data import load_traces
     from tracestop.lab.train import DEFAULT_C, USE_EMBED, build_embedding, embed_texts, fit
     from tracestop.tag.linear import LinearTagger
@@ -239,6 +244,9 @@ def honest_cv(data: Path | str, extra: Path | str | None, scheme: Scheme = "prob
                         t in x or problem_of(t) in p or family_of(t) in f)))
                 model = LinearTagger(weights=fit(tr, c=DEFAULT_C, seed=seed, embed=emb,
                                                  **(fit_kwargs or {})))
+                if augment is not None:
+                    model = LinearTagger(weights=fit(tr + augment(model, test), c=DEFAULT_C,
+                                                     seed=seed, embed=emb, **(fit_kwargs or {})))
             for tid in sorted(test):
                 types, stated = monitor_predictions(model, traces[tid])
                 for ex in by_trace[tid]:
