@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--free", action="store_true", help="covered traces too; avoid labelled indices")
     ap.add_argument("--min-steps", type=int, default=0)
+    ap.add_argument("--whole", action="store_true",
+                    help="uncovered traces of min-steps..window steps, labelled whole; N drawn with rng.sample")
     a = ap.parse_args()
     old = labelled()
     rng = random.Random(a.seed)
@@ -87,6 +89,18 @@ def main() -> None:
     for group in a.take.split(","):
         sub, want = group.rsplit("=", 1)
         got = 0
+        if a.whole:
+            cands: list[tuple[dict, list[str], int]] = []
+            for name in a.files.split(","):
+                for line in (data_dir(None) / "traces" / name).read_text(encoding="utf-8").splitlines():
+                    r = json.loads(line)
+                    if sub not in r["id"] or split_of(r["question"]) != "dev" or r["id"] in old:
+                        continue
+                    steps = [s.text for s in segment(split_thinking(r["trace"])[0])]
+                    if max(a.min_steps, 1) <= len(steps) <= a.window:
+                        cands.append((r, steps, 0))
+            picked += rng.sample(cands, min(int(want), len(cands)))
+            continue
         for name in a.files.split(","):
             for line in (data_dir(None) / "traces" / name).read_text(encoding="utf-8").splitlines():
                 r = json.loads(line)
@@ -112,13 +126,15 @@ def main() -> None:
                 picked.append((r, steps, start))
                 got += 1
     for r, steps, s in picked:
-        print(r["id"], f"n={len(steps)}", f"window {s}..{s + a.window - 1}", f"closed={'</think>' in r['trace']}")
+        e = len(steps) if a.whole else s + a.window
+        print(r["id"], f"n={len(steps)}", f"window {s}..{e - 1}", f"closed={'</think>' in r['trace']}")
     if a.out:
         with Path(a.out).open("w", encoding="utf-8") as f:
             for r, steps, s in picked:
-                f.write(f"######## TRACE {r['id']} n={len(steps)} window {s}..{s + a.window - 1}\n")
+                e = len(steps) if a.whole else s + a.window
+                f.write(f"######## TRACE {r['id']} n={len(steps)} window {s}..{e - 1}\n")
                 f.write(f"QUESTION: {r['question']}\n")
-                f.writelines(f"{'ctx' if j < s else '>>>'} [{j}] {steps[j]}\n" for j in range(max(0, s - 2), s + a.window))
+                f.writelines(f"{'ctx' if j < s else '>>>'} [{j}] {steps[j]}\n" for j in range(max(0, s - 2), e))
                 f.write("\n")
 
 
