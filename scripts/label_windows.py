@@ -43,6 +43,22 @@ and then, with set 29 present (its windows count as labelled) and set 30 not yet
         --take "qwq-32b:aime25:2=2"
     ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 31 --window 20 \
         --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns:2199=1,gpqa-diamond-070=1"
+
+``--whole`` (set 31) draws, per ``id-substring=N``, N of the uncovered dev traces with
+``min-steps..W`` steps (``rng.sample`` over them in file order) and prints each whole. Sets 31-32,
+in this order (set 31's first file written after the first command, set 32's first 76 rows after
+the second and third; the last three ran with those rows present):
+
+    ... deepseek-r1-distill-qwen-32b__math500.jsonl --seed 31 --window 24 --min-steps 8 --whole \
+        --take "qwen-32b:math500=7"
+    ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 32 --window 16 \
+        --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns:1=1,gpqa-diamond-1=1"
+    ... deepseek-r1-distill-qwen-7b__aime.jsonl,deepseek-r1-distill-llama-8b__aime.jsonl --seed 32 \
+        --window 22 --edge 24 --free --min-steps 100 --take "qwen-7b:aime25=1,llama-8b:aime25=1"
+    ... deepseek-r1-distill-qwen-32b__math500.jsonl --seed 33 --window 20 --min-steps 8 --whole \
+        --take "qwen-32b:math500=2"
+    ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 33 --window 14 \
+        --edge 24 --free --min-steps 70 --take "4746:s1=1,gpqa-diamond-087:s7=1"
 """
 
 from __future__ import annotations
