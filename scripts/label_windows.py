@@ -43,6 +43,22 @@ and then, with set 29 present (its windows count as labelled) and set 30 not yet
         --take "qwq-32b:aime25:2=2"
     ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 31 --window 20 \
         --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns:2199=1,gpqa-diamond-070=1"
+
+``--whole`` (set 31) draws, per ``id-substring=N``, N of the uncovered dev traces with
+``min-steps..W`` steps (``rng.sample`` over them in file order) and prints each whole. Sets 31-32,
+in this order (set 31's first file written after the first command, set 32's first 76 rows after
+the second and third; the last three ran with those rows present):
+
+    ... deepseek-r1-distill-qwen-32b__math500.jsonl --seed 31 --window 24 --min-steps 8 --whole \
+        --take "qwen-32b:math500=7"
+    ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 32 --window 16 \
+        --edge 24 --free --min-steps 70 --take "mmlu-pro:candidate_reruns:1=1,gpqa-diamond-1=1"
+    ... deepseek-r1-distill-qwen-7b__aime.jsonl,deepseek-r1-distill-llama-8b__aime.jsonl --seed 32 \
+        --window 22 --edge 24 --free --min-steps 100 --take "qwen-7b:aime25=1,llama-8b:aime25=1"
+    ... deepseek-r1-distill-qwen-32b__math500.jsonl --seed 33 --window 20 --min-steps 8 --whole \
+        --take "qwen-32b:math500=2"
+    ... gemma-4-12b-it__mmlu-pro.jsonl,gemma-4-12b-it__gpqa-diamond.jsonl --seed 33 --window 14 \
+        --edge 24 --free --min-steps 70 --take "4746:s1=1,gpqa-diamond-087:s7=1"
 """
 
 from __future__ import annotations
@@ -80,6 +96,8 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--free", action="store_true", help="covered traces too; avoid labelled indices")
     ap.add_argument("--min-steps", type=int, default=0)
+    ap.add_argument("--whole", action="store_true",
+                    help="uncovered traces of min-steps..window steps, labelled whole; N drawn with rng.sample")
     a = ap.parse_args()
     old = labelled()
     rng = random.Random(a.seed)
@@ -87,6 +105,18 @@ def main() -> None:
     for group in a.take.split(","):
         sub, want = group.rsplit("=", 1)
         got = 0
+        if a.whole:
+            cands: list[tuple[dict, list[str], int]] = []
+            for name in a.files.split(","):
+                for line in (data_dir(None) / "traces" / name).read_text(encoding="utf-8").splitlines():
+                    r = json.loads(line)
+                    if sub not in r["id"] or split_of(r["question"]) != "dev" or r["id"] in old:
+                        continue
+                    steps = [s.text for s in segment(split_thinking(r["trace"])[0])]
+                    if max(a.min_steps, 1) <= len(steps) <= a.window:
+                        cands.append((r, steps, 0))
+            picked += rng.sample(cands, min(int(want), len(cands)))
+            continue
         for name in a.files.split(","):
             for line in (data_dir(None) / "traces" / name).read_text(encoding="utf-8").splitlines():
                 r = json.loads(line)
@@ -112,13 +142,15 @@ def main() -> None:
                 picked.append((r, steps, start))
                 got += 1
     for r, steps, s in picked:
-        print(r["id"], f"n={len(steps)}", f"window {s}..{s + a.window - 1}", f"closed={'</think>' in r['trace']}")
+        e = len(steps) if a.whole else s + a.window
+        print(r["id"], f"n={len(steps)}", f"window {s}..{e - 1}", f"closed={'</think>' in r['trace']}")
     if a.out:
         with Path(a.out).open("w", encoding="utf-8") as f:
             for r, steps, s in picked:
-                f.write(f"######## TRACE {r['id']} n={len(steps)} window {s}..{s + a.window - 1}\n")
+                e = len(steps) if a.whole else s + a.window
+                f.write(f"######## TRACE {r['id']} n={len(steps)} window {s}..{e - 1}\n")
                 f.write(f"QUESTION: {r['question']}\n")
-                f.writelines(f"{'ctx' if j < s else '>>>'} [{j}] {steps[j]}\n" for j in range(max(0, s - 2), s + a.window))
+                f.writelines(f"{'ctx' if j < s else '>>>'} [{j}] {steps[j]}\n" for j in range(max(0, s - 2), e))
                 f.write("\n")
 
 
