@@ -43,6 +43,29 @@ def fast_solver() -> None:
     train._sklearn = lambda: Fast
 
 
+class _Recorder:
+    """A tagger that tags with another and keeps each step's text, context and tag."""
+
+    name = "recorder"
+
+    def __init__(self, tagger: Any) -> None:
+        self.tagger = tagger
+        self.seen: list[tuple[str, Any, Any]] = []
+
+    def tag(self, text: str, ctx: Any) -> Any:
+        got = self.tagger.tag(text, ctx)
+        self.seen.append((text, ctx, got))
+        return got
+
+
+def labelled_traces(data: Path) -> set[str]:
+    """The trace ids of every labelled step (the shared labels and ``labels/*.jsonl``), read
+    from the label files alone."""
+    files = [data / "labels" / "reasontype-dev.jsonl", *sorted((ROOT / "labels").glob("*.jsonl"))]
+    return {json.loads(line)["trace_id"] for f in files
+            for line in f.open(encoding="utf-8") if line.strip()}
+
+
 def self_training(data: Path, scheme: str, labelled: set[str], tau: float, weight: float,
                   cap: int, per_source: int) -> Any:
     """The ``augment`` hook of ``honest_cv`` for ``--self-train``."""
@@ -54,7 +77,6 @@ def self_training(data: Path, scheme: str, labelled: set[str], tau: float, weigh
     from tracestop.lab.labels import Example
     from tracestop.monitor import Monitor
     from tracestop.policies import Never
-    from tracestop.tag import TagContext
 
     dev = [t for t in load_traces(data, split="dev", require_gold=False).traces
            if t.id not in labelled]
@@ -73,23 +95,14 @@ def self_training(data: Path, scheme: str, labelled: set[str], tau: float, weigh
             if taken[src] >= per_source:
                 continue
             taken[src] += 1
-            seen: list[tuple[str, TagContext, Any]] = []
-
-            class Recorder:
-                name = "recorder"
-
-                def tag(self, text: str, ctx: TagContext, _s: Any = seen) -> Any:
-                    got = tagger.tag(text, ctx)
-                    _s.append((text, ctx, got))
-                    return got
-
+            rec = _Recorder(tagger)
             fmt = infer_format(t.question, t.benchmark)
-            m = Monitor(Never(), tagger=Recorder(), question=honest._runtime_question(t, fmt),
+            m = Monitor(Never(), tagger=rec, question=honest._runtime_question(t, fmt),
                         answer_format=fmt, model=t.model)
             m.feed(t.trace)
             m.end()
             out += [Example(text, tag.type, ctx, t.id, weight, sa_label=ctx.states_answer)
-                    for text, ctx, tag in seen if tag.confidence >= tau]
+                    for text, ctx, tag in rec.seen if tag.confidence >= tau]
         rng.shuffle(out)
         return out[:cap]
 
@@ -118,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     augment = None
     if args.self_train:
         tau, weight, cap, per_source = args.self_train.split(",")
-        labelled = {ex.trace_id for ex in honest.load_runtime_examples(data, ROOT / "labels")[0]}
-        augment = self_training(data, args.scheme, labelled, float(tau), float(weight),
+        augment = self_training(data, args.scheme, labelled_traces(data), float(tau), float(weight),
                                 int(cap), int(per_source))
     report = honest.honest_cv(data, ROOT / "labels", scheme=args.scheme, taggers=("linear",),
                               augment=augment)
